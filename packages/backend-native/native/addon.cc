@@ -1,0 +1,87 @@
+// Entry point of the addon: creates the oneDNN engine, sets the OpenMP thread count and exposes every
+// kernel that registered itself with RETORT_KERNEL (one .cc file per tfjs kernel id).
+#include <omp.h>
+
+#include <cstdlib>
+
+#include "common.h"
+
+namespace retort {
+
+std::vector<KernelEntry>& kernel_table() {
+  static std::vector<KernelEntry> table;
+  return table;
+}
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+dnnl::stream& cpu_stream() {
+  static dnnl::stream s(cpu_engine());
+  return s;
+}
+
+std::string key_of(std::initializer_list<int64_t> parts) {
+  std::string k;
+  for (auto p : parts) {
+    k += std::to_string(p);
+    k += ',';
+  }
+  return k;
+}
+std::string key_of(const std::vector<int64_t>& parts) {
+  std::string k;
+  for (auto p : parts) {
+    k += std::to_string(p);
+    k += ',';
+  }
+  return k;
+}
+
+float* scratch(int slot, size_t n) {
+  static std::vector<std::vector<float>> slots(8);
+  if (slot < 0 || slot >= 8) throw ArgError("scratch slot out of range");
+  auto& v = slots[slot];
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+}  // namespace retort
+
+static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  try {
+    retort::Args args(env, info);
+    int n = static_cast<int>(args.i64(0));
+    if (n > 0) omp_set_num_threads(n);
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, e.what());
+  }
+  napi_value r;
+  napi_create_int32(env, omp_get_max_threads(), &r);
+  return r;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_value fn;
+  for (const auto& k : retort::kernel_table()) {
+    napi_create_function(env, k.name, NAPI_AUTO_LENGTH, k.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, k.name, fn);
+  }
+  napi_create_function(env, "setNumThreads", NAPI_AUTO_LENGTH, SetNumThreads, nullptr, &fn);
+  napi_set_named_property(env, exports, "setNumThreads", fn);
+  napi_value v;
+  napi_create_string_utf8(env, "oneDNN 2.6", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, exports, "engine", v);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,34 @@
+/**
+ * Importing this module registers tfjs backend `native` (priority 3, above cpu's 1) with every cpu
+ * kernel copied and the native ones replacing them. Without the addon the backend still works on
+ * the JS kernels and one line on stderr says why.
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import { copyRegisteredKernels, registerBackend } from '@tensorflow/tfjs-core';
+import { NativeBackend } from './backend.js';
+import { native, nativeUnavailableReason } from './binding.js';
+import { nativeKernels } from './kernels/index.js';
+import { nativeCallCounts, registerNativeKernels } from './kernels/kernel.js';
+
+/** Backend name. No `_`: tfjs keys kernels as `${backend}_${kernel}`. */
+export const BACKEND_NAME = 'native';
+
+let registered = false;
+if (!registered) {
+  registered = true;
+  registerBackend(BACKEND_NAME, () => new NativeBackend(), 3);
+  copyRegisteredKernels('cpu', BACKEND_NAME);
+  if (native !== null) registerNativeKernels(BACKEND_NAME, nativeKernels, native);
+  else if (process.env['RETORT_QUIET'] !== '1') {
+    process.stderr.write(
+      `retort: native kernels unavailable (${nativeUnavailableReason}); running on JS kernels\n`,
+    );
+  }
+}
+
+/** True when the oneDNN addon is loaded and its kernels are registered. */
+export const nativeAvailable: boolean = native !== null;
+export { nativeCallCounts, nativeUnavailableReason };
+/** Names of the kernels that run natively (when the addon is loaded). */
+export const nativeKernelNames: readonly string[] = nativeKernels.map((k) => k.kernelName);
+export { NativeBackend } from './backend.js';

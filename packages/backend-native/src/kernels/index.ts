@@ -1,0 +1,25 @@
+/** The registration list: every native kernel, one line each (see kernel.ts for the contract). */
+import { conv2D } from './Conv2D.js';
+import { conv2DBackpropFilter } from './Conv2DBackpropFilter.js';
+import { conv2DBackpropInput } from './Conv2DBackpropInput.js';
+import { depthwiseConv2dNative } from './DepthwiseConv2dNative.js';
+import { depthwiseConv2dNativeBackpropFilter } from './DepthwiseConv2dNativeBackpropFilter.js';
+import { depthwiseConv2dNativeBackpropInput } from './DepthwiseConv2dNativeBackpropInput.js';
+import { fusedConv2D } from './FusedConv2D.js';
+import type { NativeKernel } from './kernel.js';
+// @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
+// @elementwise (binary, unary, FusedBatchNorm)
+// @reductions (Sum, Mean, Max, Softmax, ...)
+
+export const nativeKernels: readonly NativeKernel[] = [
+  conv2D,
+  fusedConv2D,
+  conv2DBackpropInput,
+  conv2DBackpropFilter,
+  depthwiseConv2dNative,
+  depthwiseConv2dNativeBackpropInput,
+  depthwiseConv2dNativeBackpropFilter,
+  // @pool-matmul-list
+  // @elementwise-list
+  // @reductions-list
+];

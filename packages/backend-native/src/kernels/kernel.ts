@@ -1,0 +1,71 @@
+/**
+ * What a native kernel file exports, and the glue that registers it for backend `native` with the
+ * cpu JS kernel as its fallback. A kernel returns null for inputs it does not handle (dtype, layout,
+ * an activation it lacks): the JS kernel then runs, so nothing crashes for want of a native path.
+ */
+import {
+  getKernel,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
+  registerKernel,
+  type TensorInfo,
+  unregisterKernel,
+} from '@tensorflow/tfjs-core';
+import type { NativeBackend } from '../backend.js';
+import type { NativeAddon } from '../binding.js';
+
+export interface NativeKernelArgs {
+  inputs: NamedTensorInfoMap;
+  attrs: NamedAttrMap;
+  backend: NativeBackend;
+  addon: NativeAddon;
+}
+
+export interface NativeKernel {
+  /** tfjs kernel id, e.g. 'Conv2D'. */
+  kernelName: string;
+  /** Computes natively, or returns null to defer to the cpu JS kernel. */
+  run(args: NativeKernelArgs): TensorInfo | TensorInfo[] | null;
+}
+
+/** Calls that ran natively, per kernel name (tests use it to prove the native path ran). */
+export const nativeCallCounts = new Map<string, number>();
+
+/** Replaces the copied cpu kernels of `backendName` by the native ones (cpu code kept as fallback). */
+export function registerNativeKernels(
+  backendName: string,
+  kernels: readonly NativeKernel[],
+  addon: NativeAddon,
+): void {
+  for (const k of kernels) {
+    const cpu = getKernel(k.kernelName, 'cpu');
+    if (cpu === undefined)
+      throw new Error(`native kernel ${k.kernelName}: tfjs cpu backend has no such kernel`);
+    const fallback: KernelFunc = cpu.kernelFunc;
+    const kernelFunc: KernelFunc = (args) => {
+      const backend = args.backend as NativeBackend;
+      const out = k.run({ inputs: args.inputs, attrs: args.attrs ?? {}, backend, addon });
+      if (out === null) return fallback(args);
+      nativeCallCounts.set(k.kernelName, (nativeCallCounts.get(k.kernelName) ?? 0) + 1);
+      return out;
+    };
+    const config: KernelConfig = { kernelName: k.kernelName, backendName, kernelFunc };
+    // unregister first: registering over an existing kernel only warns and keeps the old one.
+    if (getKernel(k.kernelName, backendName) !== undefined) unregisterKernel(k.kernelName, backendName);
+    registerKernel(config);
+  }
+}
+
+/** True when every tensor is float32 (native kernels are float32 only). */
+export function allF32(...ts: (TensorInfo | undefined)[]): boolean {
+  return ts.every((t) => t === undefined || t.dtype === 'float32');
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}

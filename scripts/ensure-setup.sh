@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent set-up used by `npm run demo` and `npm test` before anything else:
+#   1. Debian packages the project needs (apt-get update once, then install) when missing;
+#   2. `npm ci` when node_modules is missing or older than package-lock.json;
+#   3. the oneDNN addon build when its binary is missing or older than its sources (make decides).
+# On a ready machine it touches no network and takes well under a second or two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'retort setup: %s\n' "$*" >&2; }
+
+APT_PACKAGES=(libdnnl-dev g++ make dataset-fashion-mnist)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
+    say "missing Debian packages: ${missing[*]}; run as root or install sudo"; exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+stamp=node_modules/.retort-lock-stamp
+if [ ! -d node_modules ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  cp package-lock.json "$stamp"
+fi
+
+if [ "${RETORT_NATIVE:-1}" != "0" ]; then
+  if ! make -s -q -C packages/backend-native 2>/dev/null; then
+    say "building the oneDNN addon (packages/backend-native)"
+    make -s -j"$(nproc)" -C packages/backend-native >&2
+  fi
+fi
