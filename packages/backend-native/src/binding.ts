@@ -23,13 +23,16 @@ export interface NativeAddon {
   DepthwiseConv2dNative(x: F32, filter: F32, out: F32, geom: I32): void;
   DepthwiseConv2dNativeBackpropInput(dy: F32, filter: F32, dx: F32, geom: I32): void;
   DepthwiseConv2dNativeBackpropFilter(x: F32, dy: F32, dw: F32, geom: I32): void;
-  // Further kernels register themselves in native/*.cc; their TS side declares them here.
+  // @pool-matmul-api
+  // @elementwise-api
+  // @reductions-api
+  // @optimizer-api
   [name: string]: unknown;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Absolute path of the built addon. */
-export const addonPath = join(here, '..', 'build', 'retort_native.node');
+export const addonPath = process.env['RETORT_ADDON_PATH'] ?? join(here, '..', 'build', 'retort_native.node');
 
 function load(): { addon: NativeAddon | null; reason: string } {
   if (process.env['RETORT_NATIVE'] === '0') return { addon: null, reason: 'RETORT_NATIVE=0 is set' };
