@@ -1,0 +1,48 @@
+/** Minimal `--key value` / `--flag` parsing with loud errors for unknown options. */
+export interface OptionSpec {
+  /** Option name without dashes. */
+  name: string;
+  /** 'flag' takes no value. */
+  kind: 'flag' | 'string' | 'number';
+  help: string;
+  default?: string | number | boolean;
+}
+
+export type ParsedOptions = Record<string, string | number | boolean>;
+
+export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], command: string): ParsedOptions {
+  const out: ParsedOptions = {};
+  for (const s of specs) if (s.default !== undefined) out[s.name] = s.default;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new Error(`retort ${command}: unexpected argument '${arg}'`);
+    const [rawName, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    const spec = specs.find((s) => s.name === rawName);
+    if (spec === undefined) {
+      const known = specs.map((s) => `--${s.name}`).join(', ');
+      throw new Error(`retort ${command}: unknown option --${rawName} (known: ${known})`);
+    }
+    if (spec.kind === 'flag') {
+      out[spec.name] = true;
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`retort ${command}: --${spec.name} needs a value`);
+    if (spec.kind === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new Error(`retort ${command}: --${spec.name} expects a number, got '${value}'`);
+      out[spec.name] = n;
+    } else out[spec.name] = value;
+  }
+  return out;
+}
+
+export function helpText(command: string, summary: string, specs: readonly OptionSpec[]): string {
+  const lines = [`retort ${command}: ${summary}`, '', 'Options:'];
+  for (const s of specs) {
+    const arg = s.kind === 'flag' ? '' : ` <${s.kind}>`;
+    const def = s.default !== undefined && s.kind !== 'flag' ? ` (default ${s.default})` : '';
+    lines.push(`  --${s.name}${arg}`.padEnd(28) + s.help + def);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,62 @@
+/**
+ * IDX files (MNIST, Fashion-MNIST): a big-endian header (two zero bytes, a type code, the number
+ * of dimensions, then each dimension as uint32) followed by the data. Files may be gzip-compressed.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+
+export interface IdxArray {
+  /** Dimensions from the header, e.g. [60000, 28, 28]. */
+  dims: number[];
+  /** The payload as unsigned bytes (the only element type these datasets use). */
+  data: Uint8Array;
+}
+
+/** Reads an IDX file of unsigned bytes (type code 0x08); gzip is detected from the content. */
+export function readIdx(path: string): IdxArray {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+    try {
+      buf = gunzipSync(buf);
+    } catch (e) {
+      throw new Error(`${path}: corrupt gzip data (${(e as Error).message})`);
+    }
+  }
+  return parseIdx(buf, path);
+}
+
+/** Parses an in-memory IDX image; `name` is used in error messages. */
+export function parseIdx(buf: Uint8Array, name: string): IdxArray {
+  if (buf.length < 4) throw new Error(`${name}: too short for an IDX header (${buf.length} bytes)`);
+  if (buf[0] !== 0 || buf[1] !== 0) {
+    throw new Error(`${name}: wrong magic number (expected 0x0000 then type and rank, found 0x${hex(buf, 0, 4)})`);
+  }
+  if (buf[2] !== 0x08) throw new Error(`${name}: element type 0x${hex(buf, 2, 1)} is not unsigned byte (0x08)`);
+  const rank = buf[3]!;
+  if (rank < 1 || rank > 4) throw new Error(`${name}: rank ${rank} is not between 1 and 4`);
+  const headerBytes = 4 + 4 * rank;
+  if (buf.length < headerBytes) throw new Error(`${name}: truncated header (${buf.length} bytes)`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const dims: number[] = [];
+  let count = 1;
+  for (let i = 0; i < rank; i++) {
+    const d = view.getUint32(4 + 4 * i, false);
+    dims.push(d);
+    count *= d;
+  }
+  const have = buf.length - headerBytes;
+  if (have < count) {
+    throw new Error(`${name}: truncated: header [${dims.join(', ')}] needs ${count} bytes of data, file has ${have}`);
+  }
+  if (have > count) throw new Error(`${name}: ${have - count} bytes of trailing data after [${dims.join(', ')}]`);
+  return { dims, data: buf.subarray(headerBytes, headerBytes + count) };
+}
+
+function hex(buf: Uint8Array, start: number, n: number): string {
+  return Array.from(buf.subarray(start, start + n), (b) => b.toString(16).padStart(2, '0')).join('');
+}
