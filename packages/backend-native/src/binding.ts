@@ -27,6 +27,36 @@ export interface NativeAddon {
   // @elementwise-api
   // @reductions-api
   // @optimizer-api
+  RetortAdamUpdate(
+    p: F32,
+    g: F32,
+    m: F32,
+    v: F32,
+    outP: F32,
+    outM: F32,
+    outV: F32,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    c1: number,
+    c2: number,
+    weightDecay: number,
+    decoupled: number,
+  ): void;
+  RetortSgdUpdate(
+    p: F32,
+    g: F32,
+    buf: F32,
+    outP: F32,
+    outBuf: F32,
+    lr: number,
+    momentum: number,
+    dampening: number,
+    weightDecay: number,
+    nesterov: number,
+    firstStep: number,
+  ): void;
   [name: string]: unknown;
 }
 

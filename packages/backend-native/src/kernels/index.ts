@@ -7,6 +7,8 @@ import { depthwiseConv2dNativeBackpropFilter } from './DepthwiseConv2dNativeBack
 import { depthwiseConv2dNativeBackpropInput } from './DepthwiseConv2dNativeBackpropInput.js';
 import { fusedConv2D } from './FusedConv2D.js';
 import type { NativeKernel } from './kernel.js';
+import { retortAdamUpdate } from './RetortAdamUpdate.js';
+import { retortSgdUpdate } from './RetortSgdUpdate.js';
 // @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
 // @elementwise (binary, unary, FusedBatchNorm)
 // @reductions (Sum, Mean, Max, Softmax, ...)
@@ -19,6 +21,8 @@ export const nativeKernels: readonly NativeKernel[] = [
   depthwiseConv2dNative,
   depthwiseConv2dNativeBackpropInput,
   depthwiseConv2dNativeBackpropFilter,
+  retortAdamUpdate,
+  retortSgdUpdate,
   // @pool-matmul-list
   // @elementwise-list
   // @reductions-list

@@ -10,7 +10,11 @@ export interface OptionSpec {
 
 export type ParsedOptions = Record<string, string | number | boolean>;
 
-export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], command: string): ParsedOptions {
+export function parseOptions(
+  argv: readonly string[],
+  specs: readonly OptionSpec[],
+  command: string,
+): ParsedOptions {
   const out: ParsedOptions = {};
   for (const s of specs) if (s.default !== undefined) out[s.name] = s.default;
   for (let i = 0; i < argv.length; i++) {
@@ -30,7 +34,8 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     if (value === undefined) throw new Error(`retort ${command}: --${spec.name} needs a value`);
     if (spec.kind === 'number') {
       const n = Number(value);
-      if (!Number.isFinite(n)) throw new Error(`retort ${command}: --${spec.name} expects a number, got '${value}'`);
+      if (!Number.isFinite(n))
+        throw new Error(`retort ${command}: --${spec.name} expects a number, got '${value}'`);
       out[spec.name] = n;
     } else out[spec.name] = value;
   }

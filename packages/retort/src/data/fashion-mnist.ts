@@ -49,8 +49,10 @@ export function loadIdxSplit(dir: string, split: 'train' | 't10k', numClasses = 
   const lblPath = findFile(dir, `${split}-labels-idx1-ubyte`);
   const img = readIdx(imgPath);
   const lbl = readIdx(lblPath);
-  if (img.dims.length !== 3) throw new Error(`${imgPath}: expected rank-3 images [N, H, W], found [${img.dims.join(', ')}]`);
-  if (lbl.dims.length !== 1) throw new Error(`${lblPath}: expected rank-1 labels [N], found [${lbl.dims.join(', ')}]`);
+  if (img.dims.length !== 3)
+    throw new Error(`${imgPath}: expected rank-3 images [N, H, W], found [${img.dims.join(', ')}]`);
+  if (lbl.dims.length !== 1)
+    throw new Error(`${lblPath}: expected rank-1 labels [N], found [${lbl.dims.join(', ')}]`);
   const [n, h, w] = img.dims as [number, number, number];
   if (lbl.dims[0] !== n) throw new Error(`${lblPath}: ${lbl.dims[0]} labels but ${imgPath} has ${n} images`);
   for (let i = 0; i < n; i++) {

@@ -34,9 +34,12 @@ export function readIdx(path: string): IdxArray {
 export function parseIdx(buf: Uint8Array, name: string): IdxArray {
   if (buf.length < 4) throw new Error(`${name}: too short for an IDX header (${buf.length} bytes)`);
   if (buf[0] !== 0 || buf[1] !== 0) {
-    throw new Error(`${name}: wrong magic number (expected 0x0000 then type and rank, found 0x${hex(buf, 0, 4)})`);
+    throw new Error(
+      `${name}: wrong magic number (expected 0x0000 then type and rank, found 0x${hex(buf, 0, 4)})`,
+    );
   }
-  if (buf[2] !== 0x08) throw new Error(`${name}: element type 0x${hex(buf, 2, 1)} is not unsigned byte (0x08)`);
+  if (buf[2] !== 0x08)
+    throw new Error(`${name}: element type 0x${hex(buf, 2, 1)} is not unsigned byte (0x08)`);
   const rank = buf[3]!;
   if (rank < 1 || rank > 4) throw new Error(`${name}: rank ${rank} is not between 1 and 4`);
   const headerBytes = 4 + 4 * rank;
@@ -51,9 +54,12 @@ export function parseIdx(buf: Uint8Array, name: string): IdxArray {
   }
   const have = buf.length - headerBytes;
   if (have < count) {
-    throw new Error(`${name}: truncated: header [${dims.join(', ')}] needs ${count} bytes of data, file has ${have}`);
+    throw new Error(
+      `${name}: truncated: header [${dims.join(', ')}] needs ${count} bytes of data, file has ${have}`,
+    );
   }
-  if (have > count) throw new Error(`${name}: ${have - count} bytes of trailing data after [${dims.join(', ')}]`);
+  if (have > count)
+    throw new Error(`${name}: ${have - count} bytes of trailing data after [${dims.join(', ')}]`);
   return { dims, data: buf.subarray(headerBytes, headerBytes + count) };
 }
 

@@ -11,7 +11,7 @@ function idx(dims: number[], data: number[], typeCode = 0x08): Buffer {
   const head = Buffer.alloc(4 + 4 * dims.length);
   head[2] = typeCode;
   head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+  for (const [i, d] of dims.entries()) head.writeUInt32BE(d, 4 + 4 * i);
   return Buffer.concat([head, Buffer.from(data)]);
 }
 
@@ -28,8 +28,14 @@ describe('IDX reader', () => {
     }
   });
   it('names the file and the problem for bad input', () => {
-    assert.throws(() => parseIdx(Buffer.from([1, 2, 8, 1, 0, 0, 0, 1, 5]), 'x.idx'), /x\.idx: wrong magic number/);
-    assert.throws(() => parseIdx(idx([4], [1, 2]), 'y.idx'), /y\.idx: truncated: header \[4\] needs 4 bytes of data, file has 2/);
+    assert.throws(
+      () => parseIdx(Buffer.from([1, 2, 8, 1, 0, 0, 0, 1, 5]), 'x.idx'),
+      /x\.idx: wrong magic number/,
+    );
+    assert.throws(
+      () => parseIdx(idx([4], [1, 2]), 'y.idx'),
+      /y\.idx: truncated: header \[4\] needs 4 bytes of data, file has 2/,
+    );
     assert.throws(() => parseIdx(idx([1], [1], 0x0d), 'z.idx'), /z\.idx: element type 0x0d/);
     assert.throws(() => parseIdx(idx([1], [1, 2]), 'w.idx'), /w\.idx: 1 bytes of trailing data/);
     const dir = mkdtempSync(join(tmpdir(), 'idx-'));
@@ -41,7 +47,10 @@ describe('IDX reader', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fm-'));
     writeFileSync(join(dir, 'train-images-idx3-ubyte'), idx([3, 2, 2], new Array(12).fill(0)));
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([2], [0, 1]));
-    assert.throws(() => loadIdxSplit(dir, 'train'), /train-labels-idx1-ubyte: 2 labels but .*train-images-idx3-ubyte has 3 images/);
+    assert.throws(
+      () => loadIdxSplit(dir, 'train'),
+      /train-labels-idx1-ubyte: 2 labels but .*train-images-idx3-ubyte has 3 images/,
+    );
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([3], [0, 1, 10]));
     assert.throws(() => loadIdxSplit(dir, 'train'), /label 10 at index 2 is out of range 0\.\.9/);
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([3], [0, 1, 9]));

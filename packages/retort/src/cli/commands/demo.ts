@@ -11,7 +11,12 @@ import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
 
 const options: readonly OptionSpec[] = [
-  { name: 'data-dir', kind: 'string', help: 'folder with the Fashion-MNIST IDX files', default: FASHION_MNIST_DIR },
+  {
+    name: 'data-dir',
+    kind: 'string',
+    help: 'folder with the Fashion-MNIST IDX files',
+    default: FASHION_MNIST_DIR,
+  },
   { name: 'epochs', kind: 'number', help: 'training epochs', default: 1 },
   { name: 'batch', kind: 'number', help: 'batch size', default: 128 },
   { name: 'seed', kind: 'number', help: 'random seed for initialisation and shuffling', default: 1 },
@@ -22,7 +27,12 @@ const options: readonly OptionSpec[] = [
 const MEAN = 0.286;
 const STD = 0.353;
 
-function batchTensors(split: ImageSplit, idx: ArrayLike<number>, from: number, to: number): [tf.Tensor4D, tf.Tensor2D] {
+function batchTensors(
+  split: ImageSplit,
+  idx: ArrayLike<number>,
+  from: number,
+  to: number,
+): [tf.Tensor4D, tf.Tensor2D] {
   const hw = split.height * split.width;
   const n = to - from;
   const x = new Float32Array(n * hw);
@@ -78,7 +88,8 @@ export const demoCommand: Command = {
       for (let s = 0; s < steps; s++) {
         const [x, y] = batchTensors(train, order, s * batch, (s + 1) * batch);
         const loss = opt.minimize(
-          () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          () =>
+            tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
           true,
         )!;
         lossSum += loss.dataSync()[0]!;
@@ -100,7 +111,9 @@ export const demoCommand: Command = {
     const all = Uint32Array.from({ length: test.count }, (_, i) => i);
     for (let s = 0; s < test.count; s += 500) {
       const [x, y] = batchTensors(test, all, s, Math.min(test.count, s + 500));
-      const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(model.predict(x) as tf.Tensor, 1), tf.argMax(y, 1)), 'int32')));
+      const hits = tf.tidy(() =>
+        tf.sum(tf.cast(tf.equal(tf.argMax(model.predict(x) as tf.Tensor, 1), tf.argMax(y, 1)), 'int32')),
+      );
       correct += hits.dataSync()[0]!;
       tf.dispose([x, y, hits]);
     }
