@@ -40,6 +40,8 @@ export function registerNativeKernels(
   addon: NativeAddon,
 ): void {
   for (const k of kernels) {
+    // An addon built from older sources lacks newer kernels: keep the JS kernel for those.
+    if (typeof addon[k.kernelName] !== 'function') continue;
     const cpu = getKernel(k.kernelName, 'cpu');
     if (cpu === undefined)
       throw new Error(`native kernel ${k.kernelName}: tfjs cpu backend has no such kernel`);

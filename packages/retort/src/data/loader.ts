@@ -1,0 +1,115 @@
+/**
+ * Batches of normalised, optionally augmented images. Augmentations follow torchvision's CIFAR
+ * recipe (RandomCrop(size, padding) with zero fill, then RandomHorizontalFlip, then Normalize), all
+ * drawn from the loader's own Rng so a resumed run sees the same batches.
+ */
+import { Rng } from '../util/rng.js';
+import type { ImageDataset } from './dataset.js';
+
+export interface LoaderOptions {
+  batchSize: number;
+  shuffle: boolean;
+  /** Keep the last, smaller batch (false drops it, like PyTorch's drop_last=True). */
+  keepLast?: boolean;
+  /** Per-channel mean/std of [0,1]-scaled pixels. */
+  mean: readonly number[];
+  std: readonly number[];
+  /** Zero padding (pixels) for random crops; 0 = no crop. */
+  cropPadding?: number;
+  hflip?: boolean;
+  /** Restrict to these dataset indices (e.g. a train/val split). */
+  indices?: Uint32Array;
+  seed: number;
+}
+
+export interface Batch {
+  /** [n, H, W, C] normalised pixels. */
+  x: Float32Array;
+  /** [n] class indices. */
+  y: Int32Array;
+  /** [n] dataset indices of the samples (CRD-style methods need them). */
+  index: Uint32Array;
+  n: number;
+}
+
+export class BatchLoader {
+  readonly rng: Rng;
+  private readonly idx: Uint32Array;
+  private readonly scale: number;
+
+  constructor(
+    readonly data: ImageDataset,
+    readonly opts: LoaderOptions,
+  ) {
+    if (opts.mean.length !== data.channels || opts.std.length !== data.channels) {
+      throw new Error(
+        `${data.name}: mean/std have ${opts.mean.length}/${opts.std.length} entries for ${data.channels} channels`,
+      );
+    }
+    this.rng = new Rng(opts.seed);
+    this.idx = opts.indices ?? Uint32Array.from({ length: data.count }, (_, i) => i);
+    this.scale = data.images instanceof Uint8Array ? 1 / 255 : 1;
+  }
+
+  get size(): number {
+    return this.idx.length;
+  }
+
+  /** Batches per epoch. */
+  get length(): number {
+    const full = Math.floor(this.idx.length / this.opts.batchSize);
+    return this.opts.keepLast && this.idx.length % this.opts.batchSize !== 0 ? full + 1 : full;
+  }
+
+  /** One epoch of batches. Shuffling and augmentation draw from `this.rng`. */
+  *epoch(): Generator<Batch> {
+    const order = this.opts.shuffle ? permute(this.idx, this.rng) : this.idx;
+    const bs = this.opts.batchSize;
+    for (let b = 0; b < this.length; b++) {
+      const from = b * bs;
+      yield this.makeBatch(order.subarray(from, Math.min(from + bs, order.length)));
+    }
+  }
+
+  /** Assembles the batch of the given dataset indices. */
+  makeBatch(index: Uint32Array): Batch {
+    const { height: H, width: W, channels: C } = this.data;
+    const n = index.length;
+    const x = new Float32Array(n * H * W * C);
+    const y = new Int32Array(n);
+    const pad = this.opts.cropPadding ?? 0;
+    const inv = this.opts.std.map((s) => 1 / s);
+    const fill = this.opts.mean.map((m, c) => -m * inv[c]!); // a zero pixel after Normalize
+    for (let k = 0; k < n; k++) {
+      const i = index[k]!;
+      y[k] = this.data.labels[i]!;
+      const dy = pad > 0 ? this.rng.int(2 * pad + 1) - pad : 0;
+      const dx = pad > 0 ? this.rng.int(2 * pad + 1) - pad : 0;
+      const flip = this.opts.hflip === true && this.rng.next() < 0.5;
+      const src = i * H * W * C;
+      const dst = k * H * W * C;
+      for (let r = 0; r < H; r++) {
+        const sr = r + dy;
+        for (let col = 0; col < W; col++) {
+          const sc = (flip ? W - 1 - col : col) + dx;
+          const o = dst + (r * W + col) * C;
+          if (sr < 0 || sr >= H || sc < 0 || sc >= W) {
+            for (let c = 0; c < C; c++) x[o + c] = fill[c]!;
+          } else {
+            const s = src + (sr * W + sc) * C;
+            for (let c = 0; c < C; c++)
+              x[o + c] = (this.data.images[s + c]! * this.scale - this.opts.mean[c]!) * inv[c]!;
+          }
+        }
+      }
+    }
+    return { x, y, index: Uint32Array.from(index), n };
+  }
+}
+
+function permute(idx: Uint32Array, rng: Rng): Uint32Array {
+  const p = rng.permutation(idx.length);
+  const out = new Uint32Array(idx.length);
+  for (let i = 0; i < idx.length; i++) out[i] = idx[p[i]!]!;
+  return out;
+}

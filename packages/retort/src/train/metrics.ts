@@ -1,0 +1,41 @@
+/** Classification metrics on logits held in JS memory. */
+
+/**
+ * Counts samples whose label is among the top-k logits, for each k in `ks`. logits: [n, K] row-major.
+ * Ties count against the sample (a label tied with others is ranked after them), as torch.topk
+ * would pick the lower index first only by chance.
+ */
+export function topkCorrect(
+  logits: Float32Array,
+  labels: ArrayLike<number>,
+  numClasses: number,
+  ks: readonly number[],
+): number[] {
+  const n = labels.length;
+  const hits = ks.map(() => 0);
+  for (let i = 0; i < n; i++) {
+    const row = i * numClasses;
+    const target = logits[row + labels[i]!]!;
+    if (Number.isNaN(target)) continue;
+    let above = 0; // classes ranked strictly before the label
+    for (let c = 0; c < numClasses; c++) {
+      const v = logits[row + c]!;
+      if (c !== labels[i] && (v > target || (v === target && c < labels[i]!) || Number.isNaN(v))) above++;
+    }
+    for (let j = 0; j < ks.length; j++) if (above < ks[j]!) hits[j]!++;
+  }
+  return hits;
+}
+
+/** Running mean of a scalar. */
+export class Mean {
+  private sum = 0;
+  private n = 0;
+  add(value: number, weight = 1): void {
+    this.sum += value * weight;
+    this.n += weight;
+  }
+  get value(): number {
+    return this.n === 0 ? Number.NaN : this.sum / this.n;
+  }
+}

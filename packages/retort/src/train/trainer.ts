@@ -1,0 +1,303 @@
+/**
+ * The training loop shared by baselines and every distillation scheme: batches from a loader, one
+ * optimizer step on the task's loss, per-epoch evaluation (loss, top-1, top-5), a JSONL metrics log,
+ * atomic checkpoints (weights, optimizer state, RNG states, epoch) and exact resumption. A non-finite
+ * loss stops the run naming the step and the loss terms that went bad.
+ */
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { BatchLoader } from '../data/loader.js';
+import { globalRng } from '../util/rng.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { Mean, topkCorrect } from './metrics.js';
+import { formatSeconds, Progress } from './progress.js';
+import { lrAt, type Schedule } from './schedule.js';
+
+/** What the loss of one batch sees. */
+export interface StepInput {
+  x: tf.Tensor4D;
+  /** int32 class indices [n]. */
+  y: tf.Tensor1D;
+  /** Dataset indices [n]. */
+  index: Uint32Array;
+  epoch: number;
+}
+
+export interface LossOutput {
+  total: tf.Scalar;
+  /** Named parts of the loss, for the log and for NaN reports. */
+  terms: Record<string, tf.Scalar>;
+  /** The student's logits [n, K], for training accuracy (optional). */
+  logits?: tf.Tensor;
+}
+
+export interface TrainTask {
+  /** The model being trained (the run's result). */
+  model: tfl.LayersModel;
+  /** Extra trainable modules (connectors, embeddings, ...) updated and checkpointed with it. */
+  parts?: readonly tfl.LayersModel[];
+  /** The loss of one batch; runs inside the optimizer's gradient tape. */
+  loss(input: StepInput): LossOutput;
+}
+
+/** An optimizer with a settable learning rate (train/optimizers.ts). */
+export interface LrOptimizer extends tf.Optimizer {
+  lr: number;
+}
+
+export interface FitOptions {
+  epochs: number;
+  optimizer: LrOptimizer;
+  schedule: Schedule;
+  train: BatchLoader;
+  /** Evaluated after each epoch (no augmentation). */
+  val?: BatchLoader;
+  /** Folder for checkpoints/ and metrics.jsonl; nothing is written when absent. */
+  runDir?: string;
+  /** Continue from runDir/checkpoints/last.ckpt. */
+  resume?: boolean;
+  /** Called after each epoch with its record. */
+  onEpoch?: (r: EpochRecord) => void;
+  log?: (line: string) => void;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  lr: number;
+  trainLoss: number;
+  terms: Record<string, number>;
+  trainTop1: number;
+  valLoss?: number;
+  valTop1?: number;
+  valTop5?: number;
+  seconds: number;
+  imgPerSec: number;
+}
+
+function trainableVariables(task: TrainTask): tf.Variable[] {
+  const mods = [task.model, ...(task.parts ?? [])];
+  return mods.flatMap((m) => m.trainableWeights.map((w) => w.read() as tf.Variable));
+}
+
+function allWeights(task: TrainTask): { name: string; tensor: tf.Tensor }[] {
+  const mods = [task.model, ...(task.parts ?? [])];
+  return mods.flatMap((m, mi) =>
+    m.weights.map((w, wi) => ({ name: `m${mi}/w${wi}/${w.name}`, tensor: w.read() })),
+  );
+}
+
+/** Evaluates `model` on `loader`: mean cross-entropy, top-1 and top-5 accuracy (percent). */
+export function evaluate(
+  model: tfl.LayersModel,
+  loader: BatchLoader,
+): { loss: number; top1: number; top5: number } {
+  const K = model.outputs[0]!.shape[model.outputs[0]!.shape.length - 1] as number;
+  let loss = 0;
+  let h1 = 0;
+  let h5 = 0;
+  let n = 0;
+  for (const b of loader.epoch()) {
+    const logits = tf.tidy(
+      () =>
+        model.predict(
+          tf.tensor4d(b.x, [b.n, ...(model.inputs[0]!.shape.slice(1) as [number, number, number])]),
+        ) as tf.Tensor,
+    );
+    const ce = tf.tidy(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(b.y, 'int32'), K), logits));
+    loss += (ce.dataSync()[0] as number) * b.n;
+    const [a, c] = topkCorrect(logits.dataSync() as Float32Array, b.y, K, [1, Math.min(5, K)]);
+    h1 += a!;
+    h5 += c!;
+    n += b.n;
+    tf.dispose([logits, ce]);
+  }
+  return { loss: loss / n, top1: (100 * h1) / n, top5: (100 * h5) / n };
+}
+
+/** Trains `task` for `opts.epochs` epochs; returns the per-epoch records (including resumed ones). */
+export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecord[]> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const vars = trainableVariables(task);
+  const ckptDir = opts.runDir ? join(opts.runDir, 'checkpoints') : undefined;
+  if (ckptDir) mkdirSync(ckptDir, { recursive: true });
+  const records: EpochRecord[] = [];
+  let startEpoch = 0;
+  let globalStep = 0;
+  if (opts.resume) {
+    if (!ckptDir) throw new Error('resume needs a run folder');
+    const path = join(ckptDir, 'last.ckpt');
+    if (!existsSync(path)) throw new Error(`--resume: no checkpoint at ${path}`);
+    ({ startEpoch, globalStep } = await restore(path, task, opts));
+    records.push(...((loadCheckpoint(path).header.meta['records'] as EpochRecord[] | undefined) ?? []));
+    log(`resumed from ${path} at epoch ${startEpoch}`);
+  }
+  const steps = opts.train.length;
+  const inShape = task.model.inputs[0]!.shape.slice(1) as [number, number, number];
+  const progress = new Progress((opts.epochs - startEpoch) * steps);
+  let done = 0;
+  for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
+    const t0 = performance.now();
+    const lossMean = new Mean();
+    const termMeans = new Map<string, Mean>();
+    let correct = 0;
+    let seen = 0;
+    let step = 0;
+    for (const b of opts.train.epoch()) {
+      opts.optimizer.lr = lrAt(opts.schedule, epoch + step / steps);
+      const x = tf.tensor4d(b.x, [b.n, ...inShape]);
+      const y = tf.tensor1d(b.y, 'int32');
+      let termValues: Record<string, number> = {};
+      let logitsHit = 0;
+      const total = opts.optimizer.minimize(
+        () => {
+          const out = task.loss({ x, y, index: b.index, epoch });
+          // Read the terms inside the tape: they are intermediate tensors disposed with it.
+          termValues = Object.fromEntries(
+            Object.entries(out.terms).map(([k, v]) => [k, v.dataSync()[0] as number]),
+          );
+          if (out.logits) {
+            const K = out.logits.shape[1] as number;
+            logitsHit = topkCorrect(out.logits.dataSync() as Float32Array, b.y, K, [1])[0]!;
+          }
+          return out.total;
+        },
+        true,
+        vars,
+      )!;
+      const value = total.dataSync()[0] as number;
+      tf.dispose([x, y, total]);
+      if (!Number.isFinite(value) || Object.values(termValues).some((v) => !Number.isFinite(v))) {
+        const terms = Object.entries(termValues)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ');
+        throw new Error(
+          `non-finite loss at epoch ${epoch + 1}, step ${step + 1} (global step ${globalStep + 1}): total=${value}${terms ? `; terms: ${terms}` : ''}`,
+        );
+      }
+      lossMean.add(value, b.n);
+      for (const [k, v] of Object.entries(termValues)) {
+        if (!termMeans.has(k)) termMeans.set(k, new Mean());
+        termMeans.get(k)!.add(v, b.n);
+      }
+      correct += logitsHit;
+      seen += b.n;
+      step++;
+      globalStep++;
+      done++;
+      const sec = (performance.now() - t0) / 1000;
+      progress.update(epoch + 1, opts.epochs, step, steps, done, lossMean.value, seen / sec);
+    }
+    progress.endLine();
+    const seconds = (performance.now() - t0) / 1000;
+    const rec: EpochRecord = {
+      epoch: epoch + 1,
+      lr: opts.optimizer.lr,
+      trainLoss: lossMean.value,
+      terms: Object.fromEntries([...termMeans].map(([k, m]) => [k, m.value])),
+      trainTop1: seen > 0 ? (100 * correct) / seen : Number.NaN,
+      seconds,
+      imgPerSec: seen / seconds,
+    };
+    if (opts.val) {
+      const v = evaluate(task.model, opts.val);
+      rec.valLoss = v.loss;
+      rec.valTop1 = v.top1;
+      rec.valTop5 = v.top5;
+    }
+    records.push(rec);
+    const eta = formatSeconds((opts.epochs - epoch - 1) * seconds);
+    log(
+      `epoch ${rec.epoch}/${opts.epochs} loss ${rec.trainLoss.toFixed(4)}` +
+        (rec.valTop1 !== undefined ? ` val top-1 ${rec.valTop1.toFixed(2)}%` : '') +
+        ` ${rec.imgPerSec.toFixed(0)} img/s ${seconds.toFixed(1)}s ETA ${eta}`,
+    );
+    if (opts.runDir) appendFileSync(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
+    if (ckptDir) await checkpoint(join(ckptDir, 'last.ckpt'), task, opts, epoch + 1, globalStep, records);
+    opts.onEpoch?.(rec);
+  }
+  return records;
+}
+
+async function checkpoint(
+  path: string,
+  task: TrainTask,
+  opts: FitOptions,
+  epoch: number,
+  globalStep: number,
+  records: EpochRecord[],
+): Promise<void> {
+  const vars = trainableVariables(task);
+  const byVar = new Map(vars.map((v, i) => [v.name, i]));
+  // Optimizer state is keyed by variable names, which depend on build order in the process; store
+  // it by the variable's index in the trainable list instead.
+  const optWeights = await opts.optimizer.getWeights();
+  const optTensors = optWeights.map((w, i) => {
+    if (i === 0) return { name: 'opt/iterations', tensor: tf.cast(w.tensor, 'float32') };
+    const m = /^(.*)\/([^/]+)$/.exec(w.name);
+    const idx = m ? byVar.get(m[1]!) : undefined;
+    if (m === null || idx === undefined)
+      throw new Error(`checkpoint: optimizer state '${w.name}' matches no trainable variable`);
+    return { name: `opt/v${idx}/${m[2]}`, tensor: w.tensor };
+  });
+  saveCheckpoint(
+    path,
+    {
+      epoch,
+      globalStep,
+      meta: {
+        globalRng: globalRng()?.getState() ?? null,
+        trainRng: opts.train.rng.getState(),
+        optimizer: opts.optimizer.getClassName(),
+        records,
+      },
+    },
+    [...allWeights(task), ...optTensors],
+  );
+  tf.dispose(optTensors[0]!.tensor);
+}
+
+async function restore(
+  path: string,
+  task: TrainTask,
+  opts: FitOptions,
+): Promise<{ startEpoch: number; globalStep: number }> {
+  const ck = loadCheckpoint(path);
+  const weights = allWeights(task);
+  const saved = ck.header.tensors.filter((t) => !t.name.startsWith('opt/'));
+  if (saved.length !== weights.length) {
+    throw new Error(
+      `checkpoint ${path}: has ${saved.length} weights, the model has ${weights.length} (different architecture?)`,
+    );
+  }
+  weights.forEach((w, i) => {
+    const s = ck.values.get(saved[i]!.name)!;
+    if (s.shape.join(',') !== w.tensor.shape.join(',')) {
+      throw new Error(
+        `checkpoint ${path}: weight ${saved[i]!.name} has shape [${s.shape}], model's ${w.name} is [${w.tensor.shape}]`,
+      );
+    }
+    (w.tensor as tf.Variable).assign(tf.tensor(s.data, s.shape));
+  });
+  const vars = trainableVariables(task);
+  const optState: { name: string; tensor: tf.Tensor }[] = [];
+  const iters = ck.values.get('opt/iterations');
+  optState.push({ name: 'iter', tensor: tf.scalar(iters ? iters.data[0]! : 0, 'int32') });
+  for (const t of ck.header.tensors) {
+    const m = /^opt\/v(\d+)\/(.+)$/.exec(t.name);
+    if (!m) continue;
+    const v = vars[Number(m[1])];
+    if (v === undefined)
+      throw new Error(`checkpoint ${path}: optimizer state ${t.name} refers to a missing variable`);
+    const s = ck.values.get(t.name)!;
+    optState.push({ name: `${v.name}/${m[2]}`, tensor: tf.tensor(s.data, s.shape) });
+  }
+  await opts.optimizer.setWeights(optState);
+  tf.dispose(optState.map((s) => s.tensor));
+  const meta = ck.header.meta;
+  const g = meta['globalRng'] as number[] | null;
+  if (g && globalRng()) globalRng()!.setState(g);
+  opts.train.rng.setState(meta['trainRng'] as number[]);
+  return { startEpoch: ck.header.epoch, globalStep: ck.header.globalStep };
+}
