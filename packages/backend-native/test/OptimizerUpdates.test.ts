@@ -12,18 +12,27 @@ describe('fused optimizer updates: native vs cpu', () => {
     for (const decoupled of [false, true]) {
       it(`RetortAdamUpdate ${JSON.stringify(shape)} decoupled=${decoupled}`, () => {
         const run = () =>
-          adamUpdate(randTensor(shape, 1), randTensor(shape, 2), randTensor(shape, 3), randTensor(shape, 4, 0, 1), {
-            lr: 1e-2,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            c1: 1 / (1 - 0.9 ** 3),
-            c2: 1 / (1 - 0.999 ** 3),
-            weightDecay: 0.05,
-            decoupled,
-          });
+          adamUpdate(
+            randTensor(shape, 1),
+            randTensor(shape, 2),
+            randTensor(shape, 3),
+            randTensor(shape, 4, 0, 1),
+            {
+              lr: 1e-2,
+              beta1: 0.9,
+              beta2: 0.999,
+              eps: 1e-8,
+              c1: 1 / (1 - 0.9 ** 3),
+              c2: 1 / (1 - 0.999 ** 3),
+              weightDecay: 0.05,
+              decoupled,
+            },
+          );
         checkParity('adam', run);
-        assert.equal(nativeRuns('RetortAdamUpdate', () => tf.tidy(run)), 1);
+        assert.equal(
+          nativeRuns('RetortAdamUpdate', () => tf.tidy(run)),
+          1,
+        );
       });
     }
     for (const [nesterov, firstStep] of [
@@ -42,7 +51,10 @@ describe('fused optimizer updates: native vs cpu', () => {
             firstStep,
           });
         checkParity('sgd', run);
-        assert.equal(nativeRuns('RetortSgdUpdate', () => tf.tidy(run)), 1);
+        assert.equal(
+          nativeRuns('RetortSgdUpdate', () => tf.tidy(run)),
+          1,
+        );
       });
     }
   }

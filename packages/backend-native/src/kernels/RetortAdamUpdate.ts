@@ -6,7 +6,8 @@ export const retortAdamUpdate: NativeKernel = {
   kernelName: 'RetortAdamUpdate',
   run({ inputs, attrs, backend, addon }) {
     const { p, g, m, v } = inputs;
-    if (p === undefined || g === undefined || m === undefined || v === undefined || !allF32(p, g, m, v)) return null;
+    if (p === undefined || g === undefined || m === undefined || v === undefined || !allF32(p, g, m, v))
+      return null;
     const a = attrs as unknown as AdamUpdateAttrs;
     const op = backend.makeOutputF32(p.shape);
     const om = backend.makeOutputF32(p.shape);
