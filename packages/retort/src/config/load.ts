@@ -1,0 +1,66 @@
+/** Loads an experiment file (YAML or JSON), applies `--set key=value` overrides, validates it. */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { parseOrThrow } from './errors.js';
+import { type Experiment, experimentSchema } from './experiment.js';
+
+/** Reads and parses a YAML/JSON file into a plain value; errors name the file. */
+export function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new Error(
+      `${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`,
+    );
+  }
+}
+
+/**
+ * Applies one `a.b[2].c=value` override; the value is read as YAML (so numbers, booleans, lists and
+ * objects work). Intermediate objects are created; array indices must exist.
+ */
+export function applyOverride(target: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq <= 0) throw new Error(`--set ${assignment}: expected key=value`);
+  const keyPath = assignment.slice(0, eq);
+  const value = parseYaml(assignment.slice(eq + 1)) as unknown;
+  const tokens = [...keyPath.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) =>
+    m[2] !== undefined ? { index: Number(m[2]) } : { key: m[1]! },
+  );
+  let cur: unknown = target;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    const last = i === tokens.length - 1;
+    if ('index' in t) {
+      if (!Array.isArray(cur) || t.index >= cur.length)
+        throw new Error(`--set ${keyPath}: no element [${t.index}]`);
+      if (last) cur[t.index] = value;
+      else cur = cur[t.index];
+      continue;
+    }
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur))
+      throw new Error(`--set ${keyPath}: '${t.key}' is not inside an object`);
+    const obj = cur as Record<string, unknown>;
+    if (last) obj[t.key] = value;
+    else {
+      const nextIsIndex = 'index' in tokens[i + 1]!;
+      if (obj[t.key] === undefined && !nextIsIndex) obj[t.key] = {};
+      cur = obj[t.key];
+    }
+  }
+}
+
+/** The validated experiment from `path` plus overrides. */
+export function loadExperiment(path: string, overrides: readonly string[] = []): Experiment {
+  const raw = readConfigFile(path);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new Error(`${path}: expected a mapping at the top level`);
+  for (const o of overrides) applyOverride(raw as Record<string, unknown>, o);
+  return parseOrThrow(experimentSchema, raw, path);
+}
