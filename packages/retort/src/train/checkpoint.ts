@@ -101,3 +101,44 @@ export function loadCheckpoint(path: string): Checkpoint {
     values.set(t.name, { shape: t.shape, data: body.slice(t.offset, t.offset + t.length) });
   return { header, values };
 }
+
+/** Saves a model's weights (in `model.weights` order) as a checkpoint file. */
+export function saveModelWeights(
+  path: string,
+  model: { weights: { name: string; read(): tf.Tensor }[] },
+  meta: Record<string, unknown>,
+): void {
+  saveCheckpoint(
+    path,
+    { epoch: 0, globalStep: 0, meta },
+    model.weights.map((w, i) => ({ name: `w${i}/${w.name}`, tensor: w.read() })),
+  );
+}
+
+/** Loads weights saved by saveModelWeights (or a trainer checkpoint's model part) into `model`. */
+export function loadModelWeights(
+  path: string,
+  model: { name: string; weights: { name: string; shape: (number | null)[]; write(v: tf.Tensor): void }[] },
+  prefix = '',
+): CheckpointHeader {
+  const ck = loadCheckpoint(path);
+  const saved = ck.header.tensors.filter((t) => !t.name.startsWith('opt/') && t.name.startsWith(prefix));
+  if (saved.length < model.weights.length) {
+    throw new Error(
+      `${path}: has ${saved.length} weights, model ${model.name} needs ${model.weights.length} (different architecture?)`,
+    );
+  }
+  model.weights.forEach((w, i) => {
+    const e = saved[i]!;
+    if (e.shape.join(',') !== w.shape.join(',')) {
+      throw new Error(
+        `${path}: weight ${e.name} has shape [${e.shape}], ${model.name}'s ${w.name} is [${w.shape}]`,
+      );
+    }
+    const v = ck.values.get(e.name)!;
+    const t = tf.tensor(v.data, v.shape);
+    w.write(t);
+    t.dispose();
+  });
+  return ck.header;
+}
