@@ -4,7 +4,7 @@
  * the random-generator states and each tensor's name, shape and offset.
  */
 import { readFileSync } from 'node:fs';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomic } from '../util/atomic.js';
 
 const MAGIC = 0x4b435452; // 'RTCK' little-endian

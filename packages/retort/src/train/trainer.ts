@@ -40,6 +40,10 @@ export interface TrainTask {
   parts?: readonly tfl.LayersModel[];
   /** The loss of one batch; runs inside the optimizer's gradient tape. */
   loss(input: StepInput): LossOutput;
+  /** Work outside the tape before each step (e.g. a frozen teacher's forward pass). */
+  prepare?(input: StepInput): void;
+  /** Frees what `prepare` made, after the step. */
+  release?(): void;
 }
 
 /** An optimizer with a settable learning rate (train/optimizers.ts). */
@@ -150,22 +154,29 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       const y = tf.tensor1d(b.y, 'int32');
       let termValues: Record<string, number> = {};
       let logitsHit = 0;
-      const total = opts.optimizer.minimize(
-        () => {
-          const out = task.loss({ x, y, index: b.index, epoch });
-          // Read the terms inside the tape: they are intermediate tensors disposed with it.
-          termValues = Object.fromEntries(
-            Object.entries(out.terms).map(([k, v]) => [k, v.dataSync()[0] as number]),
-          );
-          if (out.logits) {
-            const K = out.logits.shape[1] as number;
-            logitsHit = topkCorrect(out.logits.dataSync() as Float32Array, b.y, K, [1])[0]!;
-          }
-          return out.total;
-        },
-        true,
-        vars,
-      )!;
+      const input: StepInput = { x, y, index: b.index, epoch };
+      task.prepare?.(input);
+      let total: tf.Scalar;
+      try {
+        total = opts.optimizer.minimize(
+          () => {
+            const out = task.loss(input);
+            // Read the terms inside the tape: they are intermediate tensors disposed with it.
+            termValues = Object.fromEntries(
+              Object.entries(out.terms).map(([k, v]) => [k, v.dataSync()[0] as number]),
+            );
+            if (out.logits) {
+              const K = out.logits.shape[1] as number;
+              logitsHit = topkCorrect(out.logits.dataSync() as Float32Array, b.y, K, [1])[0]!;
+            }
+            return out.total;
+          },
+          true,
+          vars,
+        )!;
+      } finally {
+        task.release?.();
+      }
       const value = total.dataSync()[0] as number;
       tf.dispose([x, y, total]);
       if (!Number.isFinite(value) || Object.values(termValues).some((v) => !Number.isFinite(v))) {

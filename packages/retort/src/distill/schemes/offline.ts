@@ -1,0 +1,178 @@
+/**
+ * Offline distillation (Hinton et al. 2015; RepDistiller's train_student.py): a frozen teacher, and
+ * the student trained on  sum_i weight_i * loss_i  over the configured terms (ce, kd, dkd, hint
+ * losses, ...). Each term's descriptor declares what it needs — teacher logits, features tapped by
+ * role, trainable parts — and this module serves the declarations; it never branches on a method.
+ * The teacher runs outside the gradient tape, in inference mode (BN running statistics, no dropout),
+ * or its logits come from the on-disk cache when the inputs are not augmented.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { parseOrThrow } from '../../config/errors.js';
+import type { LossEntry } from '../../config/experiment.js';
+import { tapModel } from '../../taps/taps.js';
+import type { StepInput, TrainTask } from '../../train/trainer.js';
+import type { AnyLossDescriptor, NetOutputs, Parts } from '../losses/types.js';
+import { lossRegistry } from '../registry.js';
+import type { TeacherCache } from '../teacher-cache.js';
+
+/** Role -> layer name, per network. */
+export interface TapBinding {
+  student: Record<string, string>;
+  teacher: Record<string, string>;
+}
+
+/** One configured loss term. */
+export interface Term {
+  /** Unique label for logs ('kd', or 'kd#2' when a method appears twice). */
+  label: string;
+  descriptor: AnyLossDescriptor;
+  config: unknown;
+  weight: number;
+  taps: TapBinding;
+}
+
+/** Validates loss entries: method names, method parameters (its schema) and tap bindings. */
+export function parseTerms(entries: readonly LossEntry[], where: string): Term[] {
+  const seen = new Map<string, number>();
+  return entries.map((entry, i) => {
+    const { name, weight, taps, ...params } = entry as LossEntry & { taps?: unknown };
+    const descriptor = lossRegistry.get(name);
+    const at = `${where}: losses[${i}] (${name})`;
+    const config = parseOrThrow(descriptor.schema, params, at);
+    const binding = parseBinding(taps, at);
+    for (const side of ['student', 'teacher'] as const) {
+      for (const role of descriptor.needs.taps?.[side] ?? []) {
+        if (binding[side][role] === undefined) {
+          throw new Error(
+            `${at}: needs taps.${side}.${role}: the name of the ${side} layer that gives its '${role}' feature`,
+          );
+        }
+      }
+    }
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return { label: n === 1 ? name : `${name}#${n}`, descriptor, config, weight, taps: binding };
+  });
+}
+
+function parseBinding(taps: unknown, at: string): TapBinding {
+  const out: TapBinding = { student: {}, teacher: {} };
+  if (taps === undefined) return out;
+  if (typeof taps !== 'object' || taps === null)
+    throw new Error(`${at}: taps must be { student: {role: layer}, teacher: {role: layer} }`);
+  for (const [side, roles] of Object.entries(taps)) {
+    if (side !== 'student' && side !== 'teacher')
+      throw new Error(`${at}: unknown key 'taps.${side}' (valid keys: student, teacher)`);
+    for (const [role, layer] of Object.entries(roles as Record<string, unknown>)) {
+      if (typeof layer !== 'string') throw new Error(`${at}: taps.${side}.${role} must be a layer name`);
+      out[side][role] = layer;
+    }
+  }
+  return out;
+}
+
+export interface OfflineTask extends TrainTask {
+  /** Trainable parts by term label (kept out of the exported student). */
+  partsByTerm: Record<string, Parts>;
+  /** Whether the teacher runs at all. */
+  usesTeacher: boolean;
+}
+
+/** Builds the trainer's task for `student` distilled from a frozen `teacher` with `terms`. */
+export function buildOfflineTask(opts: {
+  student: tfl.LayersModel;
+  teacher?: tfl.LayersModel | undefined;
+  terms: readonly Term[];
+  cache?: TeacherCache | null | undefined;
+}): OfflineTask {
+  const { student, teacher, terms } = opts;
+  const sLayers = unique(terms.flatMap((t) => Object.values(t.taps.student)));
+  const tLayers = unique(terms.flatMap((t) => Object.values(t.taps.teacher)));
+  const usesTeacher = terms.some(
+    (t) => t.descriptor.needs.logits === true || (t.descriptor.needs.taps?.teacher.length ?? 0) > 0,
+  );
+  if (usesTeacher && teacher === undefined) {
+    const who = terms
+      .filter((t) => t.descriptor.needs.logits || t.descriptor.needs.taps?.teacher.length)
+      .map((t) => t.label);
+    throw new Error(`loss ${who.join(', ')} needs a teacher, and the experiment has none`);
+  }
+  const sView = tapModel(student, sLayers);
+  const tView = teacher ? tapModel(teacher, tLayers) : undefined;
+  if (teacher) teacher.trainable = false;
+  const cache = tLayers.length === 0 ? opts.cache : null; // the cache holds logits only
+
+  const partsByTerm: Record<string, Parts> = {};
+  for (const t of terms) {
+    if (!t.descriptor.parts) continue;
+    const shapeOf = (side: 'student' | 'teacher') =>
+      Object.fromEntries(
+        Object.entries(t.taps[side]).map(([role, layer]) => {
+          const view = side === 'student' ? sView : tView!;
+          const layers = side === 'student' ? sLayers : tLayers;
+          return [role, view.shapes[layers.indexOf(layer)]!];
+        }),
+      );
+    partsByTerm[t.label] = t.descriptor.parts(
+      { student: shapeOf('student'), teacher: shapeOf('teacher') },
+      t.config,
+    );
+  }
+
+  const featuresFor = (t: Term, side: 'student' | 'teacher', feats: tf.Tensor[]) => {
+    const layers = side === 'student' ? sLayers : tLayers;
+    return Object.fromEntries(
+      Object.entries(t.taps[side]).map(([role, layer]) => [role, feats[layers.indexOf(layer)]!]),
+    );
+  };
+
+  let teacherOut: { logits: tf.Tensor2D; features: tf.Tensor[] } | undefined;
+  return {
+    model: student,
+    parts: Object.values(partsByTerm).flatMap((p) => Object.values(p)),
+    partsByTerm,
+    usesTeacher,
+    prepare(input: StepInput) {
+      if (!usesTeacher) return;
+      teacherOut = cache
+        ? { logits: cache.lookup(input.index), features: [] }
+        : tf.tidy(() => tView!.run(input.x, false));
+    },
+    release() {
+      if (teacherOut) tf.dispose([teacherOut.logits, ...teacherOut.features]);
+      teacherOut = undefined;
+    },
+    loss(input: StepInput) {
+      const s = sView.run(input.x, true);
+      const terms: Record<string, tf.Scalar> = {};
+      let total: tf.Scalar | undefined;
+      for (const t of opts.terms) {
+        const student: NetOutputs<string> = {
+          logits: s.logits,
+          features: featuresFor(t, 'student', s.features),
+        };
+        const teacherNet: NetOutputs<string> = teacherOut
+          ? { logits: teacherOut.logits, features: featuresFor(t, 'teacher', teacherOut.features) }
+          : { logits: s.logits, features: {} };
+        const value = t.descriptor.loss({
+          config: t.config,
+          student,
+          teacher: teacherNet,
+          labels: input.y,
+          epoch: input.epoch,
+          indices: input.index,
+          parts: partsByTerm[t.label] ?? {},
+        });
+        terms[t.label] = value;
+        const weighted = tf.mul(value, t.weight) as tf.Scalar;
+        total = total === undefined ? weighted : (tf.add(total, weighted) as tf.Scalar);
+      }
+      return { total: total ?? tf.scalar(0), terms, logits: s.logits };
+    },
+  };
+}
+
+function unique(xs: string[]): string[] {
+  return [...new Set(xs)];
+}
