@@ -1,0 +1,17 @@
+/** Transpose of any rank (float32) natively: tiled 2-D core, strided outer loops (native/Transpose.cc). */
+import type { TransposeAttrs } from '@tensorflow/tfjs-core';
+import type { NativeKernel } from './kernel.js';
+import { f32Input } from './reduce_util.js';
+
+export const transpose: NativeKernel = {
+  kernelName: 'Transpose',
+  run({ inputs, attrs, backend, addon }) {
+    const { x } = inputs;
+    const { perm } = attrs as unknown as TransposeAttrs;
+    const values = f32Input(backend, x);
+    if (x === undefined || values === null || perm.length !== x.shape.length) return null;
+    const out = backend.makeOutputF32(perm.map((p) => x.shape[p] ?? 0));
+    addon.Transpose(values, out.values, Int32Array.from(x.shape), Int32Array.from(perm));
+    return out.info;
+  },
+};
