@@ -25,7 +25,54 @@ export interface NativeAddon {
   DepthwiseConv2dNativeBackpropFilter(x: F32, dy: F32, dw: F32, geom: I32): void;
   // @pool-matmul-api
   // @elementwise-api
+  // Broadcasting binary ops (native/elementwise.h): geom = [rankA, rankB, ...aShape, ...bShape]; out
+  // has the broadcast shape.
+  Add(a: F32, b: F32, out: F32, geom: I32): void;
+  Sub(a: F32, b: F32, out: F32, geom: I32): void;
+  Multiply(a: F32, b: F32, out: F32, geom: I32): void;
+  RealDiv(a: F32, b: F32, out: F32, geom: I32): void;
+  Maximum(a: F32, b: F32, out: F32, geom: I32): void;
+  Minimum(a: F32, b: F32, out: F32, geom: I32): void;
+  SquaredDifference(a: F32, b: F32, out: F32, geom: I32): void;
+  Pow(a: F32, b: F32, out: F32, geom: I32): void;
+  // Unary ops: out = f(x), same length.
+  Relu(x: F32, out: F32): void;
+  Relu6(x: F32, out: F32): void;
+  Elu(x: F32, out: F32): void;
+  Exp(x: F32, out: F32): void;
+  Log(x: F32, out: F32): void;
+  Neg(x: F32, out: F32): void;
+  Square(x: F32, out: F32): void;
+  Sqrt(x: F32, out: F32): void;
+  Rsqrt(x: F32, out: F32): void;
+  Reciprocal(x: F32, out: F32): void;
+  Abs(x: F32, out: F32): void;
+  Sigmoid(x: F32, out: F32): void;
+  Tanh(x: F32, out: F32): void;
+  Step(x: F32, out: F32, alpha: number): void;
+  LeakyRelu(x: F32, out: F32, alpha: number): void;
+  /** out = xs[0] + xs[1] + ... (at most 31 inputs; out may be xs[0]). */
+  AddN(out: F32, ...xs: F32[]): void;
+  /** Params of length 1, c (last dim of x) or x's size; missing offset/scale as [0]/[1]. */
+  FusedBatchNorm(
+    x: F32,
+    mean: F32,
+    variance: F32,
+    offset: F32,
+    scale: F32,
+    out: F32,
+    c: number,
+    eps: number,
+  ): void;
   // @reductions-api
+  Sum(x: F32, out: F32, shape: I32, axes: I32): void;
+  Mean(x: F32, out: F32, shape: I32, axes: I32): void;
+  Max(x: F32, out: F32, shape: I32, axes: I32): void;
+  Min(x: F32, out: F32, shape: I32, axes: I32): void;
+  Prod(x: F32, out: F32, shape: I32, axes: I32): void;
+  Transpose(x: F32, out: F32, shape: I32, perm: I32): void;
+  Softmax(x: F32, out: F32, rows: number, cols: number): void;
+  ArgMax(x: F32, out: I32, shape: I32, axis: number): void;
   // @optimizer-api
   RetortAdamUpdate(
     p: F32,

@@ -11,7 +11,21 @@ import { retortAdamUpdate } from './RetortAdamUpdate.js';
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
 // @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
 // @elementwise (binary, unary, FusedBatchNorm)
+
+import { addN } from './AddN.js';
+import { binaryKernels } from './binary.js';
+import { fusedBatchNorm } from './FusedBatchNorm.js';
+import { unaryKernels } from './unary.js';
 // @reductions (Sum, Mean, Max, Softmax, ...)
+
+import { argMax } from './ArgMax.js';
+import { max } from './Max.js';
+import { mean } from './Mean.js';
+import { min } from './Min.js';
+import { prod } from './Prod.js';
+import { softmax } from './Softmax.js';
+import { sum } from './Sum.js';
+import { transpose } from './Transpose.js';
 
 export const nativeKernels: readonly NativeKernel[] = [
   conv2D,
@@ -25,5 +39,17 @@ export const nativeKernels: readonly NativeKernel[] = [
   retortSgdUpdate,
   // @pool-matmul-list
   // @elementwise-list
+  ...binaryKernels,
+  ...unaryKernels,
+  addN,
+  fusedBatchNorm,
   // @reductions-list
+  sum,
+  mean,
+  max,
+  min,
+  prod,
+  transpose,
+  softmax,
+  argMax,
 ];

@@ -48,6 +48,11 @@ export function registerNativeKernels(
     const fallback: KernelFunc = cpu.kernelFunc;
     const kernelFunc: KernelFunc = (args) => {
       const backend = args.backend as NativeBackend;
+      // cpu's Cast from int32/bool to float32 relabels the integer array without converting it;
+      // native code must only ever see real Float32Array storage.
+      for (const t of Object.values(args.inputs)) {
+        if (t !== undefined && t !== null && t.dtype === 'float32' && backend.f32(t) === null) return fallback(args);
+      }
       const out = k.run({ inputs: args.inputs, attrs: args.attrs ?? {}, backend, addon });
       if (out === null) return fallback(args);
       nativeCallCounts.set(k.kernelName, (nativeCallCounts.get(k.kernelName) ?? 0) + 1);

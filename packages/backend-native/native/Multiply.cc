@@ -1,0 +1,6 @@
+// tfjs Multiply: a * b with broadcasting. Args: a, b, out, geom (elementwise.h).
+#include "elementwise.h"
+
+RETORT_KERNEL(Multiply) {
+  retort::binary_map(args, [](float a, float b) { return a * b; });
+}
