@@ -2,24 +2,31 @@
 export interface OptionSpec {
   /** Option name without dashes. */
   name: string;
-  /** 'flag' takes no value. */
-  kind: 'flag' | 'string' | 'number';
+  /** 'flag' takes no value; 'list' may repeat (--set a=1 --set b=2). */
+  kind: 'flag' | 'string' | 'number' | 'list';
   help: string;
   default?: string | number | boolean;
 }
 
-export type ParsedOptions = Record<string, string | number | boolean>;
+export type ParsedOptions = Record<string, string | number | boolean | string[]>;
 
 export function parseOptions(
   argv: readonly string[],
   specs: readonly OptionSpec[],
   command: string,
+  /** Receives non-option arguments; without it they are an error. */
+  positional?: string[],
 ): ParsedOptions {
   const out: ParsedOptions = {};
   for (const s of specs) if (s.default !== undefined) out[s.name] = s.default;
+  for (const s of specs) if (s.kind === 'list') out[s.name] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new Error(`retort ${command}: unexpected argument '${arg}'`);
+    if (!arg.startsWith('--')) {
+      if (positional === undefined) throw new Error(`retort ${command}: unexpected argument '${arg}'`);
+      positional.push(arg);
+      continue;
+    }
     const [rawName, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
     const spec = specs.find((s) => s.name === rawName);
     if (spec === undefined) {
@@ -32,7 +39,9 @@ export function parseOptions(
     }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`retort ${command}: --${spec.name} needs a value`);
-    if (spec.kind === 'number') {
+    if (spec.kind === 'list') {
+      (out[spec.name] as string[]).push(value);
+    } else if (spec.kind === 'number') {
       const n = Number(value);
       if (!Number.isFinite(n))
         throw new Error(`retort ${command}: --${spec.name} expects a number, got '${value}'`);

@@ -1,5 +1,7 @@
 /** `retort <command> [options]`: each command lives in commands/<name>.ts. */
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { distillCommand, trainCommand } from './commands/experiment.js';
 
 export interface Command {
   name: string;
@@ -7,7 +9,7 @@ export interface Command {
   run(argv: readonly string[]): Promise<void>;
 }
 
-const commands: readonly Command[] = [demoCommand];
+const commands: readonly Command[] = [trainCommand, distillCommand, evalCommand, demoCommand];
 
 function usage(): string {
   return ['usage: retort <command> [options]   (retort <command> --help for its options)', '', 'Commands:']

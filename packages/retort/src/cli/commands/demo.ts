@@ -1,127 +1,93 @@
 /**
- * `retort demo`: trains the tutorial's LightNN on Fashion-MNIST with the native backend and prints
- * its test accuracy and speed. (The distillation demo — teacher, label-only student, KD student —
- * replaces this once the trainer and KD loss exist.)
+ * `retort demo`: on Fashion-MNIST, trains (or reuses) a teacher, then the same small student twice —
+ * on labels only and with KD from the teacher — and prints params, test accuracy and training time
+ * for each. The three experiments are the files in configs/fashion-mnist/demo/.
  */
 import '@retort/backend-native';
-import * as tf from '@tensorflow/tfjs-core';
-import { FASHION_MNIST_DIR, type ImageSplit, loadIdxSplit } from '../../data/fashion-mnist.js';
-import { lightNN } from '../../models/tutorial.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Experiment } from '../../config/experiment.js';
+import { loadExperiment } from '../../config/load.js';
+import { type RunResults, runExperiment } from '../../train/experiment.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
 
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
+
 const options: readonly OptionSpec[] = [
   {
-    name: 'data-dir',
+    name: 'configs',
     kind: 'string',
-    help: 'folder with the Fashion-MNIST IDX files',
-    default: FASHION_MNIST_DIR,
+    help: 'folder with teacher.yaml, student-ce.yaml, student-kd.yaml',
+    default: join(repoRoot, 'configs/fashion-mnist/demo'),
   },
-  { name: 'epochs', kind: 'number', help: 'training epochs', default: 1 },
-  { name: 'batch', kind: 'number', help: 'batch size', default: 128 },
-  { name: 'seed', kind: 'number', help: 'random seed for initialisation and shuffling', default: 1 },
+  { name: 'runs', kind: 'string', help: 'folder for the run folders', default: 'runs' },
+  {
+    name: 'set',
+    kind: 'list',
+    help: 'override a key in all three experiments, e.g. --set data.trainLimit=5000',
+  },
+  { name: 'retrain-teacher', kind: 'flag', help: 'train the teacher again even when a finished one exists' },
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
-// Fashion-MNIST training-set pixel statistics (of x / 255).
-const MEAN = 0.286;
-const STD = 0.353;
-
-function batchTensors(
-  split: ImageSplit,
-  idx: ArrayLike<number>,
-  from: number,
-  to: number,
-): [tf.Tensor4D, tf.Tensor2D] {
-  const hw = split.height * split.width;
-  const n = to - from;
-  const x = new Float32Array(n * hw);
-  const y = new Float32Array(n * split.numClasses);
-  for (let b = 0; b < n; b++) {
-    const i = idx[from + b]!;
-    const src = split.images.subarray(i * hw, (i + 1) * hw);
-    for (let p = 0; p < hw; p++) x[b * hw + p] = (src[p]! / 255 - MEAN) / STD;
-    y[b * split.numClasses + split.labels[i]!] = 1;
-  }
-  return [tf.tensor4d(x, [n, split.height, split.width, 1]), tf.tensor2d(y, [n, split.numClasses])];
-}
-
-function shuffled(n: number, seed: number): Uint32Array {
-  const a = Uint32Array.from({ length: n }, (_, i) => i);
-  let s = seed >>> 0 || 1;
-  for (let i = n - 1; i > 0; i--) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    const j = (s >>> 0) % (i + 1);
-    const t = a[i]!;
-    a[i] = a[j]!;
-    a[j] = t;
-  }
-  return a;
+/** A finished run of the same experiment (same resolved config) can be reused as it is. */
+function finishedRun(runs: string, exp: Experiment): RunResults | null {
+  const dir = join(runs, exp.name);
+  const cfg = join(dir, 'config.json');
+  const res = join(dir, 'results.json');
+  if (!existsSync(cfg) || !existsSync(res) || !existsSync(join(dir, 'model.ckpt'))) return null;
+  if (readFileSync(cfg, 'utf8') !== `${JSON.stringify(exp, null, 2)}\n`) return null;
+  return JSON.parse(readFileSync(res, 'utf8')) as RunResults;
 }
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'train a small CNN on Fashion-MNIST with the native backend and report accuracy and speed',
+  summary: 'Fashion-MNIST: teacher, student on labels, student with KD; one comparison table',
   async run(argv) {
     const o = parseOptions(argv, options, 'demo');
     if (o['help'] === true) {
       console.log(helpText('demo', this.summary, options));
       return;
     }
-    const dir = String(o['data-dir']);
-    const epochs = Number(o['epochs']);
-    const batch = Number(o['batch']);
-    const seed = Number(o['seed']);
-    await tf.setBackend('native');
-    const train = loadIdxSplit(dir, 'train');
-    const test = loadIdxSplit(dir, 't10k');
-    const model = lightNN({ inputShape: [train.height, train.width, 1], numClasses: 10, seed });
-    const opt = tf.train.adam(1e-3);
-    const params = model.countParams();
-    const t0 = performance.now();
-    const steps = Math.floor(train.count / batch);
-    for (let e = 0; e < epochs; e++) {
-      const order = shuffled(train.count, seed + e);
-      let lossSum = 0;
-      for (let s = 0; s < steps; s++) {
-        const [x, y] = batchTensors(train, order, s * batch, (s + 1) * batch);
-        const loss = opt.minimize(
-          () =>
-            tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
-          true,
-        )!;
-        lossSum += loss.dataSync()[0]!;
-        tf.dispose([x, y, loss]);
-        if (process.stderr.isTTY && (s % 20 === 0 || s === steps - 1)) {
-          const sec = (performance.now() - t0) / 1000;
-          const done = e * steps + s + 1;
-          const ips = (done * batch) / sec;
-          const eta = ((epochs * steps - done) * batch) / ips;
-          process.stderr.write(
-            `\repoch ${e + 1}/${epochs} step ${s + 1}/${steps} loss ${(lossSum / (s + 1)).toFixed(4)} ${ips.toFixed(0)} img/s ETA ${eta.toFixed(0)}s   `,
-          );
-        }
-      }
-      if (process.stderr.isTTY) process.stderr.write('\n');
-    }
-    const trainSec = (performance.now() - t0) / 1000;
-    let correct = 0;
-    const all = Uint32Array.from({ length: test.count }, (_, i) => i);
-    for (let s = 0; s < test.count; s += 500) {
-      const [x, y] = batchTensors(test, all, s, Math.min(test.count, s + 500));
-      const hits = tf.tidy(() =>
-        tf.sum(tf.cast(tf.equal(tf.argMax(model.predict(x) as tf.Tensor, 1), tf.argMax(y, 1)), 'int32')),
+    const dir = String(o['configs']);
+    const runs = String(o['runs']);
+    const sets = o['set'] as string[];
+    const load = (f: string) => loadExperiment(join(dir, f), sets);
+    const teacherExp = load('teacher.yaml');
+    const ceExp = load('student-ce.yaml');
+    const kdExp = load('student-kd.yaml');
+    if (kdExp.teacher) kdExp.teacher.run = join(runs, teacherExp.name);
+    const rows: { role: string; r: RunResults; reused: boolean }[] = [];
+    let teacher = o['retrain-teacher'] === true ? null : finishedRun(runs, teacherExp);
+    const reused = teacher !== null;
+    if (teacher) console.error(`demo: reusing the finished teacher in ${join(runs, teacherExp.name)}`);
+    else
+      teacher = await runExperiment(teacherExp, join(dir, 'teacher.yaml'), { runsRoot: runs, force: true });
+    rows.push({ role: 'teacher', r: teacher, reused });
+    rows.push({
+      role: 'student, labels only',
+      r: await runExperiment(ceExp, 'student-ce.yaml', { runsRoot: runs, force: true }),
+      reused: false,
+    });
+    rows.push({
+      role: 'student, KD',
+      r: await runExperiment(kdExp, 'student-kd.yaml', { runsRoot: runs, force: true }),
+      reused: false,
+    });
+    console.log('');
+    console.log('| run | model | params | epochs | test top-1 | training time |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+    for (const { role, r, reused: re } of rows) {
+      const epochs = r.stages.reduce((a, s) => a + s.epochs, 0);
+      console.log(
+        `| ${role} | ${r.model} | ${r.params.toLocaleString('en-US')} | ${epochs} | ${r.testTop1.toFixed(2)}% | ${re ? 'reused' : `${r.trainSeconds.toFixed(0)} s`} |`,
       );
-      correct += hits.dataSync()[0]!;
-      tf.dispose([x, y, hits]);
     }
-    const acc = (100 * correct) / test.count;
-    console.log('| model | params | epochs | test accuracy | training time | img/s |');
-    console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+    const gain = rows[2]!.r.testTop1 - rows[1]!.r.testTop1;
     console.log(
-      `| LightNN | ${params} | ${epochs} | ${acc.toFixed(2)}% | ${trainSec.toFixed(1)} s | ${((epochs * steps * batch) / trainSec).toFixed(0)} |`,
+      `\nKD ${gain >= 0 ? 'gained' : 'lost'} ${Math.abs(gain).toFixed(2)} points over the label-only student (same seed, same epochs).`,
     );
   },
 };

@@ -1,0 +1,62 @@
+/** `retort train` and `retort distill`: run an experiment file (the library's runExperiment). */
+import '@retort/backend-native';
+import { loadExperiment } from '../../config/load.js';
+import { runExperiment } from '../../train/experiment.js';
+import { helpText, type OptionSpec, parseOptions } from '../args.js';
+import type { Command } from '../main.js';
+
+const options: readonly OptionSpec[] = [
+  { name: 'set', kind: 'list', help: 'override a config key, e.g. --set optimizer.lr=0.01 (repeatable)' },
+  { name: 'runs', kind: 'string', help: 'folder that holds run folders', default: 'runs' },
+  { name: 'resume', kind: 'flag', help: 'continue the run from its last checkpoint' },
+  { name: 'force', kind: 'flag', help: 'start over when the run folder exists (the old one is kept aside)' },
+  { name: 'help', kind: 'flag', help: 'show this help' },
+];
+
+function experimentCommand(name: 'train' | 'distill', summary: string, needsTeacher: boolean): Command {
+  return {
+    name,
+    summary,
+    async run(argv) {
+      const files: string[] = [];
+      const o = parseOptions(argv, options, name, files);
+      if (o['help'] === true) {
+        console.log(
+          `usage: retort ${name} <experiment.yaml> [options]\n\n${helpText(name, summary, options)}`,
+        );
+        return;
+      }
+      if (files.length !== 1)
+        throw new Error(`retort ${name}: give one experiment file (got ${files.length}); see --help`);
+      const file = files[0]!;
+      const exp = loadExperiment(file, o['set'] as string[]);
+      if (needsTeacher && !exp.teacher)
+        throw new Error(`retort distill: ${file} has no teacher section (use retort train for a baseline)`);
+      const r = await runExperiment(exp, file, {
+        runsRoot: String(o['runs']),
+        force: o['force'] === true,
+        resume: o['resume'] === true,
+      });
+      console.log(
+        JSON.stringify({
+          name: r.name,
+          runDir: r.runDir,
+          params: r.params,
+          testTop1: r.testTop1,
+          seconds: r.trainSeconds,
+        }),
+      );
+    },
+  };
+}
+
+export const trainCommand = experimentCommand(
+  'train',
+  'train a model (teacher or baseline student) from an experiment file',
+  false,
+);
+export const distillCommand = experimentCommand(
+  'distill',
+  'distil a student from a trained teacher (experiment file with a teacher)',
+  true,
+);

@@ -1,0 +1,106 @@
+/**
+ * MobileNetV2: "MobileNetV2: Inverted Residuals and Linear Bottlenecks", Sandler, Howard, Zhu,
+ * Zhmoginov & Chen, CVPR 2018, in the CIFAR form RepDistiller uses (models/mobilenetv2.py, from
+ * "Knowledge Distillation via Route Constrained Optimization"); its 'MobileNetV2' entry is
+ * mobile_half = expansion 6, width 0.5, which are this builder's defaults.
+ *
+ * Structure: conv3x3 stride 2 -> BN -> ReLU (int(32 * width) channels), seven stages of inverted
+ * residual blocks (t, c, n, s) = (1, 16, 1, 1), (T, 24, 2, 1), (T, 32, 3, 2), (T, 64, 4, 2),
+ * (T, 96, 3, 1), (T, 160, 3, 2), (T, 320, 1, 1) with c scaled to int(c * width), conv1x1 ->
+ * BN -> ReLU to 1280 channels (int(1280 * width) when width > 1), global average pool, Linear.
+ * Unlike torchvision, every block has the expansion conv, also where t = 1. A block: conv1x1
+ * (in -> in * t) -> BN -> ReLU -> depthwise 3x3 (stride s) -> BN -> ReLU -> conv1x1 (-> out) -> BN,
+ * plus the input when s = 1 and in = out. No conv has a bias. RepDistiller requires H % 32 = 0 and
+ * pools with AvgPool2d(H / 16); here any size works and the pool is global (the same at 32x32).
+ *
+ * Layer names (parameterised layers carry the PyTorch state_dict prefix):
+ *   conv1.0.pad, conv1.0, conv1.1, conv1.2     stem: padding, conv, BN, ReLU (f0 = conv1.2)
+ *   blocks.{i}.{j}.conv.0 .. conv.7           block j of stage i (i = 0..6): 0 conv1x1, 1 BN,
+ *                                             2 ReLU, 3 depthwise (3.pad when stride 2), 4 BN,
+ *                                             5 ReLU, 6 conv1x1, 7 BN
+ *   blocks.{i}.{j}.add                        residual sum, where the block has one
+ *   conv2.0, conv2.1, conv2.2                 conv1x1, BN, ReLU
+ *   avgpool ([N, C]), classifier.0 (logits)
+ * Stage taps (`mobileNetV2Taps`): f0 = conv1.2, then the last block output of stages 1, 2, 4 and
+ * 6, then avgpool. Block outputs are linear (no ReLU), so RepDistiller has no separate
+ * pre-activation: preact = output.
+ *
+ * Initialisation as RepDistiller: convs N(0, 2 / (k * k * out_channels)) (depthwise: out_channels
+ * = its channels), BN gamma 1 / beta 0, classifier N(0, 0.01) with zero bias.
+ */
+import * as tfl from '@tensorflow/tfjs-layers';
+import { hwc, type ModelTaps, Net, resolveOptions, type Sym, type ZooOptions } from './common.js';
+
+export interface MobileNetV2Options extends ZooOptions {
+  /** Channel multiplier; default 0.5 (RepDistiller's mobile_half). */
+  widthMult?: number;
+  /** Expansion factor T of stages 1-6 (stage 0 keeps 1); default 6. */
+  expansion?: number;
+}
+
+/** (expansion or 'T', channels, blocks, stride) per stage. */
+const STAGES: readonly (readonly [number | 'T', number, number, number])[] = [
+  [1, 16, 1, 1],
+  ['T', 24, 2, 1],
+  ['T', 32, 3, 2],
+  ['T', 64, 4, 2],
+  ['T', 96, 3, 1],
+  ['T', 160, 3, 2],
+  ['T', 320, 1, 1],
+];
+
+/** Inverted residual block `p`: [N, H, W, Cin] -> [N, H/stride, W/stride, cout]. */
+function invertedResidual(net: Net, x: Sym, p: string, cout: number, stride: number, t: number): Sym {
+  const cin = hwc(x)[2];
+  let y = net.relu(net.bn(net.conv(x, `${p}.conv.0`, cin * t, 1), `${p}.conv.1`), `${p}.conv.2`);
+  y = net.relu(net.bn(net.depthwise(y, `${p}.conv.3`, 3, stride), `${p}.conv.4`), `${p}.conv.5`);
+  y = net.bn(net.conv(y, `${p}.conv.6`, cout, 1), `${p}.conv.7`);
+  return stride === 1 && cin === cout ? net.add([x, y], `${p}.add`) : y;
+}
+
+function checked(opts: MobileNetV2Options): { width: number; t: number } {
+  const width = opts.widthMult ?? 0.5;
+  const t = opts.expansion ?? 6;
+  if (!(width > 0) || !Number.isFinite(width) || Math.trunc(16 * width) < 1)
+    throw new Error(`mobileNetV2: widthMult must be a number with int(16 * widthMult) >= 1, got ${width}`);
+  if (!Number.isInteger(t) || t < 1)
+    throw new Error(`mobileNetV2: expansion must be a positive integer, got ${t}`);
+  return { width, t };
+}
+
+/**
+ * MobileNetV2 (default: RepDistiller's mobile_half). Input [N, H, W, C] (default 32x32x3), output
+ * logits [N, numClasses] (default 100). Any H, W >= 1 work.
+ */
+export function mobileNetV2(opts: MobileNetV2Options = {}): tfl.LayersModel {
+  const { width, t } = checked(opts);
+  const { shape, numClasses } = resolveOptions(opts, 'mobileNetV2', 1);
+  const net = new Net(opts.seed, 'kaiming-fan-out');
+  const input = tfl.input({ shape, name: 'input' });
+  let x = net.conv(input, 'conv1.0', Math.trunc(32 * width), 3, 2);
+  x = net.relu(net.bn(x, 'conv1.1'), 'conv1.2');
+  for (const [i, [ti, c, n, s]] of STAGES.entries()) {
+    const cout = Math.trunc(c * width);
+    for (let j = 0; j < n; j++) {
+      x = invertedResidual(net, x, `blocks.${i}.${j}`, cout, j === 0 ? s : 1, ti === 'T' ? t : ti);
+    }
+  }
+  const last = width > 1 ? Math.trunc(1280 * width) : 1280;
+  x = net.relu(net.bn(net.conv(x, 'conv2.0', last, 1), 'conv2.1'), 'conv2.2');
+  const logits = net.dense(net.gap(x, 'avgpool'), 'classifier.0', numClasses, 'normal-0.01');
+  return tfl.model({ inputs: input, outputs: logits, name: opts.name ?? 'mobilenetv2' });
+}
+
+/** Feature taps of `mobileNetV2` (the same for every width and expansion). */
+export function mobileNetV2Taps(): ModelTaps {
+  const out = (i: number): string => {
+    const p = `blocks.${i}.${STAGES[i]![2] - 1}`;
+    // A stage's last block is stride 1 with in = out unless the stage has one block.
+    return STAGES[i]![2] > 1 ? `${p}.add` : `${p}.conv.7`;
+  };
+  const stages = [1, 2, 4, 6].map((i) => ({ output: out(i), preact: out(i) }));
+  return {
+    stages: [{ output: 'conv1.2', preact: 'conv1.2' }, ...stages, { output: 'avgpool', preact: 'avgpool' }],
+    bnBeforeRelu: [1, 2, 4, 6].map((i) => `blocks.${i}.${STAGES[i]![2] - 1}.conv.7`),
+  };
+}

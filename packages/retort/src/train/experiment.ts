@@ -1,0 +1,199 @@
+/**
+ * Runs one experiment file end to end: data, student (and frozen teacher), each stage's losses,
+ * optimizer and schedule, the trainer, then a final test evaluation. Everything lands in the run
+ * folder: config.json, metrics.jsonl, checkpoints/, model.ckpt, results.json.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Experiment, OptimizerConfig, ScheduleConfig } from '../config/experiment.js';
+import { buildData } from '../data/build.js';
+import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
+import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
+import { buildModel } from '../models/index.js';
+import { seedEverything } from '../util/rng.js';
+import { loadModelWeights, saveModelWeights } from './checkpoint.js';
+import { Adam, SGD } from './optimizers.js';
+import { prepareRunDir, writeResults } from './run-dir.js';
+import type { Schedule } from './schedule.js';
+import { type EpochRecord, evaluate, fit, type LrOptimizer } from './trainer.js';
+
+export interface RunOptions {
+  /** Folder that holds run folders (default 'runs'). */
+  runsRoot?: string;
+  force?: boolean;
+  resume?: boolean;
+  /** Where teacher caches live (default <runsRoot>/.cache/teacher). */
+  cacheDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunResults {
+  name: string;
+  runDir: string;
+  model: string;
+  params: number;
+  teacher?: { model: string; params: number; testTop1: number };
+  stages: { name: string; epochs: number; losses: string[]; seconds: number }[];
+  testTop1: number;
+  testTop5: number;
+  testLoss: number;
+  trainSeconds: number;
+  epochs: EpochRecord[];
+}
+
+export function makeOptimizer(c: OptimizerConfig): LrOptimizer {
+  if (c.name === 'sgd')
+    return new SGD({ lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, weightDecay: c.weightDecay });
+  return new Adam({
+    lr: c.lr,
+    beta1: c.beta1,
+    beta2: c.beta2,
+    eps: c.eps,
+    weightDecay: c.weightDecay,
+    decoupled: c.name === 'adamw',
+  });
+}
+
+export function makeSchedule(c: ScheduleConfig, lr: number, epochs: number): Schedule {
+  const warm = { warmupEpochs: c.warmupEpochs, warmupFrom: c.warmupFrom };
+  switch (c.kind) {
+    case 'constant':
+      return { kind: 'constant', lr, ...warm };
+    case 'step':
+      return { kind: 'step', lr, stepSize: c.stepSize, gamma: c.gamma, ...warm };
+    case 'multistep':
+      return { kind: 'multistep', lr, milestones: c.milestones, gamma: c.gamma, ...warm };
+    case 'cosine':
+      return { kind: 'cosine', lr, epochs, minLr: c.minLr, ...warm };
+  }
+}
+
+/** Loads a teacher's weights from a run folder (its model.ckpt) or a checkpoint file. */
+export function loadTeacher(
+  exp: Experiment,
+  shape: [number, number, number],
+  numClasses: number,
+): tfl.LayersModel | undefined {
+  if (!exp.teacher) return undefined;
+  const t = exp.teacher;
+  const model = buildModel(t.model.name, { ...t.model.options, inputShape: shape, numClasses });
+  const path = t.checkpoint ?? (t.run ? join(t.run, 'model.ckpt') : undefined);
+  if (path === undefined)
+    throw new Error('teacher: give run (a run folder of `retort train`) or checkpoint (a file)');
+  if (!existsSync(path))
+    throw new Error(
+      `teacher weights ${path} not found (train the teacher first: retort train <teacher config>)`,
+    );
+  loadModelWeights(path, model);
+  return model;
+}
+
+export async function runExperiment(
+  exp: Experiment,
+  where: string,
+  opts: RunOptions = {},
+): Promise<RunResults> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const runsRoot = opts.runsRoot ?? 'runs';
+  await tf.setBackend('native');
+  // Terms are checked before anything slow happens.
+  const stages = (exp.stages ?? [{ name: 'main', epochs: exp.epochs, losses: exp.losses }]).map((s) => ({
+    ...s,
+    terms: parseTerms(s.losses, where),
+  }));
+  const runDir = prepareRunDir(runsRoot, exp.name, exp, {
+    force: opts.force ?? false,
+    resume: opts.resume ?? false,
+  });
+  seedEverything(exp.seed);
+  const data = buildData(exp.data, exp.seed);
+  const student = buildModel(exp.model.name, {
+    ...exp.model.options,
+    inputShape: data.shape,
+    numClasses: data.numClasses,
+  });
+  const teacher = loadTeacher(exp, data.shape, data.numClasses);
+  let teacherInfo: RunResults['teacher'];
+  if (teacher) {
+    const ev = evaluate(teacher, data.test);
+    teacherInfo = { model: exp.teacher!.model.name, params: teacher.countParams(), testTop1: ev.top1 };
+    log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${ev.top1.toFixed(2)}%`);
+  }
+  const results: RunResults['stages'] = [];
+  const records: EpochRecord[] = [];
+  const t0 = performance.now();
+  for (const [si, stage] of stages.entries()) {
+    let cache: TeacherCache | null = null;
+    const task0 = buildOfflineTask({ student, teacher, terms: stage.terms });
+    if (teacher && task0.usesTeacher && exp.cacheTeacher) {
+      const refusal = cacheRefusal(exp.data);
+      if (refusal) log(refusal);
+      else {
+        cache = TeacherCache.build(
+          teacher,
+          data.trainPlain,
+          data.key,
+          opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
+        );
+        log(`teacher logits ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
+      }
+    }
+    const task = cache ? buildOfflineTask({ student, teacher, terms: stage.terms, cache }) : task0;
+    const optCfg = 'optimizer' in stage && stage.optimizer ? stage.optimizer : exp.optimizer;
+    const schedCfg = 'schedule' in stage && stage.schedule ? stage.schedule : exp.schedule;
+    const optimizer = makeOptimizer(optCfg);
+    const s0 = performance.now();
+    log(
+      `stage ${stage.name}: ${stage.epochs} epochs, losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
+    );
+    const recs = await fit(task, {
+      epochs: stage.epochs,
+      optimizer,
+      schedule: makeSchedule(schedCfg, optCfg.lr, stage.epochs),
+      train: data.train,
+      val: data.val,
+      runDir: stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
+      resume:
+        (opts.resume ?? false) &&
+        existsSync(
+          join(
+            stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
+            'checkpoints',
+            'last.ckpt',
+          ),
+        ),
+      log,
+    });
+    optimizer.dispose();
+    records.push(...recs);
+    results.push({
+      name: stage.name,
+      epochs: stage.epochs,
+      losses: stage.terms.map((t) => t.label),
+      seconds: (performance.now() - s0) / 1000,
+    });
+  }
+  const trainSeconds = (performance.now() - t0) / 1000;
+  const test = evaluate(student, data.test);
+  saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
+  const out: RunResults = {
+    name: exp.name,
+    runDir,
+    model: exp.model.name,
+    params: student.countParams(),
+    ...(teacherInfo ? { teacher: teacherInfo } : {}),
+    stages: results,
+    testTop1: test.top1,
+    testTop5: test.top5,
+    testLoss: test.loss,
+    trainSeconds,
+    epochs: records,
+  };
+  writeResults(runDir, out);
+  log(
+    `${exp.name}: test top-1 ${test.top1.toFixed(2)}%, ${out.params} params, ${trainSeconds.toFixed(1)} s -> ${runDir}`,
+  );
+  return out;
+}
