@@ -24,6 +24,16 @@ export interface NativeAddon {
   DepthwiseConv2dNativeBackpropInput(dy: F32, filter: F32, dx: F32, geom: I32): void;
   DepthwiseConv2dNativeBackpropFilter(x: F32, dy: F32, dw: F32, geom: I32): void;
   // @pool-matmul-api
+  // 2-D pooling, NHWC (native/pool_common.h): geom = [N, H, W, C, KH, KW, OH, OW, strideH, strideW,
+  // padT, padL, padB, padR].
+  MaxPool(x: F32, out: F32, geom: I32): void;
+  AvgPool(x: F32, out: F32, geom: I32): void;
+  MaxPoolGrad(dy: F32, x: F32, dx: F32, geom: I32): void;
+  AvgPoolGrad(dy: F32, dx: F32, geom: I32): void;
+  // Matmul (native/matmul_common.h): geom = [batchA, batchB, M, N, K, transposeA, transposeB, biasB,
+  // biasM, biasN]; bias dims 0 and an empty bias array when there is none.
+  BatchMatMul(a: F32, b: F32, out: F32, geom: I32): void;
+  _FusedMatMul(a: F32, b: F32, bias: F32, out: F32, geom: I32, relu: number): void;
   // @elementwise-api
   // Broadcasting binary ops (native/elementwise.h): geom = [rankA, rankB, ...aShape, ...bShape]; out
   // has the broadcast shape.

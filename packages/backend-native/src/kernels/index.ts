@@ -10,6 +10,13 @@ import type { NativeKernel } from './kernel.js';
 import { retortAdamUpdate } from './RetortAdamUpdate.js';
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
 // @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
+
+import { fusedMatMul } from './_FusedMatMul.js';
+import { avgPool } from './AvgPool.js';
+import { avgPoolGrad } from './AvgPoolGrad.js';
+import { batchMatMul } from './BatchMatMul.js';
+import { maxPool } from './MaxPool.js';
+import { maxPoolGrad } from './MaxPoolGrad.js';
 // @elementwise (binary, unary, FusedBatchNorm)
 
 import { addN } from './AddN.js';
@@ -38,6 +45,12 @@ export const nativeKernels: readonly NativeKernel[] = [
   retortAdamUpdate,
   retortSgdUpdate,
   // @pool-matmul-list
+  maxPool,
+  maxPoolGrad,
+  avgPool,
+  avgPoolGrad,
+  batchMatMul,
+  fusedMatMul,
   // @elementwise-list
   ...binaryKernels,
   ...unaryKernels,

@@ -1,0 +1,82 @@
+/**
+ * Shared glue of the 2-D pooling kernels: geometry in the 14-int layout native/pool_common.h reads,
+ * [N, H, W, C, KH, KW, OH, OW, strideH, strideW, padT, padL, padB, padR], and the input checks.
+ */
+import { backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
+
+type PoolInfo = backend_util.Conv2DInfo;
+type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
+
+/** tfjs's pooling info for a 4-D NHWC input, or null when `x` is not 4-D. */
+export function poolInfo(
+  x: TensorInfo,
+  filterSize: [number, number] | number,
+  strides: [number, number] | number,
+  pad: Pad,
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): PoolInfo | null {
+  if (x.shape.length !== 4) return null;
+  return backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+}
+
+/** A 1x1 window that keeps the shape: tfjs cpu answers with a zero-copy identity, which wins. */
+export function isIdentityPool(info: PoolInfo): boolean {
+  return (
+    info.filterHeight === 1 && info.filterWidth === 1 && info.inShape.every((d, i) => d === info.outShape[i])
+  );
+}
+
+/**
+ * Packs the geometry, or returns null for what the native kernels leave to JS: channels-first data,
+ * dilation, empty tensors, and windows lying wholly in padding (tfjs gives -Infinity or NaN there,
+ * and oneDNN rejects padding as large as the window).
+ */
+export function poolGeometry(info: PoolInfo): Int32Array | null {
+  if (info.dataFormat !== 'channelsLast') return null;
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
+  if (info.inShape.some((d) => d === 0) || info.outShape.some((d) => d === 0)) return null;
+  const kh = info.filterHeight;
+  const kw = info.filterWidth;
+  const { top, left } = info.padInfo;
+  const padB = endPad(info.outHeight, info.strideHeight, kh, info.inHeight, top);
+  const padR = endPad(info.outWidth, info.strideWidth, kw, info.inWidth, left);
+  if (padB === null || padR === null) return null;
+  if (top >= kh || padB >= kh || left >= kw || padR >= kw) return null;
+  return Int32Array.from([
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    kh,
+    kw,
+    info.outHeight,
+    info.outWidth,
+    info.strideHeight,
+    info.strideWidth,
+    top,
+    left,
+    padB,
+    padR,
+  ]);
+}
+
+// oneDNN checks OH = (H + padT + padB - KH) / strideH + 1 with integer division. tfjs's 'valid' with
+// a stride that does not divide evenly needs a negative minimum there; any value up to stride-1 above
+// it gives the same OH, so 0 does, and cells past the last window are then never read.
+function endPad(out: number, stride: number, k: number, size: number, start: number): number | null {
+  const min = (out - 1) * stride + k - size - start;
+  if (min >= 0) return min;
+  return min + stride - 1 >= 0 ? 0 : null;
+}
+
+/** True when two shapes are equal. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
