@@ -23,6 +23,9 @@ export interface NativeAddon {
   DepthwiseConv2dNative(x: F32, filter: F32, out: F32, geom: I32): void;
   DepthwiseConv2dNativeBackpropInput(dy: F32, filter: F32, dx: F32, geom: I32): void;
   DepthwiseConv2dNativeBackpropFilter(x: F32, dy: F32, dw: F32, geom: I32): void;
+  Slice(x: F32, out: F32, shape: I32, begin: I32, size: I32): void;
+  PadV2(x: F32, out: F32, shape: I32, before: I32, outShape: I32, constant: number): void;
+  Tile(x: F32, out: F32, shape: I32, outShape: I32): void;
   // @pool-matmul-api
   // 2-D pooling, NHWC (native/pool_common.h): geom = [N, H, W, C, KH, KW, OH, OW, strideH, strideW,
   // padT, padL, padB, padR].

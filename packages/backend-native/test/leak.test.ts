@@ -29,7 +29,13 @@ it('100 training steps: numTensors unchanged, RSS flat', () => {
   const model = tfl.model({ inputs: input, outputs: out });
   const opt = tf.train.adam(1e-3);
   const x = tf.tensor4d(rand(32 * 32 * 32 * 3, 1), [32, 32, 32, 3]);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 10), 'int32'), 10);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: 32 }, (_, i) => i % 10),
+      'int32',
+    ),
+    10,
+  );
 
   const step = () => {
     const loss = opt.minimize(

@@ -7,8 +7,11 @@ import { depthwiseConv2dNativeBackpropFilter } from './DepthwiseConv2dNativeBack
 import { depthwiseConv2dNativeBackpropInput } from './DepthwiseConv2dNativeBackpropInput.js';
 import { fusedConv2D } from './FusedConv2D.js';
 import type { NativeKernel } from './kernel.js';
+import { padV2 } from './PadV2.js';
 import { retortAdamUpdate } from './RetortAdamUpdate.js';
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
+import { slice } from './Slice.js';
+import { tile } from './Tile.js';
 // @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
 
 import { fusedMatMul } from './_FusedMatMul.js';
@@ -44,6 +47,9 @@ export const nativeKernels: readonly NativeKernel[] = [
   depthwiseConv2dNativeBackpropFilter,
   retortAdamUpdate,
   retortSgdUpdate,
+  slice,
+  padV2,
+  tile,
   // @pool-matmul-list
   maxPool,
   maxPoolGrad,

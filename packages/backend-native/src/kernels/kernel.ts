@@ -51,7 +51,8 @@ export function registerNativeKernels(
       // cpu's Cast from int32/bool to float32 relabels the integer array without converting it;
       // native code must only ever see real Float32Array storage.
       for (const t of Object.values(args.inputs)) {
-        if (t !== undefined && t !== null && t.dtype === 'float32' && backend.f32(t) === null) return fallback(args);
+        if (t !== undefined && t !== null && t.dtype === 'float32' && backend.f32(t) === null)
+          return fallback(args);
       }
       const out = k.run({ inputs: args.inputs, attrs: args.attrs ?? {}, backend, addon });
       if (out === null) return fallback(args);

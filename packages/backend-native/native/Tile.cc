@@ -1,0 +1,34 @@
+// tfjs Tile: out[i] = x[i mod shape] per dimension. Args: x, out, shape[r], outShape[r].
+#include "copy_common.h"
+
+RETORT_KERNEL(Tile) {
+  auto shape = args.dims(2), oshape = args.dims(3);
+  const size_t r = shape.size();
+  size_t in = 1, out = 1;
+  for (size_t i = 0; i < r; i++) {
+    in *= size_t(shape[i]);
+    out *= size_t(oshape[i]);
+  }
+  const float* x = args.f32(0, in);
+  float* y = args.f32(1, out);
+  if (out == 0) return;
+  std::vector<int64_t> xs(r, 1);
+  for (int64_t i = int64_t(r) - 2; i >= 0; i--) xs[size_t(i)] = xs[size_t(i) + 1] * shape[size_t(i) + 1];
+  const int64_t L = oshape[r - 1], Lin = shape[r - 1];
+  const int64_t rows = int64_t(out) / L;
+#pragma omp parallel for schedule(static) if (int64_t(out) > 65536)
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t rem = row, so = 0;
+    for (int64_t i = int64_t(r) - 2; i >= 0; i--) {
+      so += (rem % oshape[size_t(i)]) % shape[size_t(i)] * xs[size_t(i)];
+      rem /= oshape[size_t(i)];
+    }
+    float* dst = y + row * L;
+    if (Lin == 1) {
+      const float v = x[so];
+      for (int64_t j = 0; j < L; j++) dst[j] = v;
+    } else {
+      for (int64_t j = 0; j < L; j += Lin) std::memcpy(dst + j, x + so, sizeof(float) * size_t(Lin));
+    }
+  }
+}
