@@ -1,27 +1,15 @@
 /** Gradient of DepthwiseConv2dNative with respect to its filter ([KH, KW, C, M]), on oneDNN. */
-import { backend_util, type DepthwiseConv2dNativeBackpropFilterAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry } from './conv_util.js';
-import { allF32, type NativeKernel } from './kernel.js';
+import type { DepthwiseConv2dNativeBackpropFilterAttrs } from '@tensorflow/tfjs-core';
+import { convKernel, type Shape4 } from './conv_util.js';
 
-export const depthwiseConv2dNativeBackpropFilter: NativeKernel = {
+export const depthwiseConv2dNativeBackpropFilter = convKernel({
   kernelName: 'DepthwiseConv2dNativeBackpropFilter',
-  run({ inputs, attrs, backend, addon }) {
-    const { x, dy } = inputs;
-    if (x === undefined || dy === undefined || !allF32(x, dy)) return null;
-    const a = attrs as unknown as DepthwiseConv2dNativeBackpropFilterAttrs;
-    const info = backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      a.filterShape,
-      a.strides,
-      a.dilations,
-      a.pad,
-      a.dimRoundingMode,
-      true,
-    );
-    const geom = convGeometry(info, true);
-    if (geom === null) return null;
-    const out = backend.makeOutputF32(a.filterShape);
-    addon.DepthwiseConv2dNativeBackpropFilter(backend.f32(x)!, backend.f32(dy)!, out.values, geom);
-    return out.info;
-  },
-};
+  inputs: ['x', 'dy'],
+  depthwise: true,
+  shapes: (x, _dy, a) => [
+    x.shape as Shape4,
+    (a as unknown as DepthwiseConv2dNativeBackpropFilterAttrs).filterShape,
+  ],
+  outShape: (_info, a) => (a as unknown as DepthwiseConv2dNativeBackpropFilterAttrs).filterShape,
+  entry: (addon) => addon.DepthwiseConv2dNativeBackpropFilter,
+});

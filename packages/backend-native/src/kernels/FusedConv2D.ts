@@ -3,8 +3,8 @@
  * primitive (bias + post-op). tfjs-layers' Conv2D layer runs through this kernel. Other activations,
  * scalar biases and prelu defer to the JS kernel.
  */
-import { backend_util, type FusedConv2DAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry } from './conv_util.js';
+import type { FusedConv2DAttrs } from '@tensorflow/tfjs-core';
+import { convGeometry, convInfoOf, type Shape4 } from './conv_util.js';
 import { allF32, type NativeKernel } from './kernel.js';
 
 export const fusedConv2D: NativeKernel = {
@@ -16,16 +16,7 @@ export const fusedConv2D: NativeKernel = {
     if (preluActivationWeights !== undefined && preluActivationWeights !== null) return null;
     const act = a.activation ?? 'linear';
     if (act !== 'linear' && act !== 'relu') return null;
-    const info = backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      a.strides,
-      a.dilations,
-      a.pad,
-      a.dimRoundingMode,
-      false,
-      backend_util.convertConv2DDataFormat(a.dataFormat),
-    );
+    const info = convInfoOf(x.shape as Shape4, filter.shape as Shape4, attrs, false);
     const geom = convGeometry(info, false);
     if (geom === null) return null;
     let biasValues: Float32Array = new Float32Array(0);
