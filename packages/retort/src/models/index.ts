@@ -11,6 +11,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { createRegistry, type Registry } from '../util/registry.js';
 import type { ModelTaps, ZooOptions } from './common.js';
+import { mlp } from './mlp.js';
 import { mobileNetV2, mobileNetV2Taps } from './mobilenetv2.js';
 import { resnet, resnet8x4, resnet32x4, resnetTaps } from './resnet.js';
 import { shuffleNetV2, shuffleNetV2Sizes, shuffleNetV2Taps } from './shufflenetv2.js';
@@ -171,6 +172,28 @@ zoo.add('lightnn', {
   options: [],
   build: (o) => lightNN(common(o)),
   taps: () => tutorialTaps(['features.conv1', 'features.conv2'], 'classifier.fc1'),
+});
+
+zoo.add('mlp', {
+  description:
+    'MLP over flattened pixels, hidden widths from option hidden (number or "256,128"; default 64)',
+  options: ['hidden'],
+  build: (o) => {
+    const h = o['hidden'];
+    const hidden =
+      h === undefined
+        ? undefined
+        : typeof h === 'number'
+          ? [h]
+          : String(h)
+              .split(',')
+              .map((v) => Number(v.trim()));
+    if (hidden?.some((u) => !Number.isInteger(u) || u <= 0)) {
+      throw new Error(`model 'mlp': option hidden must be positive integers, got ${JSON.stringify(h)}`);
+    }
+    return mlp({ ...common(o), ...(hidden ? { hidden } : {}) });
+  },
+  taps: () => ({ stages: [{ output: 'fc1', preact: 'fc1' }], bnBeforeRelu: [] }),
 });
 
 function checkOptions(name: string, entry: ZooEntry, opts: BuildOptions): void {
