@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { parseOrThrow } from '../../../src/config/errors.js';
 import { type CosineConfig, cosine, cosineLoss } from '../../../src/distill/losses/cosine.js';
+import { assertClose, lossFixture } from './golden.js';
 
 interface CosineCase {
   name: string;
@@ -18,23 +18,7 @@ interface CosineCase {
   loss: number;
   grad_student: number[];
 }
-const fx = JSON.parse(readFileSync(new URL('../../fixtures/losses.json', import.meta.url), 'utf8')) as {
-  cosine: CosineCase[];
-};
-
-const TOL = 1e-5;
-
-/** The largest per-element |got - want| over the reference's largest magnitude must be <= 1e-5. */
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
-  }
-  assert.ok(err / scale <= TOL, `${what}: relative error ${(err / scale).toExponential(2)}`);
-}
+const fx = { cosine: lossFixture<CosineCase[]>('cosine') };
 
 /** A fixture tensor in Retort's layout: NCHW maps become NHWC, vectors stay. */
 function nhwc(data: number[], shape: number[]): tf.Tensor {

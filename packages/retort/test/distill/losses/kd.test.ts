@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { parseOrThrow } from '../../../src/config/errors.js';
 import { kd, kdLoss, kdSchema } from '../../../src/distill/losses/kd.js';
+import { assertClose, lossFixture } from './golden.js';
 
 interface KdCase {
   name: string;
@@ -17,28 +17,7 @@ interface KdCase {
   loss: number;
   grad_student: number[];
 }
-const fx = JSON.parse(readFileSync(new URL('../../fixtures/losses.json', import.meta.url), 'utf8')) as {
-  kd: KdCase[];
-};
-
-const TOL = 1e-5;
-
-/**
- * Checks got against a PyTorch reference: the largest per-element |got - want| over the reference's
- * largest magnitude must be <= 1e-5. A reference that is zero (both inputs uniform: KL is exactly 0,
- * and so is its gradient) is held to an absolute 1e-7 instead, float32 rounding of O(1) terms.
- */
-function assertClose(got: ArrayLike<number>, want: readonly number[], what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
-  }
-  if (scale < 1e-12) assert.ok(err <= 1e-7, `${what}: ${err.toExponential(2)} from a zero reference`);
-  else assert.ok(err / scale <= TOL, `${what}: relative error ${(err / scale).toExponential(2)}`);
-}
+const fx = { kd: lossFixture<KdCase[]>('kd') };
 
 function ctxFor(s: tf.Tensor2D, t: tf.Tensor2D, config: { T: number }) {
   const none = {} as Readonly<Record<never, tf.Tensor>>;

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,6 +10,7 @@ import {
   regressorLoss,
   regressorWeights,
 } from '../../../src/distill/losses/regressor.js';
+import { assertClose, lossFixture } from './golden.js';
 
 interface RegressorCase {
   name: string;
@@ -27,23 +27,7 @@ interface RegressorCase {
   grad_weight: number[];
   grad_bias: number[];
 }
-const fx = JSON.parse(readFileSync(new URL('../../fixtures/losses.json', import.meta.url), 'utf8')) as {
-  regressor: RegressorCase[];
-};
-
-const TOL = 1e-5;
-
-/** The largest per-element |got - want| over the reference's largest magnitude must be <= 1e-5. */
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i]! - want[i]!));
-    scale = Math.max(scale, Math.abs(want[i]!));
-  }
-  assert.ok(err / scale <= TOL, `${what}: relative error ${(err / scale).toExponential(2)}`);
-}
+const fx = { regressor: lossFixture<RegressorCase[]>('regressor') };
 
 /** PyTorch layout -> Retort layout by a transpose: NCHW -> NHWC is [0, 2, 3, 1], OIHW -> HWIO [2, 3, 1, 0]. */
 function relayout(data: number[], shape: number[], perm: number[]): tf.Tensor4D {

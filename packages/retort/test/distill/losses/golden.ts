@@ -1,0 +1,32 @@
+/** Shared by the loss golden tests: the PyTorch fixture file and the comparison rule. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+/** The section `key` of test/fixtures/losses.json (written by make_loss_fixtures.py). */
+export function lossFixture<T>(key: string): T {
+  const all = JSON.parse(
+    readFileSync(new URL('../../fixtures/losses.json', import.meta.url), 'utf8'),
+  ) as Record<string, unknown>;
+  if (!(key in all)) throw new Error(`losses.json has no section '${key}'; rerun make_loss_fixtures.py`);
+  return all[key] as T;
+}
+
+/** Relative tolerance of every golden comparison. */
+export const TOL = 1e-5;
+
+/**
+ * Checks got against a PyTorch reference: the largest per-element |got - want| over the reference's
+ * largest magnitude must be <= 1e-5. A reference that is all zero (e.g. KD of identical uniform
+ * logits) is held to an absolute 1e-7 instead: float32 rounding of O(1) terms.
+ */
+export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    err = Math.max(err, Math.abs(got[i]! - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  if (scale < 1e-12) assert.ok(err <= 1e-7, `${what}: ${err.toExponential(2)} from a zero reference`);
+  else assert.ok(err / scale <= TOL, `${what}: relative error ${(err / scale).toExponential(2)}`);
+}
