@@ -3,6 +3,8 @@
  * [N, H, W, C, KH, KW, OH, OW, strideH, strideW, padT, padL, padB, padR], and the input checks.
  */
 import { backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
+import type { NativeAddon } from '../binding.js';
+import { allF32, type NativeKernel } from './kernel.js';
 
 type PoolInfo = backend_util.Conv2DInfo;
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
@@ -79,4 +81,32 @@ function endPad(out: number, stride: number, k: number, size: number, start: num
 /** True when two shapes are equal. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A forward pooling kernel (MaxPool, AvgPool): one NHWC input, the pooled output. */
+export function poolForwardKernel(
+  kernelName: 'MaxPool' | 'AvgPool',
+  entry: (addon: NativeAddon) => (x: Float32Array, out: Float32Array, geom: Int32Array) => void,
+): NativeKernel {
+  return {
+    kernelName,
+    run({ inputs, attrs, backend, addon }) {
+      const { x } = inputs;
+      if (x === undefined || !allF32(x)) return null;
+      const a = attrs as unknown as {
+        filterSize: [number, number] | number;
+        strides: [number, number] | number;
+        pad: Pad;
+        dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      };
+      const info = poolInfo(x, a.filterSize, a.strides, a.pad, a.dimRoundingMode);
+      if (info === null || isIdentityPool(info)) return null;
+      const geom = poolGeometry(info);
+      const xv = backend.f32(x);
+      if (geom === null || xv === null) return null;
+      const out = backend.makeOutputF32(info.outShape);
+      entry(addon).call(addon, xv, out.values, geom);
+      return out.info;
+    },
+  };
 }
