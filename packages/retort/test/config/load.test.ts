@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { it } from 'node:test';
+import { after, it } from 'node:test';
 import { applyOverride, loadExperiment } from '../../src/config/load.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+// Every temporary folder of this file lives under one scratch root, removed after the tests.
+const scratch = mkdtempSync(join(tmpdir(), 'retort-test-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const dir = mkdtempSync(join(scratch, 'cfg-'));
 function file(name: string, text: string): string {
   const p = join(dir, name);
   writeFileSync(p, text);

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { loadIdxSplit } from '../../src/data/fashion-mnist.js';
 import { parseIdx, readIdx } from '../../src/data/idx.js';
+
+// Every temporary folder of this file lives under one scratch root, removed after the tests.
+const scratch = mkdtempSync(join(tmpdir(), 'retort-test-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 function idx(dims: number[], data: number[], typeCode = 0x08): Buffer {
   const head = Buffer.alloc(4 + 4 * dims.length);
@@ -17,7 +21,7 @@ function idx(dims: number[], data: number[], typeCode = 0x08): Buffer {
 
 describe('IDX reader', () => {
   it('parses dims and data, raw and gzip', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'idx-'));
+    const dir = mkdtempSync(join(scratch, 'idx-'));
     const raw = idx([2, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     writeFileSync(join(dir, 'a'), raw);
     writeFileSync(join(dir, 'a.gz'), gzipSync(raw));
@@ -38,13 +42,13 @@ describe('IDX reader', () => {
     );
     assert.throws(() => parseIdx(idx([1], [1], 0x0d), 'z.idx'), /z\.idx: element type 0x0d/);
     assert.throws(() => parseIdx(idx([1], [1, 2]), 'w.idx'), /w\.idx: 1 bytes of trailing data/);
-    const dir = mkdtempSync(join(tmpdir(), 'idx-'));
+    const dir = mkdtempSync(join(scratch, 'idx-'));
     writeFileSync(join(dir, 'bad.gz'), Buffer.from([0x1f, 0x8b, 1, 2, 3]));
     assert.throws(() => readIdx(join(dir, 'bad.gz')), /bad\.gz: corrupt gzip data/);
     assert.throws(() => readIdx(join(dir, 'missing')), /missing: cannot read \(ENOENT\)/);
   });
   it('checks a split: count mismatch, labels out of range, missing files', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fm-'));
+    const dir = mkdtempSync(join(scratch, 'fm-'));
     writeFileSync(join(dir, 'train-images-idx3-ubyte'), idx([3, 2, 2], new Array(12).fill(0)));
     writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([2], [0, 1]));
     assert.throws(

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -12,6 +12,10 @@ import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { Adam, SGD } from '../../src/train/optimizers.js';
 import { fit, type TrainTask } from '../../src/train/trainer.js';
 import { Rng, seedEverything, unseed } from '../../src/util/rng.js';
+
+// Every temporary folder of this file lives under one scratch root, removed after the tests.
+const scratch = mkdtempSync(join(tmpdir(), 'retort-test-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 // Synthetic 8x8x1 images whose class is the bright quadrant: learnable in a few epochs.
 function quadrants(n: number, seed: number): ImageDataset {
@@ -73,7 +77,7 @@ describe('trainer', () => {
     await tf.setBackend('native');
     seedEverything(5);
     const task = makeTask();
-    const dir = mkdtempSync(join(tmpdir(), 'run-'));
+    const dir = mkdtempSync(join(scratch, 'run-'));
     const recs = await fit(task, {
       epochs: 4,
       optimizer: new Adam({ lr: 0.01 }),
@@ -120,7 +124,7 @@ describe('trainer', () => {
       await fit(a, { epochs: 3, optimizer: opt(), schedule: sched, train: loader(3), log: () => {} });
       const straight = await weightsOf(a);
 
-      const dir = mkdtempSync(join(tmpdir(), 'run-'));
+      const dir = mkdtempSync(join(scratch, 'run-'));
       seedEverything(9);
       const b = makeTask();
       await fit(b, {
@@ -180,7 +184,7 @@ describe('trainer', () => {
   });
 
   it('resume refuses a checkpoint of another architecture and a corrupt file', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'run-'));
+    const dir = mkdtempSync(join(scratch, 'run-'));
     seedEverything(2);
     await fit(makeTask(), {
       epochs: 1,
