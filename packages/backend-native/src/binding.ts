@@ -117,6 +117,32 @@ export interface NativeAddon {
     nesterov: number,
     firstStep: number,
   ): void;
+  RetortBatchNormTrain(
+    x: F32,
+    gamma: F32,
+    beta: F32,
+    runMean: F32,
+    runVar: F32,
+    outY: F32,
+    outMean: F32,
+    outInvStd: F32,
+    outRunMean: F32,
+    outRunVar: F32,
+    channels: number,
+    eps: number,
+    momentum: number,
+  ): void;
+  RetortBatchNormTrainGrad(
+    dy: F32,
+    x: F32,
+    gamma: F32,
+    mean: F32,
+    invStd: F32,
+    outDx: F32,
+    outDgamma: F32,
+    outDbeta: F32,
+    channels: number,
+  ): void;
   [name: string]: unknown;
 }
 

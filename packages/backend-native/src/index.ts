@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { copyRegisteredKernels, registerBackend } from '@tensorflow/tfjs-core';
 import { NativeBackend } from './backend.js';
 import { native, nativeUnavailableReason } from './binding.js';
+import { registerCpuBatchNormKernels } from './custom/batchnorm_kernels.js';
 import { registerCpuOptimizerKernels } from './custom/optimizer_kernels.js';
 import { nativeKernels } from './kernels/index.js';
 import { nativeCallCounts, registerNativeKernels } from './kernels/kernel.js';
@@ -18,6 +19,7 @@ let registered = false;
 if (!registered) {
   registered = true;
   registerCpuOptimizerKernels();
+  registerCpuBatchNormKernels();
   registerBackend(BACKEND_NAME, () => new NativeBackend(), 3);
   copyRegisteredKernels('cpu', BACKEND_NAME);
   if (native !== null) registerNativeKernels(BACKEND_NAME, nativeKernels, native);
@@ -34,4 +36,5 @@ export { nativeCallCounts, nativeUnavailableReason };
 /** Names of the kernels that run natively (when the addon is loaded). */
 export const nativeKernelNames: readonly string[] = nativeKernels.map((k) => k.kernelName);
 export { NativeBackend } from './backend.js';
+export * from './custom/batchnorm_kernels.js';
 export * from './custom/optimizer_kernels.js';

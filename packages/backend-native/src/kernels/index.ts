@@ -9,6 +9,7 @@ import { fusedConv2D } from './FusedConv2D.js';
 import type { NativeKernel } from './kernel.js';
 import { padV2 } from './PadV2.js';
 import { retortAdamUpdate } from './RetortAdamUpdate.js';
+import { retortBatchNormTrain, retortBatchNormTrainGrad } from './RetortBatchNormTrain.js';
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
 import { slice } from './Slice.js';
 import { tile } from './Tile.js';
@@ -47,6 +48,8 @@ export const nativeKernels: readonly NativeKernel[] = [
   depthwiseConv2dNativeBackpropFilter,
   retortAdamUpdate,
   retortSgdUpdate,
+  retortBatchNormTrain,
+  retortBatchNormTrainGrad,
   slice,
   padV2,
   tile,

@@ -11,11 +11,12 @@
  * - k = 1 (padding 0): 'valid', which samples pixels 0, s, 2s, ... exactly like PyTorch.
  *
  * Batch norm is tfjs `batchNormalization` with momentum 0.9 (PyTorch's momentum 0.1: tfjs keeps
- * 0.9 of the old running value) and epsilon 1e-5, gamma 1, beta 0, running mean 0, variance 1.
- * One training-time difference remains: tfjs updates the running variance with the biased batch
- * variance, PyTorch with the unbiased one (larger by n / (n - 1), n = N * H * W per channel).
+ * 0.9 of the old running value) and epsilon 1e-5, gamma 1, beta 0, running mean 0, variance 1,
+ * trained through the fused kernel of batchnorm.ts, which also updates the running variance with
+ * the unbiased batch variance as PyTorch does (tfjs's own layer uses the biased one).
  */
 import * as tfl from '@tensorflow/tfjs-layers';
+import { fusedBatchNorm } from './batchnorm.js';
 
 /** Options every zoo builder takes. */
 export interface ZooOptions {
@@ -170,7 +171,7 @@ export class Net {
 
   /** BatchNorm2d over the channel axis. */
   bn(x: Sym, name: string): Sym {
-    return tfl.layers.batchNormalization({ name, axis: -1, momentum: 0.9, epsilon: 1e-5 }).apply(x) as Sym;
+    return fusedBatchNorm({ name, axis: -1, momentum: 0.9, epsilon: 1e-5 }).apply(x) as Sym;
   }
 
   /** A separate ReLU layer (so its input, the pre-activation, stays tappable). */
