@@ -10,6 +10,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Experiment, OptimizerConfig, ScheduleConfig } from '../config/experiment.js';
 import { buildData } from '../data/build.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
+import type { DataInfo, Parts } from '../distill/losses/types.js';
 import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
 import { buildModel } from '../models/index.js';
 import { seedEverything } from '../util/rng.js';
@@ -124,9 +125,18 @@ export async function runExperiment(
   const results: RunResults['stages'] = [];
   const records: EpochRecord[] = [];
   const t0 = performance.now();
+  const dataInfo: DataInfo = {
+    numExamples: data.train.data.count,
+    numClasses: data.numClasses,
+    seed: exp.seed,
+  };
+  // Trainable parts by term label, carried from stage to stage.
+  const parts: Record<string, Parts> = {};
   for (const [si, stage] of stages.entries()) {
     let cache: TeacherCache | null = null;
-    const task0 = buildOfflineTask({ student, teacher, terms: stage.terms });
+    const common = { student, teacher, terms: stage.terms, data: dataInfo, existingParts: parts };
+    const task0 = buildOfflineTask(common);
+    Object.assign(parts, task0.partsByTerm);
     if (teacher && task0.usesTeacher && exp.cacheTeacher) {
       const refusal = cacheRefusal(exp.data);
       if (refusal) log(refusal);
@@ -140,7 +150,7 @@ export async function runExperiment(
         log(`teacher logits ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
       }
     }
-    const task = cache ? buildOfflineTask({ student, teacher, terms: stage.terms, cache }) : task0;
+    const task = cache ? buildOfflineTask({ ...common, cache }) : task0;
     const optCfg = 'optimizer' in stage && stage.optimizer ? stage.optimizer : exp.optimizer;
     const schedCfg = 'schedule' in stage && stage.schedule ? stage.schedule : exp.schedule;
     const optimizer = makeOptimizer(optCfg);

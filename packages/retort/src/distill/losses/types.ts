@@ -49,6 +49,15 @@ export type Parts = Readonly<Record<string, tfl.LayersModel>>;
 /** No trainable parts. */
 export type NoParts = Readonly<Record<never, tfl.LayersModel>>;
 
+/** What a method may need to know about the training data when it builds its parts. */
+export interface DataInfo {
+  /** Number of training examples (dataset indices run 0 .. numExamples - 1), e.g. CRD's memory bank. */
+  readonly numExamples: number;
+  readonly numClasses: number;
+  /** Seed for parts that sample (negatives, initialisations). */
+  readonly seed: number;
+}
+
 /** One network's outputs for a batch. */
 export interface NetOutputs<R extends string> {
   /** [N, K] pre-softmax scores. */
@@ -88,8 +97,12 @@ export interface LossDescriptor<C, R extends string = never, P extends Parts = N
    */
   readonly schema: z.ZodType<C>;
   readonly needs: LossNeeds<R>;
-  /** Builds the trainable parts once the tapped shapes are known (before the first step). */
-  parts?(shapes: TapShapes<R>, config: C): P;
+  /**
+   * Builds the trainable parts once the tapped shapes are known (before the first step). Parts
+   * persist across an experiment's stages for the same term label (a hint stage's regressor, FT's
+   * paraphraser), and are checkpointed with the student.
+   */
+  parts?(shapes: TapShapes<R>, config: C, data: DataInfo): P;
   /** The loss of one batch, a scalar; not yet multiplied by the entry's weight. */
   loss(ctx: LossContext<C, R, P>): tf.Scalar;
 }

@@ -12,7 +12,7 @@ import { parseOrThrow } from '../../config/errors.js';
 import type { LossEntry } from '../../config/experiment.js';
 import { tapModel } from '../../taps/taps.js';
 import type { StepInput, TrainTask } from '../../train/trainer.js';
-import type { AnyLossDescriptor, NetOutputs, Parts } from '../losses/types.js';
+import type { AnyLossDescriptor, DataInfo, NetOutputs, Parts } from '../losses/types.js';
 import { lossRegistry } from '../registry.js';
 import type { TeacherCache } from '../teacher-cache.js';
 
@@ -85,6 +85,13 @@ export function buildOfflineTask(opts: {
   teacher?: tfl.LayersModel | undefined;
   terms: readonly Term[];
   cache?: TeacherCache | null | undefined;
+  /** The training data, for methods whose parts depend on it (CRD's memory bank). */
+  data?: DataInfo | undefined;
+  /**
+   * Parts already built by an earlier stage, by term label: a term with the same label reuses them
+   * (a hint stage's regressor, FT's paraphraser) instead of starting from fresh weights.
+   */
+  existingParts?: Readonly<Record<string, Parts>> | undefined;
 }): OfflineTask {
   const { student, teacher, terms } = opts;
   const sLayers = unique(terms.flatMap((t) => Object.values(t.taps.student)));
@@ -106,6 +113,11 @@ export function buildOfflineTask(opts: {
   const partsByTerm: Record<string, Parts> = {};
   for (const t of terms) {
     if (!t.descriptor.parts) continue;
+    const existing = opts.existingParts?.[t.label];
+    if (existing) {
+      partsByTerm[t.label] = existing;
+      continue;
+    }
     const shapeOf = (side: 'student' | 'teacher') =>
       Object.fromEntries(
         Object.entries(t.taps[side]).map(([role, layer]) => {
@@ -114,9 +126,12 @@ export function buildOfflineTask(opts: {
           return [role, view.shapes[layers.indexOf(layer)]!];
         }),
       );
+    if (opts.data === undefined)
+      throw new Error(`loss ${t.label} builds trainable parts: buildOfflineTask needs the data info`);
     partsByTerm[t.label] = t.descriptor.parts(
       { student: shapeOf('student'), teacher: shapeOf('teacher') },
       t.config,
+      opts.data,
     );
   }
 

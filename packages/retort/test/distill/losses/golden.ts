@@ -11,6 +11,16 @@ export function lossFixture<T>(key: string): T {
   return all[key] as T;
 }
 
+/** The section `key` of test/fixtures/<file> (each family's generator writes its own file). */
+export function fixtureSection<T>(file: string, key: string): T {
+  const all = JSON.parse(readFileSync(new URL(`../../fixtures/${file}`, import.meta.url), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  if (!(key in all)) throw new Error(`${file} has no section '${key}'; rerun its generator script`);
+  return all[key] as T;
+}
+
 /** Relative tolerance of every golden comparison. */
 export const TOL = 1e-5;
 

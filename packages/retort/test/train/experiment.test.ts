@@ -1,0 +1,96 @@
+/**
+ * runExperiment end to end on a slice of Fashion-MNIST (the Debian package the set-up installs): a
+ * two-stage run (hint stage with a trainable regressor, then CE + KD + hint) from a saved teacher,
+ * and buildOfflineTask's part sharing between stages.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import '@retort/backend-native';
+import * as tf from '@tensorflow/tfjs-core';
+import { experimentSchema } from '../../src/config/experiment.js';
+import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
+import { buildModel } from '../../src/models/index.js';
+import { saveModelWeights } from '../../src/train/checkpoint.js';
+import { runExperiment } from '../../src/train/experiment.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'retort-exp-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const hint = {
+  name: 'regressor',
+  weight: 1,
+  taps: { student: { hint: 'features.conv2' }, teacher: { hint: 'features.conv3' } },
+};
+const data = { dataset: 'fashion-mnist', batchSize: 64, trainLimit: 256, testLimit: 200 };
+const info = { numExamples: 256, numClasses: 10, seed: 1 };
+
+describe('experiments with stages', () => {
+  it('a hint stage then CE + KD + hint: both stages run, results and the student are written', async () => {
+    await tf.setBackend('native');
+    const teacher = buildModel('deepnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 3 });
+    const ckpt = join(scratch, 'teacher.ckpt');
+    saveModelWeights(ckpt, teacher, { model: { name: 'deepnn' } });
+    const exp = experimentSchema.parse({
+      name: 'two-stage',
+      seed: 2,
+      model: { name: 'lightnn' },
+      teacher: { model: { name: 'deepnn' }, checkpoint: ckpt },
+      data,
+      optimizer: { name: 'adam', lr: 0.001, weightDecay: 0 },
+      stages: [
+        { name: 'hint', epochs: 1, losses: [hint] },
+        {
+          name: 'main',
+          epochs: 1,
+          losses: [{ name: 'ce', weight: 1 }, { name: 'kd', weight: 0.9, T: 4 }, hint],
+        },
+      ],
+    });
+    const lines: string[] = [];
+    const r = await runExperiment(exp, 'two-stage.yaml', { runsRoot: scratch, log: (l) => lines.push(l) });
+    assert.deepEqual(
+      r.stages.map((s) => [s.name, s.losses]),
+      [
+        ['hint', ['regressor']],
+        ['main', ['ce', 'kd', 'regressor']],
+      ],
+    );
+    assert.ok(existsSync(join(r.runDir, 'model.ckpt')));
+    assert.ok(existsSync(join(r.runDir, 'stages', '2-main', 'metrics.jsonl')));
+    const results = JSON.parse(readFileSync(join(r.runDir, 'results.json'), 'utf8'));
+    assert.ok(results.testTop1 >= 0 && results.testTop1 <= 100);
+    assert.ok(lines.some((l) => l.startsWith('stage main:')));
+  });
+
+  it('a term with the label of an earlier stage reuses its parts (same variables)', () => {
+    const student = buildModel('lightnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
+    const teacher = buildModel('deepnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 2 });
+    const terms = parseTerms([hint], 'test');
+    const first = buildOfflineTask({ student, teacher, terms, data: info });
+    const second = buildOfflineTask({
+      student,
+      teacher,
+      terms,
+      data: info,
+      existingParts: first.partsByTerm,
+    });
+    const fresh = buildOfflineTask({ student, teacher, terms, data: info });
+    assert.equal(second.partsByTerm['regressor']!['regressor'], first.partsByTerm['regressor']!['regressor']);
+    assert.notEqual(
+      fresh.partsByTerm['regressor']!['regressor'],
+      first.partsByTerm['regressor']!['regressor'],
+    );
+  });
+
+  it('a method with parts and no data info is refused with the term named', () => {
+    const student = buildModel('lightnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
+    const teacher = buildModel('deepnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 2 });
+    assert.throws(
+      () => buildOfflineTask({ student, teacher, terms: parseTerms([hint], 'test') }),
+      /loss regressor builds trainable parts/,
+    );
+  });
+});
