@@ -7,47 +7,28 @@
  *   npm run bench:accuracy -- [--seeds 3] [--epochs N] [--runs runs] [--methods kd,dkd]
  */
 import '@retort/backend-native';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadExperiment } from '../packages/retort/src/config/load.js';
-import { type RunResults, runExperiment } from '../packages/retort/src/train/experiment.js';
+import type { RunResults } from '../packages/retort/src/train/experiment.js';
 import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+import { argOf, meanSd, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
-};
+const opt = (name: string, def: string): string => argOf(args, name, def);
 const seeds = Number(opt('seeds', '3'));
 const epochs = opt('epochs', '');
 const runs = opt('runs', 'runs');
 const methods = opt('methods', 'kd,dkd').split(',').filter(Boolean);
 const cfg = (p: string) => join(root, 'configs/fashion-mnist', p);
 
-function finished(exp: { name: string }, raw: unknown): RunResults | null {
-  const dir = join(runs, exp.name);
-  if (!existsSync(join(dir, 'results.json')) || !existsSync(join(dir, 'config.json'))) return null;
-  if (readFileSync(join(dir, 'config.json'), 'utf8') !== `${JSON.stringify(raw, null, 2)}\n`) return null;
-  return JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as RunResults;
-}
-
 async function run(file: string, sets: string[]): Promise<RunResults> {
-  const exp = loadExperiment(file, [...sets, ...(epochs ? [`epochs=${epochs}`] : [])]);
-  const done = finished(exp, exp);
-  if (done) {
-    console.error(`reusing finished run ${join(runs, exp.name)}`);
-    return done;
-  }
-  return runExperiment(exp, file, { runsRoot: runs, force: true });
+  return runOrReuse(file, [...sets, ...(epochs ? [`epochs=${epochs}`] : [])], runs);
 }
 
-const stats = (xs: number[]) => {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(xs.length - 1, 1));
-  return { m, sd };
-};
+const stats = meanSd;
 
 const t0 = performance.now();
 const teacher = await run(cfg('baseline/resnet20.yaml'), []);
