@@ -1,0 +1,54 @@
+/**
+ * Every committed experiment file under configs/ loads, validates against the schema, and names
+ * only registered losses with valid parameters and complete tap bindings; tapped layers exist in the
+ * student and teacher models.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import '@retort/backend-native';
+import { loadExperiment } from '../../src/config/load.js';
+import { parseTerms } from '../../src/distill/schemes/offline.js';
+import { buildModel } from '../../src/models/index.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+const configs = join(root, 'configs');
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    if (statSync(p).isDirectory()) return yamlFiles(p);
+    return /\.(ya?ml|json)$/.test(f) ? [p] : [];
+  });
+}
+
+describe('committed configs', () => {
+  const files = yamlFiles(configs);
+  it('there are configs to check', () => assert.ok(files.length >= 6));
+  for (const file of files) {
+    it(relative(root, file), () => {
+      const exp = loadExperiment(file);
+      const stages = exp.stages ?? [{ name: 'main', epochs: exp.epochs, losses: exp.losses }];
+      assert.ok(stages.length > 0);
+      // Fashion-MNIST shapes: the zoo builds any input size, so this checks layer names, not sizes.
+      const opts = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10 };
+      const student = buildModel(exp.model.name, { ...exp.model.options, ...opts });
+      const teacher = exp.teacher
+        ? buildModel(exp.teacher.model.name, { ...exp.teacher.model.options, ...opts })
+        : null;
+      for (const stage of stages) {
+        const terms = parseTerms(stage.losses, file);
+        for (const t of terms) {
+          for (const layer of Object.values(t.taps.student))
+            assert.doesNotThrow(() => student.getLayer(layer), `${t.label}: student layer ${layer}`);
+          for (const layer of Object.values(t.taps.teacher)) {
+            assert.ok(teacher, `${t.label} taps the teacher, and the config has none`);
+            assert.doesNotThrow(() => teacher.getLayer(layer), `${t.label}: teacher layer ${layer}`);
+          }
+        }
+      }
+    });
+  }
+});
