@@ -1,11 +1,17 @@
 /** The distillation losses, by the names experiment files use (registry: util/registry.ts). */
 
 import { createRegistry } from '../util/registry.js';
+import { at } from './losses/at.js';
+import { cc } from './losses/cc.js';
 import { ce } from './losses/ce.js';
 import { cosine } from './losses/cosine.js';
 import { dkd } from './losses/dkd.js';
 import { kd } from './losses/kd.js';
+import { nst } from './losses/nst.js';
+import { pkt } from './losses/pkt.js';
 import { regressor } from './losses/regressor.js';
+import { rkd } from './losses/rkd.js';
+import { sp } from './losses/sp.js';
 import type { AnyLossDescriptor } from './losses/types.js';
 
 export { createRegistry, type Registry } from '../util/registry.js';
@@ -16,4 +22,10 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(kd.name, kd)
   .add(dkd.name, dkd)
   .add(cosine.name, cosine)
-  .add(regressor.name, regressor);
+  .add(regressor.name, regressor)
+  .add(at.name, at)
+  .add(nst.name, nst)
+  .add(sp.name, sp)
+  .add(pkt.name, pkt)
+  .add(rkd.name, rkd)
+  .add(cc.name, cc);
