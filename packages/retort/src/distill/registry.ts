@@ -6,6 +6,7 @@ import { cc } from './losses/cc.js';
 import { ce } from './losses/ce.js';
 import { cosine } from './losses/cosine.js';
 import { dkd } from './losses/dkd.js';
+import { fitnet } from './losses/fitnet.js';
 import { kd } from './losses/kd.js';
 import { nst } from './losses/nst.js';
 import { pkt } from './losses/pkt.js';
@@ -13,6 +14,7 @@ import { regressor } from './losses/regressor.js';
 import { rkd } from './losses/rkd.js';
 import { sp } from './losses/sp.js';
 import type { AnyLossDescriptor } from './losses/types.js';
+import { vid } from './losses/vid.js';
 
 export { createRegistry, type Registry } from '../util/registry.js';
 
@@ -28,4 +30,6 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(sp.name, sp)
   .add(pkt.name, pkt)
   .add(rkd.name, rkd)
-  .add(cc.name, cc);
+  .add(cc.name, cc)
+  .add(fitnet.name, fitnet)
+  .add(vid.name, vid);
