@@ -5,6 +5,7 @@ import { at } from './losses/at.js';
 import { cc } from './losses/cc.js';
 import { ce } from './losses/ce.js';
 import { cosine } from './losses/cosine.js';
+import { crd } from './losses/crd.js';
 import { dkd } from './losses/dkd.js';
 import { fitnet } from './losses/fitnet.js';
 import { kd } from './losses/kd.js';
@@ -32,4 +33,5 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(rkd.name, rkd)
   .add(cc.name, cc)
   .add(fitnet.name, fitnet)
-  .add(vid.name, vid);
+  .add(vid.name, vid)
+  .add(crd.name, crd);
