@@ -1,6 +1,7 @@
 /** The distillation losses, by the names experiment files use (registry: util/registry.ts). */
 
 import { createRegistry } from '../util/registry.js';
+import { ab } from './losses/ab.js';
 import { at } from './losses/at.js';
 import { cc } from './losses/cc.js';
 import { ce } from './losses/ce.js';
@@ -8,8 +9,10 @@ import { cosine } from './losses/cosine.js';
 import { crd } from './losses/crd.js';
 import { dkd } from './losses/dkd.js';
 import { fitnet } from './losses/fitnet.js';
+import { fsp } from './losses/fsp.js';
 import { kd } from './losses/kd.js';
 import { nst } from './losses/nst.js';
+import { ofd } from './losses/ofd.js';
 import { pkt } from './losses/pkt.js';
 import { regressor } from './losses/regressor.js';
 import { rkd } from './losses/rkd.js';
@@ -34,4 +37,7 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(cc.name, cc)
   .add(fitnet.name, fitnet)
   .add(vid.name, vid)
-  .add(crd.name, crd);
+  .add(crd.name, crd)
+  .add(fsp.name, fsp)
+  .add(ab.name, ab)
+  .add(ofd.name, ofd);

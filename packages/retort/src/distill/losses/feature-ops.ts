@@ -83,3 +83,26 @@ export function checkBatch(where: string, s: tf.Tensor, t: tf.Tensor, minN = 1):
       `${where}: expected student and teacher features [N, ...] with one batch size N >= ${minN}, got student [${s.shape.join(', ')}] and teacher [${t.shape.join(', ')}]`,
     );
 }
+
+/** Batch norm with the batch's own statistics (a training-only connector), eps 1e-5. */
+export function batchStatNorm(y: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(y, [0, 1, 2]);
+    return tf.batchNorm(y, mean, variance, beta, gamma, 1e-5) as tf.Tensor4D;
+  });
+}
+
+/** Connector of AB and OFD: 1x1 conv without bias, then batch-statistics BN: Cs -> Ct channels. */
+export function conv1x1Bn(
+  x: tf.Tensor4D,
+  kernel: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+): tf.Tensor4D {
+  return tf.tidy(() => batchStatNorm(tf.conv2d(x, kernel, 1, 'valid'), gamma, beta));
+}
+
+/** 1 where x > 0, else 0, with a zero gradient (tfjs's Step): masks built from features on the tape. */
+export function positive(x: tf.Tensor): tf.Tensor {
+  return tf.step(x, 0);
+}
