@@ -10,6 +10,7 @@ import { crd } from './losses/crd.js';
 import { dkd } from './losses/dkd.js';
 import { fitnet } from './losses/fitnet.js';
 import { fsp } from './losses/fsp.js';
+import { ft } from './losses/ft.js';
 import { kd } from './losses/kd.js';
 import { nst } from './losses/nst.js';
 import { ofd } from './losses/ofd.js';
@@ -40,4 +41,5 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(crd.name, crd)
   .add(fsp.name, fsp)
   .add(ab.name, ab)
-  .add(ofd.name, ofd);
+  .add(ofd.name, ofd)
+  .add(ft.name, ft);
