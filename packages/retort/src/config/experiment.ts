@@ -6,10 +6,19 @@
 import { z } from 'zod';
 
 export const dataSchema = z.strictObject({
-  /** Reader: IDX (MNIST-style) is the only one wired into experiments so far. */
-  dataset: z.enum(['fashion-mnist', 'mnist']).default('fashion-mnist'),
-  /** Folder with the files; default: the Debian package's folder for the dataset. */
+  /**
+   * Reader: 'fashion-mnist' / 'mnist' (IDX files), 'cifar10' / 'cifar100' (binary batches),
+   * 'image-folder' (<dir>/train|test/<class>/*.png|jpg) or 'csv' (<dir>/train.csv and test.csv).
+   */
+  dataset: z
+    .enum(['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'image-folder', 'csv'])
+    .default('fashion-mnist'),
+  /** Folder with the files; default: the Debian package's folder (IDX datasets); required otherwise. */
   dir: z.string().optional(),
+  /** image-folder: channels to decode to (1 grayscale, 3 RGB; default 3). */
+  channels: z.union([z.literal(1), z.literal(3)]).optional(),
+  /** csv: the name of the label column (default 'label'). */
+  labelColumn: z.string().optional(),
   batchSize: z.number().int().positive().default(128),
   /** Fraction of the training set held out for validation (0 = evaluate on the test split). */
   valFraction: z.number().min(0).max(0.5).default(0),

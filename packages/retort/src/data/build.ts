@@ -1,12 +1,19 @@
 /** Builds the loaders an experiment's `data` section describes. */
+
+import { join } from 'node:path';
 import { Rng } from '../util/rng.js';
-import { channelStats, type ImageDataset, trainValSplit } from './dataset.js';
+import { loadCifar } from './cifar.js';
+import { loadCsv } from './csv.js';
+import { channelStats, type ImageDataset, trainValSplit, validateDataset } from './dataset.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './fashion-mnist.js';
+import { loadImageFolder } from './image-folder.js';
 import { BatchLoader } from './loader.js';
 
 export interface DataConfig {
-  dataset: 'fashion-mnist' | 'mnist';
+  dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'image-folder' | 'csv';
   dir?: string | undefined;
+  channels?: 1 | 3 | undefined;
+  labelColumn?: string | undefined;
   batchSize: number;
   valFraction: number;
   cropPadding: number;
@@ -30,10 +37,67 @@ export interface ExperimentData {
   key: string;
 }
 
-const DEFAULT_DIRS: Record<DataConfig['dataset'], string> = {
+const DEFAULT_DIRS: Partial<Record<DataConfig['dataset'], string>> = {
   'fashion-mnist': FASHION_MNIST_DIR,
   mnist: '/usr/share/datasets/mnist',
 };
+
+/** The first `limit` examples of a dataset (quick runs). */
+function head(d: ImageDataset, limit?: number): ImageDataset {
+  if (limit === undefined || limit >= d.count) return d;
+  const per = d.height * d.width * d.channels;
+  return {
+    ...d,
+    count: limit,
+    images: d.images.subarray(0, limit * per),
+    labels: d.labels.subarray(0, limit),
+  };
+}
+
+/** Train and test splits of the configured dataset, checked. */
+function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: ImageDataset } {
+  switch (cfg.dataset) {
+    case 'fashion-mnist':
+    case 'mnist':
+      return {
+        train: idxDataset(dir, 'train', cfg.dataset, cfg.trainLimit),
+        test: idxDataset(dir, 't10k', cfg.dataset, cfg.testLimit),
+      };
+    case 'cifar10':
+    case 'cifar100':
+      return {
+        train: head(loadCifar(dir, cfg.dataset, 'train'), cfg.trainLimit),
+        test: head(loadCifar(dir, cfg.dataset, 'test'), cfg.testLimit),
+      };
+    case 'image-folder': {
+      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3);
+      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3);
+      if (test.classNames?.join('\n') !== train.classNames?.join('\n'))
+        throw new Error(
+          `image folder ${dir}: test classes (${test.classNames?.join(', ')}) differ from train classes (${train.classNames?.join(', ')})`,
+        );
+      if (test.height !== train.height || test.width !== train.width)
+        throw new Error(
+          `image folder ${dir}: test images are ${test.width}x${test.height}, train images ${train.width}x${train.height}`,
+        );
+      return { train: head(train, cfg.trainLimit), test: head(test, cfg.testLimit) };
+    }
+    case 'csv': {
+      if (cfg.cropPadding > 0 || cfg.hflip)
+        throw new Error(
+          'data: cropPadding and hflip apply to images; a csv dataset has neither (set them to 0 / false)',
+        );
+      const labelColumn = cfg.labelColumn ?? 'label';
+      const train = loadCsv(join(dir, 'train.csv'), { labelColumn });
+      const test = loadCsv(join(dir, 'test.csv'), { labelColumn, classNames: train.classNames });
+      if (test.channels !== train.channels)
+        throw new Error(
+          `${join(dir, 'test.csv')}: ${test.channels} feature columns, train.csv has ${train.channels}`,
+        );
+      return { train: head(train, cfg.trainLimit), test: head(test, cfg.testLimit) };
+    }
+  }
+}
 
 function idxDataset(dir: string, split: 'train' | 't10k', name: string, limit?: number): ImageDataset {
   const s = loadIdxSplit(dir, split);
@@ -53,11 +117,19 @@ function idxDataset(dir: string, split: 'train' | 't10k', name: string, limit?: 
 
 export function buildData(cfg: DataConfig, seed: number): ExperimentData {
   const dir = cfg.dir ?? DEFAULT_DIRS[cfg.dataset];
-  const train = idxDataset(dir, 'train', cfg.dataset, cfg.trainLimit);
-  const test = idxDataset(dir, 't10k', cfg.dataset, cfg.testLimit);
+  if (dir === undefined)
+    throw new Error(
+      `data.dir: the ${cfg.dataset} dataset has no default location; give the folder with its files`,
+    );
+  const { train, test } = readSplits(cfg, dir);
+  validateDataset(train);
+  validateDataset(test);
   const split = trainValSplit(train.count, cfg.valFraction, new Rng(seed ^ 0x5eed).permutation(train.count));
   // Normalisation statistics come from the training part only.
-  const { mean, std } = channelStats(train, split.train);
+  const stats = channelStats(train, split.train);
+  const mean = stats.mean;
+  // A constant feature or channel has std 0: leave it unscaled instead of dividing by zero.
+  const std = stats.std.map((s) => (s > 0 ? s : 1));
   const common = { mean, std, batchSize: cfg.batchSize };
   const trainLoader = new BatchLoader(train, {
     ...common,
@@ -89,6 +161,8 @@ export function buildData(cfg: DataConfig, seed: number): ExperimentData {
     key: JSON.stringify({
       d: cfg.dataset,
       dir,
+      ...(cfg.dataset === 'image-folder' ? { channels: cfg.channels ?? 3 } : {}),
+      ...(cfg.dataset === 'csv' ? { label: cfg.labelColumn ?? 'label' } : {}),
       n: train.count,
       val: cfg.valFraction,
       seed: cfg.valFraction > 0 ? seed : 0,
