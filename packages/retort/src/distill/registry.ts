@@ -12,6 +12,7 @@ import { fitnet } from './losses/fitnet.js';
 import { fsp } from './losses/fsp.js';
 import { ft } from './losses/ft.js';
 import { kd } from './losses/kd.js';
+import { kdsvd } from './losses/kdsvd.js';
 import { nst } from './losses/nst.js';
 import { ofd } from './losses/ofd.js';
 import { pkt } from './losses/pkt.js';
@@ -42,4 +43,5 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(fsp.name, fsp)
   .add(ab.name, ab)
   .add(ofd.name, ofd)
-  .add(ft.name, ft);
+  .add(ft.name, ft)
+  .add(kdsvd.name, kdsvd);
