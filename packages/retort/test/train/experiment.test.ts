@@ -93,4 +93,40 @@ describe('experiments with stages', () => {
       /loss regressor builds trainable parts/,
     );
   });
+
+  it('methods compose across families: ResNet-8 teacher, ShuffleNetV2 student, CE + KD + CRD + VID + AT', async () => {
+    await tf.setBackend('native');
+    const teacher = buildModel('resnet8', { inputShape: [28, 28, 1], numClasses: 10, seed: 4 });
+    const ckpt = join(scratch, 'resnet8.ckpt');
+    saveModelWeights(ckpt, teacher, { model: { name: 'resnet8' } });
+    const stages = {
+      student: { stage1: 'layer1.3.shuffle', stage2: 'layer2.7.shuffle', stage3: 'layer3.3.shuffle' },
+      teacher: { stage1: 'layer1.0.relu_out', stage2: 'layer2.0.relu_out', stage3: 'layer3.0.relu_out' },
+    };
+    const exp = experimentSchema.parse({
+      name: 'cross-family',
+      seed: 3,
+      model: { name: 'shufflenetv2', options: { netSize: 0.5 } },
+      teacher: { model: { name: 'resnet8' }, checkpoint: ckpt },
+      data: { ...data, trainLimit: 128, testLimit: 64 },
+      optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 },
+      losses: [
+        { name: 'ce', weight: 1 },
+        { name: 'kd', weight: 1 },
+        {
+          name: 'crd',
+          weight: 0.8,
+          nceK: 32,
+          taps: { student: { feat: 'avgpool' }, teacher: { feat: 'avgpool' } },
+        },
+        { name: 'vid', weight: 1, taps: stages },
+        { name: 'at', weight: 1000, taps: stages },
+      ],
+      epochs: 1,
+    });
+    const r = await runExperiment(exp, 'cross-family.yaml', { runsRoot: scratch, log: () => {} });
+    const terms = Object.keys(r.epochs[0]!.terms);
+    assert.deepEqual(terms.sort(), ['at', 'ce', 'crd', 'kd', 'vid']);
+    for (const v of Object.values(r.epochs[0]!.terms)) assert.ok(Number.isFinite(v), 'finite loss terms');
+  });
 });
