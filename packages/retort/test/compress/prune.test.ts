@@ -12,7 +12,7 @@ function model(): tfl.LayersModel {
       name: 'c',
       filters: 8,
       kernelSize: 3,
-      kernelInitializer: tfl.initializers.randomNormal({ seed: 1, stddev: 1 }),
+      kernelInitializer: tfl.initializers.randomUniform({ seed: 1, minval: 0.5, maxval: 1 }),
     })
     .apply(x) as tfl.SymbolicTensor;
   y = tfl.layers.flatten().apply(y) as tfl.SymbolicTensor;
