@@ -72,8 +72,9 @@ export function magnitudeMasks(
       masks.set(kernels[g]!.layer, m);
     }
   };
-  if (scope === 'layer') values.forEach((v, g) => maskFor([g], Math.floor(sparsity * v.length)));
-  else {
+  if (scope === 'layer') {
+    for (const [g, v] of values.entries()) maskFor([g], Math.floor(sparsity * v.length));
+  } else {
     const total = values.reduce((a, v) => a + v.length, 0);
     maskFor(
       values.map((_, g) => g),
