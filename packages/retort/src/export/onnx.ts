@@ -13,6 +13,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { model as tflModel } from '@tensorflow/tfjs-layers';
 import type { onnx as O } from 'onnx-proto';
 import onnxProto from 'onnx-proto';
 
@@ -25,10 +26,27 @@ interface Value {
   layout: Layout;
   /** tfjs shape without the batch axis. */
   shape: number[];
+  /** Scale of the quantization this value went through (int8 export), for bias scales. */
+  qscale?: number;
+}
+
+/**
+ * Int8 QDQ export (opset 13): activations quantized per tensor (uint8, asymmetric, from calibrated
+ * ranges: every layer output and the input), weights int8 symmetric per output channel, biases
+ * int32 with scale = input scale x weight scale, batch norm folded into the preceding conv first.
+ * onnxruntime fuses DequantizeLinear -> Conv/Gemm -> QuantizeLinear into integer kernels.
+ */
+export interface QuantSpec {
+  /** [lo, hi] of the model input and of each layer's output, by layer name (see calibrateRanges). */
+  ranges: ReadonlyMap<string, readonly [number, number]>;
+  input: readonly [number, number];
 }
 
 const F32 = onnx.TensorProto.DataType.FLOAT;
 const I64 = onnx.TensorProto.DataType.INT64;
+const I32 = onnx.TensorProto.DataType.INT32;
+const I8 = onnx.TensorProto.DataType.INT8;
+const U8 = onnx.TensorProto.DataType.UINT8;
 
 class GraphBuilder {
   nodes: O.INodeProto[] = [];
@@ -62,6 +80,16 @@ class GraphBuilder {
     this.inits.push({
       name,
       dataType: F32,
+      dims,
+      rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
+    });
+    return name;
+  }
+
+  bytes(name: string, dataType: number, data: Int8Array | Uint8Array | Int32Array, dims: number[]): string {
+    this.inits.push({
+      name,
+      dataType,
       dims,
       rawData: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)),
     });
@@ -120,14 +148,93 @@ function weightsOf(layer: tfl.layers.Layer): Record<string, { data: Float32Array
 }
 
 /** Builds the ONNX ModelProto bytes for a functional (or sequential) tfjs-layers model. */
-export function exportOnnx(model: tfl.LayersModel, opts: { producer?: string } = {}): Uint8Array {
+export function exportOnnx(
+  model: tfl.LayersModel,
+  opts: { producer?: string; quant?: QuantSpec } = {},
+): Uint8Array {
   const g = new GraphBuilder();
+  const quant = opts.quant;
+  // Int8: batch norms that directly follow a conv (its only consumer) are folded into it.
+  const foldedInto = new Map<string, tfl.layers.Layer>(); // conv name -> its BN
+  const foldedBn = new Set<string>();
+  if (quant) {
+    for (const layer of model.layers) {
+      if (layer.getClassName() !== 'BatchNormalization') continue;
+      const src = layer.inboundNodes[0]!.inboundLayers[0]!;
+      const cls = src.getClassName();
+      if (
+        (cls === 'Conv2D' || cls === 'DepthwiseConv2D') &&
+        src.outboundNodes.length === 1 &&
+        (src.getConfig()['activation'] ?? 'linear') === 'linear'
+      ) {
+        foldedInto.set(src.name, layer);
+        foldedBn.add(layer.name);
+      }
+    }
+  }
+  /** Q -> DQ of a float value with the range of `layer`'s output (uint8 asymmetric). */
+  const qdq = (v: Value, range: readonly [number, number] | undefined, base: string): Value => {
+    if (!quant || range === undefined) return v;
+    const lo = Math.min(range[0], 0);
+    const hi = Math.max(range[1], 0);
+    const scale = hi > lo ? (hi - lo) / 255 : 1;
+    const zp = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+    const sName = g.f32(g.fresh(`${base}.scale`), Float32Array.of(scale), []);
+    const zName = g.bytes(g.fresh(`${base}.zp`), U8, Uint8Array.of(zp), []);
+    const q = g.node('QuantizeLinear', [v.name, sName, zName], g.fresh(`${base}.q`));
+    return {
+      ...v,
+      name: g.node('DequantizeLinear', [q, sName, zName], g.fresh(`${base}.dq`)),
+      qscale: scale,
+    };
+  };
+  /** An int8 per-channel weight (symmetric) behind a DequantizeLinear; returns its name and scales. */
+  const qWeight = (
+    base: string,
+    data: Float32Array,
+    dims: number[],
+    axis: number,
+  ): { name: string; scales: Float32Array } => {
+    const c = dims[axis]!;
+    const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+    const maxAbs = new Float32Array(c);
+    for (let i = 0; i < data.length; i++) {
+      const ch = Math.floor(i / inner) % c;
+      maxAbs[ch] = Math.max(maxAbs[ch]!, Math.abs(data[i]!));
+    }
+    const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / 127 : 1));
+    const q = Int8Array.from(data, (v, i) =>
+      Math.max(-127, Math.min(127, Math.round(v / scales[Math.floor(i / inner) % c]!))),
+    );
+    const qName = g.bytes(`${base}.q`, I8, q, dims);
+    const sName = g.f32(`${base}.scale`, scales, [c]);
+    const zName = g.bytes(`${base}.zp`, I8, new Int8Array(c), [c]);
+    return { name: g.node('DequantizeLinear', [qName, sName, zName], `${base}.dq`, { axis }), scales };
+  };
+  /** Bias as int32 with scale input scale x weight scale per channel (float when the input has no scale). */
+  const qBias = (
+    base: string,
+    bias: Float32Array,
+    inScale: number | undefined,
+    wScales: Float32Array,
+  ): string => {
+    if (inScale === undefined) return g.f32(base, bias, [bias.length]);
+    const s = Float32Array.from(wScales, (w) => w * inScale);
+    const q = Int32Array.from(bias, (b, i) => Math.round(b / s[i]!));
+    const qName = g.bytes(`${base}.q`, I32, q, [bias.length]);
+    const sName = g.f32(`${base}.scale`, s, [bias.length]);
+    const zName = g.bytes(`${base}.zp`, I32, new Int32Array(bias.length), [bias.length]);
+    return g.node('DequantizeLinear', [qName, sName, zName], `${base}.dq`, { axis: 0 });
+  };
   const values = new Map<string, Value>();
   const inputT = model.inputs[0]!;
   const inShape = inputT.shape.slice(1) as number[];
   if (model.inputs.length !== 1) throw new Error('onnx export: models with one input only');
   const inputName = 'input';
-  values.set(model.inputLayers[0]!.name, { name: inputName, layout: 'tf', shape: inShape });
+  values.set(
+    model.inputLayers[0]!.name,
+    qdq({ name: inputName, layout: 'tf', shape: inShape }, quant?.input, 'input'),
+  );
 
   const to = (v: Value, layout: Layout): string => {
     if (v.layout === layout || v.shape.length !== 3) return v.name;
@@ -189,24 +296,51 @@ export function exportOnnx(model: tfl.LayersModel, opts: { producer?: string } =
           const [pl, pr] = samePad(wd, kw, sw, dw);
           pads = [pt, pl, pb, pr];
         }
-        let kernelName: string;
+        let kernel: { data: Float32Array; dims: number[] };
         let group = 1;
-        if (cls === 'Conv2D') {
-          const k = w['kernel']!;
-          kernelName = g.f32(`${out}.W`, permute(k.data, k.shape, [3, 2, 0, 1]), [
-            k.shape[3]!,
-            k.shape[2]!,
-            kh,
-            kw,
-          ]);
-        } else {
-          const k = w['depthwise_kernel']!;
-          const [, , c, m] = k.shape as [number, number, number, number];
-          group = c;
-          kernelName = g.f32(`${out}.W`, permute(k.data, k.shape, [2, 3, 0, 1]), [c * m, 1, kh, kw]);
+        let bias = w['bias']?.data;
+        let kd: { data: Float32Array; shape: number[] };
+        if (cls === 'Conv2D') kd = w['kernel']!;
+        else kd = w['depthwise_kernel']!;
+        const bn = foldedInto.get(layer.name);
+        const outC = cls === 'Conv2D' ? kd.shape[3]! : kd.shape[2]! * kd.shape[3]!;
+        if (bn) {
+          // Fold: W' = W * gamma / sqrt(var + eps) per output channel, b' = (b - mean) * that + beta.
+          const bw = weightsOf(bn);
+          const eps = bn.getConfig()['epsilon'] as number;
+          const f = Float32Array.from(
+            { length: outC },
+            (_, j) => (bw['gamma']?.data[j] ?? 1) / Math.sqrt(bw['moving_variance']!.data[j]! + eps),
+          );
+          const data = Float32Array.from(kd.data, (v, i) => v * f[i % outC]!);
+          kd = { data, shape: kd.shape };
+          bias = Float32Array.from(
+            f,
+            (fj, j) => ((bias?.[j] ?? 0) - bw['moving_mean']!.data[j]!) * fj + (bw['beta']?.data[j] ?? 0),
+          );
         }
-        const inputs = [to(x, 'nchw'), kernelName];
-        if (w['bias']) inputs.push(g.f32(`${out}.B`, w['bias'].data, w['bias'].shape));
+        if (cls === 'Conv2D') {
+          kernel = {
+            data: permute(kd.data, kd.shape, [3, 2, 0, 1]),
+            dims: [kd.shape[3]!, kd.shape[2]!, kh, kw],
+          };
+        } else {
+          const [, , c, m] = kd.shape as [number, number, number, number];
+          group = c;
+          kernel = { data: permute(kd.data, kd.shape, [2, 3, 0, 1]), dims: [c * m, 1, kh, kw] };
+        }
+        const xin = to(x, 'nchw');
+        const inputs = [xin];
+        let wScales: Float32Array | null = null;
+        if (quant) {
+          const qw = qWeight(`${out}.W`, kernel.data, kernel.dims, 0);
+          inputs.push(qw.name);
+          wScales = qw.scales;
+        } else inputs.push(g.f32(`${out}.W`, kernel.data, kernel.dims));
+        if (bias)
+          inputs.push(
+            wScales ? qBias(`${out}.B`, bias, x.qscale, wScales) : g.f32(`${out}.B`, bias, [bias.length]),
+          );
         const conv = g.node(
           'Conv',
           inputs,
@@ -233,6 +367,10 @@ export function exportOnnx(model: tfl.LayersModel, opts: { producer?: string } =
         break;
       }
       case 'BatchNormalization': {
+        if (foldedBn.has(layer.name)) {
+          result = { ...x, shape: outShape };
+          break;
+        }
         if (x.shape.length !== 3 && x.shape.length !== 1)
           throw new Error(`onnx export: layer '${layer.name}': batch norm over rank ${x.shape.length + 1}`);
         const c = x.shape.at(-1)!;
@@ -344,8 +482,19 @@ export function exportOnnx(model: tfl.LayersModel, opts: { producer?: string } =
         if (x.shape.length !== 1)
           throw new Error(`onnx export: layer '${layer.name}': Dense on a rank-${x.shape.length + 1} input`);
         const k = w['kernel']!;
-        const inputs = [x.name, g.f32(`${out}.W`, k.data, k.shape)];
-        if (w['bias']) inputs.push(g.f32(`${out}.B`, w['bias'].data, w['bias'].shape));
+        const inputs = [x.name];
+        let wScales: Float32Array | null = null;
+        if (quant) {
+          const qw = qWeight(`${out}.W`, k.data, k.shape, 1);
+          inputs.push(qw.name);
+          wScales = qw.scales;
+        } else inputs.push(g.f32(`${out}.W`, k.data, k.shape));
+        if (w['bias'])
+          inputs.push(
+            wScales
+              ? qBias(`${out}.B`, w['bias'].data, x.qscale, wScales)
+              : g.f32(`${out}.B`, w['bias'].data, w['bias'].shape),
+          );
         const act = (cfg['activation'] as string | undefined) ?? 'linear';
         const gemm = g.node('Gemm', inputs, act === 'linear' ? out : `${out}.gemm`);
         result = activation(out, { name: gemm, layout: 'tf', shape: outShape });
@@ -376,6 +525,20 @@ export function exportOnnx(model: tfl.LayersModel, opts: { producer?: string } =
       default:
         throw new Error(`onnx export: layer '${layer.name}' of class ${cls} is not supported`);
     }
+    if (
+      quant &&
+      !foldedInto.has(layer.name) &&
+      cls !== 'Dropout' &&
+      cls !== 'Flatten' &&
+      cls !== 'Reshape' &&
+      cls !== 'Permute'
+    )
+      result = qdq(result, quant.ranges.get(layer.name), out);
+    else if (quant)
+      result = {
+        ...result,
+        ...(x.qscale !== undefined && !foldedInto.has(layer.name) ? { qscale: x.qscale } : {}),
+      };
     values.set(layer.name, result);
   }
   const outputs = model.outputs.map((o, i) => {
@@ -407,4 +570,36 @@ export function exportOnnx(model: tfl.LayersModel, opts: { producer?: string } =
     },
   };
   return onnx.ModelProto.encode(onnx.ModelProto.create(modelProto)).finish();
+}
+
+/**
+ * Min-max ranges of the input and of every layer's output over calibration batches (inference
+ * mode), for `exportOnnx(model, { quant })`. Batches are NHWC float tensors as the model takes them.
+ */
+export function calibrateRanges(model: tfl.LayersModel, batches: readonly tf.Tensor[]): QuantSpec {
+  const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
+  const probe = tflModel({
+    inputs: model.inputs,
+    outputs: layers.map((l) => l.output as tfl.SymbolicTensor),
+  });
+  const ranges = new Map<string, [number, number]>();
+  let input: [number, number] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  const widen = (r: [number, number] | undefined, t: tf.Tensor): [number, number] => {
+    const d = t.dataSync();
+    let lo = r?.[0] ?? Number.POSITIVE_INFINITY;
+    let hi = r?.[1] ?? Number.NEGATIVE_INFINITY;
+    for (const v of d) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    return [lo, hi];
+  };
+  for (const b of batches) {
+    input = widen(input, b);
+    const outs = probe.predict(b) as tf.Tensor | tf.Tensor[];
+    const list = Array.isArray(outs) ? outs : [outs];
+    layers.forEach((l, i) => ranges.set(l.name, widen(ranges.get(l.name), list[i]!)));
+    for (const t of list) t.dispose();
+  }
+  return { ranges, input };
 }
