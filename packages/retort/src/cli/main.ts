@@ -2,6 +2,7 @@
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { distillCommand, trainCommand } from './commands/experiment.js';
+import { exportCommand } from './commands/export.js';
 import { modelsCommand } from './commands/models.js';
 
 export interface Command {
@@ -10,7 +11,14 @@ export interface Command {
   run(argv: readonly string[]): Promise<void>;
 }
 
-const commands: readonly Command[] = [trainCommand, distillCommand, evalCommand, modelsCommand, demoCommand];
+const commands: readonly Command[] = [
+  trainCommand,
+  distillCommand,
+  evalCommand,
+  exportCommand,
+  modelsCommand,
+  demoCommand,
+];
 
 function usage(): string {
   return ['usage: retort <command> [options]   (retort <command> --help for its options)', '', 'Commands:']

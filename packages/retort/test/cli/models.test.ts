@@ -19,7 +19,10 @@ it('retort models lists the zoo with trainable parameter counts; bad input and u
   assert.match(bad.stderr, /--input expects H,W,C, got '28,28'/);
   const unknown = run('trian');
   assert.equal(unknown.status, 1);
-  assert.match(unknown.stderr, /unknown command 'trian' \(known: train, distill, eval, models, demo\)/);
+  assert.match(
+    unknown.stderr,
+    /unknown command 'trian' \(known: train, distill, eval, export, models, demo\)/,
+  );
   const opt = run('train', 'x.yaml', '--sett', 'a=1');
   assert.match(opt.stderr, /unknown option --sett \(known: --set, --runs, --resume, --force, --help\)/);
 });

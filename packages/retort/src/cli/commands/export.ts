@@ -1,0 +1,116 @@
+/**
+ * `retort export <run folder> --format onnx|onnx-int8|tfjs [--out DIR]`: writes the run's model
+ * and checks it. ONNX files are loaded in onnxruntime-node and compared with Retort on the test
+ * split: fp32 outputs must agree within 1e-4, int8 top-1 predictions with the fp32 model's (the
+ * agreement is printed; int8 activations are calibrated on --calib-batches training batches).
+ * tfjs exports are loaded back with tf.loadLayersModel and compared exactly.
+ */
+import '@retort/backend-native';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as ort from 'onnxruntime-node';
+import { calibrateRanges, exportOnnx } from '../../export/onnx.js';
+import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
+import { writeFileAtomic } from '../../util/atomic.js';
+import { helpText, type OptionSpec, parseOptions } from '../args.js';
+import type { Command } from '../main.js';
+import { loadRun } from './run-model.js';
+
+const options: readonly OptionSpec[] = [
+  { name: 'format', kind: 'string', help: 'onnx, onnx-int8 or tfjs', default: 'onnx' },
+  { name: 'out', kind: 'string', help: 'output file (onnx) or folder (tfjs); default inside the run folder' },
+  { name: 'calib-batches', kind: 'string', help: 'training batches for int8 calibration', default: '8' },
+  { name: 'help', kind: 'flag', help: 'show this help' },
+];
+
+export const exportCommand: Command = {
+  name: 'export',
+  summary: "export a run's model to ONNX (fp32 or int8 QDQ) or tfjs format, checked after writing",
+  async run(argv) {
+    const pos: string[] = [];
+    const o = parseOptions(argv, options, 'export', pos);
+    if (o['help'] === true || pos.length !== 1) {
+      console.log(
+        `usage: retort export <run folder> [--format onnx|onnx-int8|tfjs] [--out path]\n\n${helpText('export', this.summary, options)}`,
+      );
+      if (pos.length !== 1 && o['help'] !== true) throw new Error('retort export: give one run folder');
+      return;
+    }
+    const dir = pos[0]!;
+    const format = String(o['format']);
+    if (!['onnx', 'onnx-int8', 'tfjs'].includes(format))
+      throw new Error(`retort export: --format must be onnx, onnx-int8 or tfjs, got '${format}'`);
+    const { exp, data, model } = await loadRun(dir, 'export');
+    if (format === 'tfjs') {
+      const out = typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', 'tfjs');
+      await exportTfjs(model, out);
+      const back = await loadTfjs(out);
+      const batch = data.test.epoch().next().value!;
+      const x = tf.tensor4d(batch.x, [batch.n, ...data.shape]);
+      const same = tf.tidy(
+        () =>
+          tf.max(tf.abs(tf.sub(model.predict(x) as tf.Tensor, back.predict(x) as tf.Tensor))).dataSync()[0],
+      );
+      console.log(JSON.stringify({ run: dir, format, out, maxAbsDiff: same }));
+      return;
+    }
+    let quant: ReturnType<typeof calibrateRanges> | undefined;
+    if (format === 'onnx-int8') {
+      const n = Number(o['calib-batches']);
+      const batches: tf.Tensor[] = [];
+      for (const b of data.trainPlain.epoch()) {
+        if (batches.length >= n) break;
+        batches.push(tf.tensor4d(b.x, [b.n, ...data.shape]));
+      }
+      quant = calibrateRanges(model, batches);
+      tf.dispose(batches);
+    }
+    const bytes = exportOnnx(model, quant ? { quant } : {});
+    const out =
+      typeof o['out'] === 'string'
+        ? o['out']
+        : join(dir, 'export', `${exp.model.name}${quant ? '.int8' : ''}.onnx`);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileAtomic(out, bytes);
+    const session = await ort.InferenceSession.create(bytes);
+    let maxDiff = 0;
+    let agree = 0;
+    let correct = 0;
+    let n = 0;
+    for (const b of data.test.epoch()) {
+      const x = tf.tensor4d(b.x, [b.n, ...data.shape]);
+      const ref = model.predict(x) as tf.Tensor;
+      const res = await session.run({ input: new ort.Tensor('float32', b.x, [b.n, ...data.shape]) });
+      const got = res['output']!.data as Float32Array;
+      const r = ref.dataSync();
+      const k = data.numClasses;
+      for (let i = 0; i < b.n; i++) {
+        let ai = 0;
+        let bi = 0;
+        for (let j = 0; j < k; j++) {
+          maxDiff = Math.max(maxDiff, Math.abs(got[i * k + j]! - r[i * k + j]!));
+          if (r[i * k + j]! > r[i * k + ai]!) ai = j;
+          if (got[i * k + j]! > got[i * k + bi]!) bi = j;
+        }
+        if (ai === bi) agree++;
+        if (bi === b.y[i]) correct++;
+      }
+      n += b.n;
+      tf.dispose([x, ref]);
+    }
+    const report = {
+      run: dir,
+      format,
+      out,
+      bytes: bytes.length,
+      testImages: n,
+      onnxTop1: (100 * correct) / n,
+      top1AgreementWithRetort: (100 * agree) / n,
+      maxAbsLogitDiff: maxDiff,
+    };
+    console.log(JSON.stringify(report));
+    if (!quant && maxDiff > 1e-4)
+      throw new Error(`retort export: ONNX outputs differ from Retort's by ${maxDiff} (> 1e-4)`);
+  },
+};

@@ -1,0 +1,30 @@
+/** A finished run folder's experiment, data and trained model (shared by eval and export). */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { parseOrThrow } from '../../config/errors.js';
+import { type Experiment, experimentSchema } from '../../config/experiment.js';
+import { buildData, type ExperimentData } from '../../data/build.js';
+import { buildModel } from '../../models/index.js';
+import { loadModelWeights } from '../../train/checkpoint.js';
+
+export async function loadRun(
+  dir: string,
+  command: string,
+): Promise<{ exp: Experiment; data: ExperimentData; model: tfl.LayersModel }> {
+  const cfgPath = join(dir, 'config.json');
+  const ckpt = join(dir, 'model.ckpt');
+  for (const p of [cfgPath, ckpt])
+    if (!existsSync(p)) throw new Error(`retort ${command}: ${p} not found (is ${dir} a finished run?)`);
+  const exp = parseOrThrow(experimentSchema, JSON.parse(readFileSync(cfgPath, 'utf8')), cfgPath);
+  await tf.setBackend('native');
+  const data = buildData(exp.data, exp.seed);
+  const model = buildModel(exp.model.name, {
+    ...exp.model.options,
+    inputShape: data.shape,
+    numClasses: data.numClasses,
+  });
+  loadModelWeights(ckpt, model);
+  return { exp, data, model };
+}
