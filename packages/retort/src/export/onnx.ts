@@ -598,7 +598,7 @@ export function calibrateRanges(model: tfl.LayersModel, batches: readonly tf.Ten
     input = widen(input, b);
     const outs = probe.predict(b) as tf.Tensor | tf.Tensor[];
     const list = Array.isArray(outs) ? outs : [outs];
-    layers.forEach((l, i) => ranges.set(l.name, widen(ranges.get(l.name), list[i]!)));
+    for (const [i, l] of layers.entries()) ranges.set(l.name, widen(ranges.get(l.name), list[i]!));
     for (const t of list) t.dispose();
   }
   return { ranges, input };
