@@ -1,0 +1,60 @@
+/**
+ * Quantization-aware training of the weights (Jacob et al., CVPR 2018, with the straight-through
+ * estimator): every step runs forward and backward on int8 fake-quantized kernels (symmetric,
+ * per output channel) while float "master" weights accumulate the updates. Implemented as a
+ * wrapper of the trainer's task, so any loss (CE, KD from the fp32 teacher: quantized
+ * distillation, Polino et al., ICLR 2018) trains this way:
+ *   prepare: save the float kernels, write their fake-quantized values;
+ *   step:    the optimizer updates the quantized values with the gradient taken there (STE);
+ *   release: master += (updated - quantized), so the float weights receive exactly the update.
+ * Activations are quantized after training by calibration (export/onnx.ts calibrateRanges).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { StepInput, TrainTask } from '../../train/trainer.js';
+import { prunableKernels } from '../prune/magnitude.js';
+
+/** Per-output-channel symmetric int8 fake quantization of a kernel whose last axis is the output. */
+export function fakeQuantKernel(k: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const axes = Array.from({ length: k.rank - 1 }, (_, i) => i);
+    const scale = tf.maximum(tf.div(tf.max(tf.abs(k), axes), 127), 1e-12);
+    return tf.mul(tf.clipByValue(tf.round(tf.div(k, scale)), -127, 127), scale);
+  });
+}
+
+export interface QatTask extends TrainTask {
+  /** Writes the float master weights back (after training, before export). */
+  finish(): void;
+}
+
+export function withWeightQat(task: TrainTask, model: tfl.LayersModel): QatTask {
+  const kernels = prunableKernels(model).map((k) => k.kernel);
+  let master: tf.Tensor[] = kernels.map((k) => tf.keep(k.clone()));
+  let quantized: tf.Tensor[] = [];
+  return {
+    ...task,
+    prepare(input: StepInput) {
+      quantized = kernels.map((k, i) => {
+        const q = tf.keep(fakeQuantKernel(master[i]!));
+        k.assign(q);
+        return q;
+      });
+      task.prepare?.(input);
+    },
+    release() {
+      task.release?.();
+      const next = kernels.map((k, i) =>
+        tf.keep(tf.tidy(() => tf.add(master[i]!, tf.sub(k, quantized[i]!)))),
+      );
+      tf.dispose([...master, ...quantized]);
+      master = next;
+      quantized = [];
+    },
+    finish() {
+      kernels.forEach((k, i) => {
+        k.assign(master[i]!);
+      });
+    },
+  };
+}
