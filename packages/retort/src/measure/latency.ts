@@ -48,3 +48,36 @@ export function measureLatency(
     repeats: times.length,
   };
 }
+
+/** The same measurement for an ONNX model in onnxruntime-node (CPU), input `input` NHWC. */
+export async function measureOrtLatency(
+  bytes: Uint8Array,
+  shape: readonly number[],
+  batch: number,
+  opts: { warmup?: number; repeats?: number; threads?: number } = {},
+): Promise<Latency> {
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(bytes, {
+    ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+    graphOptimizationLevel: 'all',
+  });
+  const n = batch * shape.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+  const feeds = { input: new ort.Tensor('float32', data, [batch, ...shape]) };
+  for (let i = 0; i < (opts.warmup ?? 3); i++) await session.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < (opts.repeats ?? 10); i++) {
+    const t0 = performance.now();
+    await session.run(feeds);
+    times.push(performance.now() - t0);
+  }
+  await session.release();
+  const med = median(times);
+  return {
+    batch,
+    medianMs: med,
+    minMs: Math.min(...times),
+    throughput: (1000 * batch) / med,
+    repeats: times.length,
+  };
+}

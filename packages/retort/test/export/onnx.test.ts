@@ -98,3 +98,14 @@ describe('ONNX int8 QDQ export in onnxruntime', () => {
     }
   });
 });
+
+describe('onnxruntime latency', () => {
+  it('median over repeats, throughput = batch / median', async () => {
+    const { measureOrtLatency } = await import('../../src/measure/latency.js');
+    const model = buildModel('lightnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
+    const l = await measureOrtLatency(exportOnnx(model), [28, 28, 1], 4, { warmup: 1, repeats: 3 });
+    assert.equal(l.repeats, 3);
+    assert.ok(l.medianMs > 0 && l.minMs <= l.medianMs);
+    assert.ok(Math.abs(l.throughput - 4000 / l.medianMs) < 1e-9);
+  });
+});

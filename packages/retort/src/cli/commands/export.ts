@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { calibrateRanges, exportOnnx } from '../../export/onnx.js';
 import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
+import { measureOrtLatency } from '../../measure/latency.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
@@ -99,6 +100,15 @@ export const exportCommand: Command = {
       n += b.n;
       tf.dispose([x, ref]);
     }
+    // One after the other: concurrent sessions would share the cores.
+    const latency: [string, { medianMs: number; imgPerSec: number }][] = [];
+    for (const batch of [1, 64]) {
+      const l = await measureOrtLatency(bytes, data.shape, batch, { warmup: 3, repeats: 10 });
+      latency.push([
+        `b${batch}`,
+        { medianMs: Number(l.medianMs.toFixed(3)), imgPerSec: Math.round(l.throughput) },
+      ]);
+    }
     const report = {
       run: dir,
       format,
@@ -108,6 +118,7 @@ export const exportCommand: Command = {
       onnxTop1: (100 * correct) / n,
       top1AgreementWithRetort: (100 * agree) / n,
       maxAbsLogitDiff: maxDiff,
+      onnxruntimeLatency: Object.fromEntries(latency),
     };
     console.log(JSON.stringify(report));
     if (!quant && maxDiff > 1e-4)
