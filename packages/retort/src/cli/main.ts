@@ -1,4 +1,5 @@
 /** `retort <command> [options]`: each command lives in commands/<name>.ts. */
+import { compressCommand } from './commands/compress.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { distillCommand, trainCommand } from './commands/experiment.js';
@@ -16,6 +17,7 @@ const commands: readonly Command[] = [
   distillCommand,
   evalCommand,
   exportCommand,
+  compressCommand,
   modelsCommand,
   demoCommand,
 ];

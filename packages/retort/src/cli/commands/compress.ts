@@ -1,0 +1,62 @@
+/**
+ * `retort compress <pipeline.yaml> [--set k=v] [--runs DIR] [--force]`: a distilled student ->
+ * pruning -> quantization -> exports, one measurement table per stage in runs/<name>/ (see
+ * compress/pipeline.ts for the config).
+ */
+import '@retort/backend-native';
+import { join } from 'node:path';
+import { pipelineSchema, runPipeline } from '../../compress/pipeline.js';
+import { parseOrThrow } from '../../config/errors.js';
+import { applyOverride, readConfigFile } from '../../config/load.js';
+import { prepareRunDir } from '../../train/run-dir.js';
+import { helpText, type OptionSpec, parseOptions } from '../args.js';
+import type { Command } from '../main.js';
+import { loadRun } from './run-model.js';
+
+const options: readonly OptionSpec[] = [
+  { name: 'set', kind: 'list', help: 'override a config key, e.g. --set prune.sparsity=0.9 (repeatable)' },
+  { name: 'runs', kind: 'string', help: 'folder that holds run folders', default: 'runs' },
+  { name: 'force', kind: 'flag', help: 'start over when the run folder exists (the old one is kept aside)' },
+  { name: 'help', kind: 'flag', help: 'show this help' },
+];
+
+export const compressCommand: Command = {
+  name: 'compress',
+  summary: 'prune, quantize and export a distilled student (pipeline file), measuring each stage',
+  async run(argv) {
+    const files: string[] = [];
+    const o = parseOptions(argv, options, 'compress', files);
+    if (o['help'] === true || files.length !== 1) {
+      console.log(
+        `usage: retort compress <pipeline.yaml> [options]\n\n${helpText('compress', this.summary, options)}`,
+      );
+      if (files.length !== 1 && o['help'] !== true)
+        throw new Error('retort compress: give one pipeline file');
+      return;
+    }
+    const raw = readConfigFile(files[0]!) as Record<string, unknown>;
+    for (const s of o['set'] as string[]) applyOverride(raw, s);
+    const cfg = parseOrThrow(pipelineSchema, raw, files[0]!);
+    const student = await loadRun(cfg.student.run, 'compress');
+    const teacher = await loadRun(cfg.student.run, 'compress');
+    const runDir = prepareRunDir(String(o['runs']), cfg.name, cfg, { force: o['force'] === true });
+    const reports = await runPipeline(
+      cfg,
+      { model: student.model, teacher: teacher.model, data: student.data },
+      runDir,
+    );
+    console.log(
+      JSON.stringify({
+        name: cfg.name,
+        runDir,
+        results: join(runDir, 'results.json'),
+        stages: reports.map((r) => ({
+          stage: r.stage,
+          testTop1: r.testTop1,
+          params: r.params,
+          zeroWeights: r.zeroWeights,
+        })),
+      }),
+    );
+  },
+};
