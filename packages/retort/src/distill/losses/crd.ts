@@ -13,12 +13,13 @@
  * posterior h(x) = x / (x + K / numExamples). Defaults nce_k 16384, nce_t 0.07, nce_m 0.5; beta 0.8.
  *
  * Negatives: K dataset indices per example drawn uniformly (the paper's sampling; RepDistiller's
- * default draws them from other classes instead). They are a pure function of (seed, epoch,
- * example index, slot), so a resumed run draws the same ones without sampler state.
+ * default draws them from other classes instead). They come from util/rng.ts seeded by (seed, epoch,
+ * example index), so a resumed run draws the same ones without sampler state.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayersModel } from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
+import { Rng } from '../../util/rng.js';
 import { checkBatch, flattenRows, l2Normalize } from './feature-ops.js';
 import { partWeight, torchUniform, weightPart } from './parts.js';
 import { detach, type LossDescriptor, type TapShapes } from './types.js';
@@ -151,15 +152,18 @@ function scatterRows(bank: tf.Variable, index: Int32Array, rows: tf.Tensor2D): v
   next.dispose();
 }
 
-/** mulberry32 of a 32-bit key: a deterministic uniform draw in [0, 1). */
-function hashUniform(key: number): number {
-  let t = (key + 0x6d2b79f5) >>> 0;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+/** murmur3's 32-bit finaliser: a bijective mix, so distinct (seed, epoch, example) keys stay distinct. */
+function fmix32(h: number): number {
+  let x = h >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
 }
 
-/** [N, K + 1] int32: each example's own index, then K uniform draws keyed by (seed, epoch, index, slot). */
+/**
+ * [N, K + 1] int32: each example's own index, then K uniform draws from the seeded generator of
+ * util/rng.ts keyed by (seed, epoch, example index), so the draws need no sampler state.
+ */
 export function crdIndices(
   indices: Uint32Array,
   k: number,
@@ -169,17 +173,12 @@ export function crdIndices(
 ): tf.Tensor2D {
   const n = indices.length;
   const out = new Int32Array(n * (k + 1));
+  const epochKey = fmix32(fmix32(seed) ^ epoch);
   for (let i = 0; i < n; i++) {
     const ex = indices[i]!;
     out[i * (k + 1)] = ex;
-    let key =
-      Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^
-      Math.imul(epoch + 1, 0xc2b2ae35) ^
-      Math.imul(ex + 1, 0x27d4eb2f);
-    for (let j = 1; j <= k; j++) {
-      key = (key + 0x632be5ab) | 0;
-      out[i * (k + 1) + j] = Math.min(numExamples - 1, Math.floor(hashUniform(key) * numExamples));
-    }
+    const rng = new Rng(fmix32(epochKey ^ ex));
+    for (let j = 1; j <= k; j++) out[i * (k + 1) + j] = rng.int(numExamples);
   }
   return tf.tensor2d(out, [n, k + 1], 'int32');
 }

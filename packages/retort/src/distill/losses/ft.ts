@@ -11,6 +11,10 @@
  * and `mode: translator` (the distillation stage). Architecture as RepDistiller: 3x3 convs with
  * LeakyReLU(0.1); the paraphraser without BN (its decoder's stride-1 transposed convs are written
  * as convs, the same function class), the translator with batch-statistics BN.
+ *
+ * The factor F is the flattened map, as in the paper. RepDistiller's FactorTransfer(p1 = 2) first
+ * reduces it to the channel mean of f^p1 (an attention-like [H, W] map), which is what its beta 200
+ * was tuned on; `p1: 2` selects that.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayersModel } from '@tensorflow/tfjs-layers';
@@ -24,6 +28,8 @@ export const ftSchema = z.strictObject({
   mode: z.enum(['paraphraser', 'translator']).default('translator'),
   /** Factor channels as a fraction of the teacher's (RepDistiller's k). */
   rate: z.number().positive().max(1).default(0.5),
+  /** null: F = the flattened factor (the paper); p: F = mean over channels of f^p (RepDistiller's p1). */
+  p1: z.number().int().positive().nullable().default(null),
 });
 export type FtConfig = z.output<typeof ftSchema>;
 
@@ -55,9 +61,18 @@ function paraphraserDecode(f: tf.Tensor4D, w: ParaphraserWeights): tf.Tensor4D {
   return x;
 }
 
+/** Throws unless `kernel` (HWIO) takes the channels of `map` [N, H, W, C]. */
+function checkInput(where: string, part: string, map: tf.Tensor4D, kernel: tf.Tensor4D | undefined): void {
+  if (kernel?.shape[2] !== map.shape[3])
+    throw new Error(
+      `${where}: the ${part} takes ${kernel?.shape[2]} channels, got a map [${map.shape.join(', ')}]`,
+    );
+}
+
 /** The paraphraser's reconstruction MSE on the (detached) teacher map. */
 export function ftReconstructionLoss(teacher: tf.Tensor4D, w: ParaphraserWeights): tf.Scalar {
   checkMaps('ftReconstructionLoss', [teacher]);
+  checkInput('ftReconstructionLoss', 'paraphraser', teacher, w.kernels[0]);
   return tf.tidy(() => {
     const t = detach(teacher);
     return tf.mean(tf.squaredDifference(paraphraserDecode(paraphraserEncode(t, w), w), t)) as tf.Scalar;
@@ -71,22 +86,47 @@ export function translate(s: tf.Tensor4D, w: TranslatorWeights): tf.Tensor4D {
   return x;
 }
 
-/** mean |normalize(translator(s)) - normalize(encoder(t))| with the paraphraser frozen. */
+/**
+ * The paraphraser's factor of the teacher map as a constant of the gradient tape. detach() would
+ * leave the encoder's ops on the tape and give its weights zero gradients, and SGD's weight decay
+ * and momentum would then still move the frozen paraphraser (RepDistiller keeps it out of the
+ * optimizer). Ops inside a custom gradient's forward pass are not recorded, so its weights get no
+ * gradient at all and the optimizer skips them.
+ */
+export function frozenFactor(teacher: tf.Tensor4D, para: ParaphraserWeights): tf.Tensor4D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const t = args[0] as tf.Tensor4D;
+    return { value: paraphraserEncode(t, para), gradFunc: () => tf.zerosLike(t) };
+  });
+  return f(teacher) as tf.Tensor4D;
+}
+
+/** A factor map [N, H, W, C] as rows: flattened, or the channel mean of f^p1 flattened. */
+function factorRows(f: tf.Tensor4D, p1: number | null): tf.Tensor2D {
+  if (p1 === null) return flattenRows(f);
+  return flattenRows(tf.mean(p1 === 2 ? tf.square(f) : tf.pow(f, p1), 3));
+}
+
+/** mean |normalize(F(translator(s))) - normalize(F(encoder(t)))| with the paraphraser frozen. */
 export function ftLoss(
   student: tf.Tensor4D,
   teacher: tf.Tensor4D,
   para: ParaphraserWeights,
   tr: TranslatorWeights,
+  p1: number | null = null,
 ): tf.Scalar {
   checkMaps('ftLoss', [student, teacher]);
+  checkInput('ftLoss', 'translator', student, tr.kernels[0]);
+  checkInput('ftLoss', 'paraphraser', teacher, para.kernels[0]);
   return tf.tidy(() => {
-    const ft = detach(paraphraserEncode(detach(teacher), para));
+    const ft = frozenFactor(detach(teacher), para);
     const [fs, ftm] = matchSpatial(translate(student, tr), ft);
     if (fs.shape[3] !== ftm.shape[3])
       throw new Error(
         `ftLoss: translator gives ${fs.shape[3]} channels, the paraphraser's factor ${ftm.shape[3]}`,
       );
-    return tf.mean(tf.abs(tf.sub(l2Normalize(flattenRows(fs)), l2Normalize(flattenRows(ftm))))) as tf.Scalar;
+    const rows = (f: tf.Tensor4D) => l2Normalize(factorRows(f, p1));
+    return tf.mean(tf.abs(tf.sub(rows(fs), rows(ftm)))) as tf.Scalar;
   });
 }
 
@@ -173,5 +213,6 @@ export const ft: LossDescriptor<FtConfig, 'feat', FtParts> = {
           ctx.teacher.features.feat as tf.Tensor4D,
           paraphraserWeights(ctx.parts.paraphraser),
           translatorWeights(ctx.parts.translator),
+          ctx.config.p1,
         ),
 };

@@ -63,7 +63,9 @@ export function vidLoss(
   eps: number,
 ): tf.Scalar {
   if (students.length !== teachers.length || students.length !== weights.length || students.length === 0)
-    throw new Error(`vidLoss: expected matching numbers of student maps, teacher maps and regressors`);
+    throw new Error(
+      `vidLoss: expected as many student maps as teacher maps and regressors (at least one), got ${students.length}, ${teachers.length} and ${weights.length}`,
+    );
   return tf.tidy(
     () =>
       students
