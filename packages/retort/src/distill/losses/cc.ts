@@ -1,10 +1,15 @@
 /**
  * CC: Peng et al., "Correlation Congruence for Knowledge Distillation", ICCV 2019. Besides each
- * example's own knowledge, the correlation between examples is transferred. Implemented as in
- * RepDistiller (the reference its table comes from): both sides' pooled features pass through
- * trainable linear embeddings (feat_dim 128), and with delta = |e_s - e_t| the loss is
- * mean_i sum_k delta[i, k] * delta[i + 1, k] over consecutive examples of the batch — a cheap
- * surrogate of the paper's kernel correlation matrices. RepDistiller's beta is 0.02.
+ * example's own knowledge, the correlation between examples is transferred. The paper matches
+ * kernel correlation matrices (a Taylor-expanded Gaussian RBF); this file implements the form of
+ * RepDistiller's Correlation, which its author received from the paper's authors and which the
+ * published comparisons (Tian et al., ICLR 2020) ran:
+ *   e_s = flat(f_s) W_s + b_s,  e_t = flat(f_t) W_t + b_t   (trainable linear embeddings, d = 128)
+ *   delta = |e_s - e_t|,  loss = 1 / (N - 1) * sum_{i < N-1} sum_k delta[i, k] * delta[i + 1, k]
+ * that is, the congruence of consecutive examples' embedding differences. The teacher's features
+ * are constants but its embedding W_t, b_t is trained by this loss, as in RepDistiller. Taps are
+ * the pooled vectors (RepDistiller's feat[-1]); a map is flattened in NHWC order, which only
+ * permutes the kernel's rows relative to PyTorch's. RepDistiller's beta is 0.02.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -32,13 +37,10 @@ export function ccLoss(
   embedT: LinearWeights,
 ): tf.Scalar {
   checkBatch('ccLoss', student, teacher, 2);
+  checkEmbeddings(student, teacher, embedS, embedT);
   return tf.tidy(() => {
     const s = flattenRows(student);
     const t = flattenRows(detach(teacher));
-    if (s.shape[1] !== embedS.kernel.shape[0] || t.shape[1] !== embedT.kernel.shape[0])
-      throw new Error(
-        `ccLoss: embeddings take ${embedS.kernel.shape[0]} (student) and ${embedT.kernel.shape[0]} (teacher) features, got ${s.shape[1]} and ${t.shape[1]}`,
-      );
     const es = tf.add(tf.matMul(s, embedS.kernel), embedS.bias);
     const et = tf.add(tf.matMul(t, embedT.kernel), embedT.bias);
     const delta = tf.abs(tf.sub(es, et));
@@ -46,6 +48,28 @@ export function ccLoss(
     const prod = tf.mul(tf.slice(delta, [0, 0], [n - 1, -1]), tf.slice(delta, [1, 0], [n - 1, -1]));
     return tf.mean(tf.sum(prod, 1)) as tf.Scalar;
   });
+}
+
+/** Throws unless each side's flat width fits its kernel and both embed to one width. */
+function checkEmbeddings(student: tf.Tensor, teacher: tf.Tensor, es: LinearWeights, et: LinearWeights): void {
+  const flat = (x: tf.Tensor) => x.size / x.shape[0]!;
+  const [inS, dS] = es.kernel.shape;
+  const [inT, dT] = et.kernel.shape;
+  if (
+    flat(student) !== inS ||
+    flat(teacher) !== inT ||
+    dS !== dT ||
+    es.bias.shape[0] !== dS ||
+    et.bias.shape[0] !== dT
+  ) {
+    const show = (x: { shape: number[] }) => `[${x.shape.join(', ')}]`;
+    throw new Error(
+      `ccLoss: expected features of flat width ${inS} (student) and ${inT} (teacher) for embedding ` +
+        `kernels [in, d] of one d with biases [d], got student ${show(student)}, teacher ` +
+        `${show(teacher)}, kernels ${show(es.kernel)} and ${show(et.kernel)}, biases ` +
+        `${show(es.bias)} and ${show(et.bias)}`,
+    );
+  }
 }
 
 /** A linear embedding as a one-layer model, initialised like PyTorch's nn.Linear. */

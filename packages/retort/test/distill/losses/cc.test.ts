@@ -2,86 +2,177 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
-import { cc, ccLoss, linearWeights } from '../../../src/distill/losses/cc.js';
+import { parseOrThrow } from '../../../src/config/errors.js';
+import { cc, ccLoss, type LinearWeights, linearWeights } from '../../../src/distill/losses/cc.js';
 import { assertClose } from './golden.js';
-import { BACKENDS, methodCases } from './methods-golden.js';
+import {
+  BACKENDS,
+  lossContext,
+  type PairCase,
+  perExample,
+  relationCases,
+  retortLayout,
+} from './relation-golden.js';
 
-interface CcCase {
-  name: string;
-  n: number;
-  ds: number;
-  dt: number;
-  k: number;
-  student: number[];
-  teacher: number[];
+/** Linear weights in PyTorch's layout: [d, in] with `in` in NCHW-flatten order for maps. */
+interface CcCase extends PairCase {
+  d: number;
   ws: number[];
   bs: number[];
   wt: number[];
   bt: number[];
-  loss: number;
-  grad_student: number[];
   grad_ws: number[];
   grad_bs: number[];
   grad_wt: number[];
   grad_bt: number[];
 }
-const cases = methodCases<CcCase>('cc');
+const cases = relationCases<CcCase>('cc');
+const data = { numExamples: 100, numClasses: 10, seed: 1 };
+
+/**
+ * nn.Linear's [d, in] weight -> Retort's [in, d] kernel. For a map input PyTorch flattens C, H, W
+ * and Retort H, W, C: the same linear map, its rows permuted.
+ */
+function kernel(w: number[], d: number, shape: number[]): tf.Tensor2D {
+  return tf.tidy(() => {
+    const per = shape.slice(1);
+    const x = tf.tensor(w, [d, ...per]);
+    const perm = per.length === 3 ? [2, 3, 1, 0] : [1, 0];
+    return tf.reshape(tf.transpose(x, perm), [-1, d]) as tf.Tensor2D;
+  });
+}
+
+function load(c: CcCase) {
+  return {
+    s: retortLayout(c.student, c.student_shape),
+    t: retortLayout(c.teacher, c.teacher_shape),
+    embedS: { kernel: kernel(c.ws, c.d, c.student_shape), bias: tf.tensor1d(c.bs) },
+    embedT: { kernel: kernel(c.wt, c.d, c.teacher_shape), bias: tf.tensor1d(c.bt) },
+    grads: [
+      retortLayout(c.grad_student, c.student_shape),
+      kernel(c.grad_ws, c.d, c.student_shape),
+      tf.tensor1d(c.grad_bs),
+      kernel(c.grad_wt, c.d, c.teacher_shape),
+      tf.tensor1d(c.grad_bt),
+    ],
+  };
+}
 
 for (const backend of BACKENDS) {
-  describe(`CC vs PyTorch (RepDistiller's Correlation) on ${backend}`, () => {
+  describe(`CC vs PyTorch (Peng et al. / RepDistiller's Correlation + LinearEmbed) on ${backend}`, () => {
     for (const c of cases) {
       it(`${c.name}: value and gradients (student, both embeddings)`, async () => {
         await tf.setBackend(backend);
-        const s = tf.tensor2d(c.student, [c.n, c.ds]);
-        const t = tf.tensor2d(c.teacher, [c.n, c.dt]);
-        const ws = tf.tensor2d(c.ws, [c.ds, c.k]);
-        const bs = tf.tensor1d(c.bs);
-        const wt = tf.tensor2d(c.wt, [c.dt, c.k]);
-        const bt = tf.tensor1d(c.bt);
-        const f = (x: tf.Tensor, a: tf.Tensor, b: tf.Tensor, d: tf.Tensor, e: tf.Tensor) =>
+        const { s, t, embedS, embedT, grads } = load(c);
+        const f = (x: tf.Tensor, ws: tf.Tensor, bs: tf.Tensor, wt: tf.Tensor, bt: tf.Tensor) =>
           ccLoss(
             x,
             t,
-            { kernel: a as tf.Tensor2D, bias: b as tf.Tensor1D },
-            { kernel: d as tf.Tensor2D, bias: e as tf.Tensor1D },
+            { kernel: ws as tf.Tensor2D, bias: bs as tf.Tensor1D },
+            { kernel: wt as tf.Tensor2D, bias: bt as tf.Tensor1D },
           );
-        assertClose(await f(s, ws, bs, wt, bt).data(), [c.loss], `${c.name} loss`);
-        const g = tf.grads(f)([s, ws, bs, wt, bt]);
-        const want = [c.grad_student, c.grad_ws, c.grad_bs, c.grad_wt, c.grad_bt];
-        for (const [i, w] of want.entries()) assertClose(await g[i]!.data(), w, `${c.name} gradient ${i}`);
+        const xs = [s, embedS.kernel, embedS.bias, embedT.kernel, embedT.bias] as const;
+        const value = f(...xs);
+        assertClose(await value.data(), [c.loss], `${c.name} loss`);
+        const got = tf.grads(f)([...xs]);
+        const names = ['student', 'student kernel', 'student bias', 'teacher kernel', 'teacher bias'];
+        for (const [i, g] of grads.entries())
+          assertClose(await got[i]!.data(), await g.data(), `${c.name} d/d ${names[i]}`);
+        tf.dispose([...xs, t, value, ...grads, ...got]);
       });
     }
+
+    it('the teacher features get no gradient (its embedding does), and nothing leaks', async () => {
+      await tf.setBackend(backend);
+      const { s, t, embedS, embedT, grads } = load(cases[0]!);
+      const before = tf.memory().numTensors;
+      const g = tf.grad((x: tf.Tensor) => ccLoss(s, x, embedS, embedT))(t);
+      assert.equal(Math.max(...Array.from(await g.data(), Math.abs)), 0);
+      g.dispose();
+      tf.dispose(ccLoss(s, t, embedS, embedT));
+      assert.equal(tf.memory().numTensors, before, 'tensors left behind');
+      tf.dispose([s, t, embedS.kernel, embedS.bias, embedT.kernel, embedT.bias, ...grads]);
+    });
   });
 }
 
 describe('CC descriptor', () => {
-  it('builds both embeddings from the tapped widths (feat_dim 128) and the loss runs through them', async () => {
-    await tf.setBackend('native');
-    const cfg = cc.schema.parse({});
-    assert.equal(cfg.featDim, 128);
-    const parts = cc.parts!({ student: { feat: [16] }, teacher: { feat: [1, 1, 64] } }, cfg, {
-      numExamples: 10,
-      numClasses: 10,
-      seed: 1,
-    });
+  it("defaults: RepDistiller's feat_dim 128; unknown keys fail", () => {
+    assert.deepEqual(cc.schema.parse({}), { featDim: 128 });
+    assert.throws(
+      () => parseOrThrow(cc.schema, { feat_dim: 128 }, 'exp.yaml losses[1]'),
+      /unknown key 'feat_dim'/,
+    );
+  });
+
+  it('builds both embeddings from the tapped shapes, initialised like nn.Linear', () => {
+    const parts = cc.parts!(
+      { student: { feat: [64] }, teacher: { feat: [1, 1, 256] } },
+      cc.schema.parse({}),
+      data,
+    );
     const es = linearWeights(parts.embedS);
     const et = linearWeights(parts.embedT);
-    assert.deepEqual(es.kernel.shape, [16, 128]);
-    assert.deepEqual(et.kernel.shape, [64, 128]);
-    assert.ok(es.kernel instanceof tf.Variable, 'live variable (trained with the student)');
-    const s = tf.randomNormal([4, 16]);
-    const t = tf.randomNormal([4, 1, 1, 64]);
-    const logits = tf.zeros([4, 10]) as tf.Tensor2D;
-    const v = cc.loss({
-      config: cfg,
-      student: { logits, features: { feat: s } },
-      teacher: { logits, features: { feat: t } },
-      labels: tf.zeros([4], 'int32'),
-      epoch: 0,
-      indices: new Uint32Array(4),
-      parts,
+    assert.deepEqual(es.kernel.shape, [64, 128]);
+    assert.deepEqual(et.kernel.shape, [256, 128]);
+    assert.ok(es.kernel instanceof tf.Variable && et.bias instanceof tf.Variable, 'live variables');
+    assert.equal(parts.embedS.trainableWeights.length + parts.embedT.trainableWeights.length, 4);
+    // Uniform in +-1/sqrt(fan_in): 8192 kernel draws come within 1% of the bound, 128 bias draws
+    // within 80% of it (each fails with probability below 1e-9).
+    for (const [w, bound, near] of [
+      [es.kernel, 1 / 8, 0.99],
+      [es.bias, 1 / 8, 0.8],
+      [et.kernel, 1 / 16, 0.99],
+    ] as const) {
+      const max = Math.max(...Array.from(w.dataSync(), Math.abs));
+      assert.ok(max <= bound && max > near * bound, `init range ${max} vs bound ${bound}`);
+    }
+    parts.embedS.dispose();
+    parts.embedT.dispose();
+  });
+
+  it('through the descriptor: fixture weights in the parts give the fixture value and gradients', async () => {
+    await tf.setBackend('native');
+    const c = cases[2]!; // a map student: the part's input width is H * W * C
+    const { s, t, embedS, embedT, grads } = load(c);
+    const cfg = cc.schema.parse({ featDim: c.d });
+    const parts = cc.parts!(
+      { student: { feat: perExample(s) }, teacher: { feat: perExample(t) } },
+      cfg,
+      data,
+    );
+    const live = [linearWeights(parts.embedS), linearWeights(parts.embedT)] as LinearWeights[];
+    (live[0]!.kernel as tf.Variable).assign(embedS.kernel);
+    (live[0]!.bias as tf.Variable).assign(embedS.bias);
+    (live[1]!.kernel as tf.Variable).assign(embedT.kernel);
+    (live[1]!.bias as tf.Variable).assign(embedT.bias);
+    const sv = tf.variable(s);
+    const { value, grads: got } = tf.variableGrads(() =>
+      cc.loss(lossContext(cfg, { feat: sv }, { feat: t }, parts)),
+    );
+    assertClose(await value.data(), [c.loss], 'descriptor loss');
+    const vars = [sv, live[0]!.kernel, live[0]!.bias, live[1]!.kernel, live[1]!.bias] as tf.Variable[];
+    assert.deepEqual(Object.keys(got).sort(), vars.map((v) => v.name).sort());
+    for (const [i, v] of vars.entries())
+      assertClose(await got[v.name]!.data(), await grads[i]!.data(), `descriptor gradient ${i}`);
+    tf.dispose([s, t, sv, value, ...Object.values(got), ...grads]);
+    tf.dispose([embedS.kernel, embedS.bias, embedT.kernel, embedT.bias]);
+    parts.embedS.dispose();
+    parts.embedT.dispose();
+  });
+
+  it('bad inputs name the method and the shapes', () => {
+    const w = (i: number, o: number) => ({
+      kernel: tf.zeros([i, o]) as tf.Tensor2D,
+      bias: tf.zeros([o]) as tf.Tensor1D,
     });
-    assertClose(await v.data(), await ccLoss(s, t, es, et).data(), 'descriptor');
-    assert.throws(() => ccLoss(tf.zeros([4, 15]), t, es, et), /ccLoss: embeddings take 16/);
+    assert.throws(
+      () => ccLoss(tf.zeros([1, 4]), tf.zeros([1, 6]), w(4, 3), w(6, 3)),
+      /ccLoss: expected student and teacher features \[N, \.\.\.\] with one batch size N >= 2, got student \[1, 4\] and teacher \[1, 6\]/,
+    );
+    assert.throws(
+      () => ccLoss(tf.zeros([4, 5]), tf.zeros([4, 6]), w(4, 3), w(6, 3)),
+      /ccLoss: expected features of flat width 4 \(student\) and 6 \(teacher\) .*got student \[4, 5\], teacher \[4, 6\], kernels \[4, 3\] and \[6, 3\]/,
+    );
   });
 });

@@ -1,0 +1,51 @@
+/** Fixture loaders for the relation-based methods (fixtures/relation.json, make_relation_fixtures.py). */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-layers'; // registers the gradients tf.grads needs
+import type { LossContext, Parts } from '../../../src/distill/losses/types.js';
+import { fixtureSection } from './golden.js';
+
+/** One student/teacher pair of features in PyTorch layout (maps NCHW), with the reference. */
+export interface PairCase {
+  name: string;
+  student_shape: number[];
+  teacher_shape: number[];
+  student: number[];
+  teacher: number[];
+  loss: number;
+  grad_student: number[];
+}
+
+export const relationCases = <T>(key: string): T[] => fixtureSection<T[]>('relation.json', key);
+
+export const BACKENDS = ['cpu', 'native'] as const;
+
+/** A fixture tensor in Retort's layout: NCHW maps become NHWC, other ranks are kept. */
+export function retortLayout(data: number[], shape: number[]): tf.Tensor {
+  return tf.tidy(() => {
+    const x = tf.tensor(data, shape);
+    return x.rank === 4 ? tf.transpose(x, [0, 2, 3, 1]) : x;
+  });
+}
+
+/** Per-example shape of a Retort tensor, as the trainer reports tapped shapes. */
+export const perExample = (x: tf.Tensor): number[] => x.shape.slice(1);
+
+/** What a descriptor's loss sees for one batch, with logits and labels that it ignores. */
+export function lossContext<C, R extends string, P extends Parts>(
+  config: C,
+  student: Record<R, tf.Tensor>,
+  teacher: Record<R, tf.Tensor>,
+  parts: P,
+): LossContext<C, R, P> {
+  const n = (Object.values(student) as tf.Tensor[])[0]!.shape[0]!;
+  const logits = tf.zeros([n, 10]) as tf.Tensor2D;
+  return {
+    config,
+    student: { logits, features: student },
+    teacher: { logits, features: teacher },
+    labels: tf.zeros([n], 'int32') as tf.Tensor1D,
+    epoch: 0,
+    indices: new Uint32Array(n),
+    parts,
+  };
+}
