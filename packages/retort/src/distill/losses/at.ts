@@ -2,9 +2,13 @@
  * AT: Zagoruyko and Komodakis, "Paying More Attention to Attention: Improving the Performance of
  * Convolutional Neural Networks via Attention Transfer", ICLR 2017. The student matches the
  * teacher's spatial attention maps, a(f) = normalize(mean_c f^p) over the flattened map (p = 2,
- * the paper's activation-based attention), at three stages. Maps of different sizes: the larger is
- * adaptive-average-pooled to the smaller (RepDistiller's rule). Per pair mean((a_s - a_t)^2),
- * summed over pairs; RepDistiller's beta is 1000.
+ * the paper's activation-based attention), at three stages (RepDistiller: the post-ReLU outputs of
+ * the three stages). Maps of different sizes: the one with the larger height is adaptive-average-
+ * pooled (F.adaptive_avg_pool2d's windows) to the other's height and width before the attention
+ * maps are taken (RepDistiller's rule; it pools to a square (H, H), the same for square maps).
+ * Per pair mean((a_s - a_t)^2) over batch and positions, summed over pairs; RepDistiller's beta is
+ * 1000. (The paper's loss is beta/2 times the un-squared L2 distance per example; RepDistiller's,
+ * kept here, is the mean square.)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';

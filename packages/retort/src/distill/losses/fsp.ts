@@ -3,9 +3,12 @@
  * Minimization and Transfer Learning", CVPR 2017. The "flow of solution procedure" between two
  * layers is the Gram matrix of their maps, G[i, j] = mean over positions of top_i * bottom_j; the
  * student matches the teacher's FSP matrices between consecutive stages (the larger map of a pair
- * pooled to the smaller). Per pair mean((G_s - G_t)^2), summed. Channel counts must match between
- * student and teacher stage by stage. As in RepDistiller it is an initialisation stage (beta 50
- * there); the main stage then trains on CE.
+ * pooled to the smaller, by adaptive average pooling as RepDistiller). Per pair mean((G_s - G_t)^2)
+ * over batch and matrix entries, summed. Channel counts must match between student and teacher map
+ * by map (RepDistiller raises otherwise); spatial sizes may differ. RepDistiller taps the stem and
+ * the three stage outputs (post-ReLU) and uses FSP only as an initialisation stage, with the
+ * unweighted loss (its -b 50 multiplies the main stage's FSP term, which it sets to 0); the main
+ * stage then trains on CE.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
@@ -40,7 +43,9 @@ export function fspLoss(students: readonly tf.Tensor4D[], teachers: readonly tf.
   students.forEach((s, i) => {
     if (s.shape[3] !== teachers[i]!.shape[3])
       throw new Error(
-        `fspLoss: stage ${i} has ${s.shape[3]} student and ${teachers[i]!.shape[3]} teacher channels; FSP needs equal channel counts`,
+        `fspLoss: map ${i} has ${s.shape[3]} student and ${teachers[i]!.shape[3]} teacher channels ` +
+          `(student [${s.shape.join(', ')}], teacher [${teachers[i]!.shape.join(', ')}]); FSP matrices ` +
+          'need equal channel counts map by map: tap layers of equal width',
       );
   });
   return tf.tidy(() => {

@@ -3,8 +3,10 @@
  * arXiv 1707.01219, 2017. Each channel's spatial activation pattern, L2-normalised, is a sample of
  * the layer's "neuron selectivity" distribution; the student's distribution is matched to the
  * teacher's by the squared MMD with the polynomial kernel k(x, y) = (x . y)^2 (the paper's best,
- * d = 2, c = 0): mean k(t, t) + mean k(s, s) - 2 mean k(s, t), per stage pair, summed. Channel
- * counts may differ; spatial sizes are matched by pooling the larger map. RepDistiller's beta is 50.
+ * d = 2, c = 0): mean k(t, t) + mean k(s, s) - 2 mean k(s, t), per stage pair, summed; RepDistiller
+ * applies it to the post-ReLU outputs of the three stages with beta 50. Channel counts may differ;
+ * spatial sizes are matched as in AT (the map with the larger height adaptive-average-pooled to the
+ * other's size).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';

@@ -1,20 +1,25 @@
 /**
  * OFD: Heo, Kim, Yun, Park, Kwak and Choi, "A Comprehensive Overhaul of Feature Distillation",
- * ICCV 2019. Distils pre-ReLU features (so the teacher's negative responses, which ReLU would erase,
- * still carry information) through a connector (1x1 conv + BN) on the student, with:
+ * ICCV 2019 (RepDistiller does not train it; this follows the authors' CIFAR code). Distils the
+ * pre-ReLU stage outputs, so the teacher's negative responses, which ReLU would erase, still carry
+ * information, through a connector on the student (1x1 conv without bias + BN), with:
  * - a margin ReLU on the teacher: t' = max(t, margin_c), margin_c = E[x | x < 0] for the channel's
- *   pre-ReLU distribution x ~ N(m_c, s_c^2) (the paper computes m, s from the teacher's BN beta and
- *   gamma; here they are the batch mean and standard deviation of the teacher's pre-ReLU feature on
- *   the first batch, the quantities BN's beta and gamma stand for), or -3 s_c when P(x < 0) <= 0.001;
+ *   pre-ReLU distribution x ~ N(beta_c, gamma_c^2) read off the teacher's BN before the ReLU, or
+ *   -3 |gamma_c| when P(x < 0) <= 0.001;
  * - a partial L2: (s - t')^2 only where s > t' or t' > 0 (a student already below a negative
  *   teacher response is not pushed up);
  * summed per stage with weight 1 / 2^(n - 1 - i), divided by the batch size and by 1000 (the
- * official training script's scaling).
+ * official training script's scaling), so the experiment weight is 1.
+ * The descriptor sees tapped features, not the teacher's BN weights, so it estimates the margins
+ * once, on the first batch: from the per-channel batch mean and standard deviation of the teacher's
+ * BN-before-ReLU outputs (roles bn1..bn3, bound to ModelTaps.bnBeforeRelu), which stand for that
+ * BN's beta and |gamma| (on the FMNIST ResNet-20 teacher one batch of 128 gives the authors'
+ * margins within 0.02; estimating from the pre-ReLU sums instead would be 20-40% more negative, as
+ * the residual branch shifts them). The margins are then constants in a non-trainable part.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayersModel } from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { type ConnectorWeights, connectorWeights, makeConnector } from './ab.js';
 import { STAGES, type Stage } from './at.js';
 import { checkMaps, conv1x1Bn, positive } from './feature-ops.js';
 import { partWeight, weightPart } from './parts.js';
@@ -27,76 +32,142 @@ export type OfdConfig = z.output<typeof ofdSchema>;
 function erfc(x: number): number {
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
-  const r =
-    t *
-    Math.exp(
-      -z * z -
-        1.26551223 +
-        t *
-          (1.00002368 +
-            t *
-              (0.37409196 +
-                t *
-                  (0.09678418 +
-                    t *
-                      (-0.18628806 +
-                        t *
-                          (0.27886807 +
-                            t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
+  const c = [
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398, 1.48851587,
+    -0.82215223, 0.17087277,
+  ];
+  let poly = 0;
+  for (let k = c.length - 1; k >= 0; k--) poly = c[k]! + t * poly;
+  const r = t * Math.exp(-z * z + poly);
   return x >= 0 ? r : 2 - r;
 }
 const normalCdf = (x: number) => 0.5 * erfc(-x / Math.SQRT2);
 
-/** Per channel E[x | x < 0] for x ~ N(mean, std^2), or -3 std when P(x < 0) <= 0.001. */
-export function ofdMargin(std: ArrayLike<number>, mean: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(std.length);
-  for (let c = 0; c < std.length; c++) {
-    const s = Math.abs(std[c]!);
-    const m = mean[c]!;
+/**
+ * Per channel E[x | x < 0] for x ~ N(beta, gamma^2) (|gamma| is the standard deviation), or
+ * -3 |gamma| when P(x < 0) <= 0.001: the authors' get_margin_from_BN.
+ */
+export function ofdMargin(gamma: ArrayLike<number>, beta: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(gamma.length);
+  for (let c = 0; c < gamma.length; c++) {
+    const s = Math.abs(gamma[c]!);
+    const m = beta[c]!;
+    if (s === 0) {
+      out[c] = Math.min(m, 0); // all mass at beta
+      continue;
+    }
     const cdf = normalCdf(-m / s);
     out[c] = cdf > 0.001 ? (-s * Math.exp(-((m / s) ** 2) / 2)) / Math.sqrt(2 * Math.PI) / cdf + m : -3 * s;
   }
   return out;
 }
 
-/** The OFD loss over stage pairs with given margins [Ct] per stage. */
+/** The connector: kernel [1, 1, Cs, Ct] (no bias), BN gamma and beta [Ct]. */
+export interface OfdConnectorWeights {
+  kernel: tf.Tensor4D;
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+}
+
+/** The OFD loss over stage pairs (pre-ReLU maps [N, H, W, C]) with given margins [Ct] per stage. */
 export function ofdLoss(
   students: readonly tf.Tensor4D[],
   teachers: readonly tf.Tensor4D[],
-  connectors: readonly ConnectorWeights[],
+  connectors: readonly OfdConnectorWeights[],
   margins: readonly tf.Tensor1D[],
 ): tf.Scalar {
   const n = students.length;
   if (teachers.length !== n || connectors.length !== n || margins.length !== n || n === 0)
     throw new Error(
-      'ofdLoss: expected matching numbers of student maps, teacher maps, connectors and margins',
+      `ofdLoss: expected matching numbers (>= 1) of student maps, teacher maps, connectors and margins, got ${n}, ${teachers.length}, ${connectors.length} and ${margins.length}`,
     );
   checkMaps('ofdLoss', [...students, ...teachers]);
-  const batch = students[0]!.shape[0];
+  students.forEach((s, i) => {
+    const t = teachers[i]!;
+    const k = connectors[i]!.kernel.shape;
+    const ct = t.shape[3];
+    if (s.shape[1] !== t.shape[1] || s.shape[2] !== t.shape[2] || k[2] !== s.shape[3] || k[3] !== ct)
+      throw new Error(
+        `ofdLoss: stage ${i + 1}: a 1x1 connector with kernel [${k.join(', ')}] cannot map the student map [${s.shape.join(', ')}] onto the teacher map [${t.shape.join(', ')}] (expected equal H, W and kernel [1, 1, ${s.shape[3]}, ${ct}])`,
+      );
+    if (margins[i]!.shape[0] !== ct)
+      throw new Error(`ofdLoss: stage ${i + 1}: ${margins[i]!.shape[0]} margins for ${ct} teacher channels`);
+  });
   return tf.tidy(() => {
     const terms = students.map((x, i) => {
-      const s = conv1x1Bn(x, connectors[i]!.kernel, connectors[i]!.gamma, connectors[i]!.beta);
+      const c = connectors[i]!;
+      const s = conv1x1Bn(x, c.kernel, c.gamma, c.beta);
       const t = tf.maximum(detach(teachers[i]!), margins[i]!);
-      if (s.shape.some((d, k) => d !== t.shape[k]))
-        throw new Error(
-          `ofdLoss: stage ${i}: connector output [${s.shape.join(', ')}] vs teacher [${t.shape.join(', ')}]`,
-        );
-      const a = positive(tf.sub(s, t));
-      const b = positive(t);
-      const mask = tf.sub(tf.add(a, b), tf.mul(a, b));
+      const above = positive(tf.sub(s, t));
+      const active = positive(t);
+      const mask = tf.sub(tf.add(above, active), tf.mul(above, active)); // s > t' or t' > 0
       return tf.div(tf.sum(tf.mul(tf.squaredDifference(s, t), mask)), 2 ** (n - 1 - i));
     });
     return tf.div(
       terms.reduce((p, q) => tf.add(p, q)),
-      batch * 1000,
+      students[0]!.shape[0] * 1000,
     ) as tf.Scalar;
   });
 }
 
+/** A connector Cs -> Ct, initialised as the authors': kernel N(0, 2 / Ct), BN gamma 1, beta 0. */
+export function makeOfdConnector(name: string, cs: number, ct: number): LayersModel {
+  return weightPart(name, [
+    { name: 'kernel', shape: [1, 1, cs, ct], init: initializers.randomNormal({ stddev: Math.sqrt(2 / ct) }) },
+    { name: 'gamma', shape: [ct], init: initializers.ones() },
+    { name: 'beta', shape: [ct], init: initializers.zeros() },
+  ]);
+}
+
+export function ofdConnectorWeights(part: LayersModel): OfdConnectorWeights {
+  return {
+    kernel: partWeight(part, 'kernel') as tf.Tensor4D,
+    gamma: partWeight(part, 'gamma') as tf.Tensor1D,
+    beta: partWeight(part, 'beta') as tf.Tensor1D,
+  };
+}
+
+/** The BN-before-ReLU outputs the margins are estimated from, one per stage (teacher only). */
+export const OFD_BN_ROLES = ['bn1', 'bn2', 'bn3'] as const;
+export type OfdRole = Stage | (typeof OFD_BN_ROLES)[number];
+
 export type OfdParts = Readonly<Record<Stage, LayersModel>> & { readonly margins: LayersModel };
 
-export const ofd: LossDescriptor<OfdConfig, Stage, OfdParts> = {
+/** Connectors per stage and the margins part (zeros and set = 0 until the first batch). */
+export function ofdParts(shapes: TapShapes<OfdRole>): OfdParts {
+  const channels = (r: Stage) => shapes.teacher[r].at(-1)!;
+  STAGES.forEach((r, i) => {
+    const bn = shapes.teacher[OFD_BN_ROLES[i]!];
+    if (bn.at(-1) !== channels(r))
+      throw new Error(
+        `ofd: the teacher's ${OFD_BN_ROLES[i]} tap [${bn.join(', ')}] must have the channels of its ${r} tap [${shapes.teacher[r].join(', ')}] (bind it to the BN before that stage's last ReLU)`,
+      );
+  });
+  const margins = weightPart('ofd_margins', [
+    ...STAGES.map((r) => ({ name: r, shape: [channels(r)], init: initializers.zeros(), trainable: false })),
+    { name: 'set', shape: [1], init: initializers.zeros(), trainable: false },
+  ]);
+  const conn = (r: Stage) => makeOfdConnector(`ofd_${r}`, shapes.student[r].at(-1)!, channels(r));
+  return { stage1: conn('stage1'), stage2: conn('stage2'), stage3: conn('stage3'), margins };
+}
+
+/**
+ * Sets the margins from a batch of the teacher's BN-before-ReLU outputs [N, H, W, C], once: the
+ * per-channel batch mean and standard deviation stand for the BN's beta and |gamma|.
+ */
+export function estimateOfdMargins(part: LayersModel, bnOutputs: readonly tf.Tensor4D[]): void {
+  const set = partWeight(part, 'set');
+  if (set.dataSync()[0] !== 0) return;
+  for (const [i, r] of STAGES.entries()) {
+    tf.tidy(() => {
+      const { mean, variance } = tf.moments(bnOutputs[i]!, [0, 1, 2]);
+      partWeight(part, r).assign(tf.tensor1d(ofdMargin(tf.sqrt(variance).dataSync(), mean.dataSync())));
+    });
+  }
+  tf.tidy(() => set.assign(tf.ones([1])));
+}
+
+export const ofd: LossDescriptor<OfdConfig, OfdRole, OfdParts> = {
   name: 'ofd',
   paper: {
     title: 'A Comprehensive Overhaul of Feature Distillation',
@@ -105,45 +176,17 @@ export const ofd: LossDescriptor<OfdConfig, Stage, OfdParts> = {
     year: 2019,
   },
   schema: ofdSchema,
-  needs: { taps: { student: STAGES, teacher: STAGES } },
-  parts: (shapes: TapShapes<Stage>) => {
-    const conn = (r: Stage) =>
-      makeConnector(`ofd_${r}`, shapes.student[r].at(-1)!, shapes.teacher[r].at(-1)!);
-    return {
-      stage1: conn('stage1'),
-      stage2: conn('stage2'),
-      stage3: conn('stage3'),
-      // Margins per stage, estimated on the first batch ('set' = 0 until then); checkpointed.
-      margins: weightPart('ofd_margins', [
-        ...STAGES.map((r) => ({
-          name: r,
-          shape: [shapes.teacher[r].at(-1)!],
-          init: initializers.zeros(),
-          trainable: false,
-        })),
-        { name: 'set', shape: [1], init: initializers.zeros(), trainable: false },
-      ]),
-    };
-  },
+  needs: { taps: { student: STAGES, teacher: [...STAGES, ...OFD_BN_ROLES] } },
+  parts: (shapes) => ofdParts(shapes),
   loss: (ctx) => {
-    const teachers = STAGES.map((r) => ctx.teacher.features[r] as tf.Tensor4D);
-    const set = partWeight(ctx.parts.margins, 'set');
-    if (set.dataSync()[0] === 0) {
-      STAGES.forEach((r, i) => {
-        const { mean, variance } = tf.moments(teachers[i]!, [0, 1, 2]);
-        const m = ofdMargin(tf.sqrt(variance).dataSync(), mean.dataSync());
-        const mt = tf.tensor1d(m);
-        partWeight(ctx.parts.margins, r).assign(mt);
-        tf.dispose([mean, variance, mt]);
-      });
-      const one = tf.ones([1]);
-      set.assign(one);
-      one.dispose();
-    }
+    estimateOfdMargins(
+      ctx.parts.margins,
+      OFD_BN_ROLES.map((r) => ctx.teacher.features[r] as tf.Tensor4D),
+    );
     return ofdLoss(
       STAGES.map((r) => ctx.student.features[r] as tf.Tensor4D),
-      teachers,
-      STAGES.map((r) => connectorWeights(ctx.parts[r])),
+      STAGES.map((r) => ctx.teacher.features[r] as tf.Tensor4D),
+      STAGES.map((r) => ofdConnectorWeights(ctx.parts[r])),
       STAGES.map((r) => partWeight(ctx.parts.margins, r) as tf.Tensor1D),
     );
   },

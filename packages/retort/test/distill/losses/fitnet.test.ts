@@ -3,11 +3,22 @@ import { describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { convRegWeights, fitnet, fitnetLoss } from '../../../src/distill/losses/fitnet.js';
+import {
+  BACKENDS,
+  featureCases,
+  hwio,
+  lossContext,
+  nhwc,
+  setWeights,
+  tapShape,
+  transposedKernel,
+} from './feature-golden.js';
 import { assertClose } from './golden.js';
-import { BACKENDS, methodCases } from './methods-golden.js';
 
+/** PyTorch layouts: maps NCHW, kernel OIHW or (transposed) [in, out, 4, 4]. */
 interface FitnetCase {
   name: string;
+  kind: 'stride2' | 'transposed' | 'valid';
   student_shape: number[];
   teacher_shape: number[];
   kernel_shape: number[];
@@ -24,70 +35,130 @@ interface FitnetCase {
   grad_gamma: number[];
   grad_beta: number[];
 }
-const cases = methodCases<FitnetCase>('fitnet');
+const cases = featureCases<FitnetCase>('fitnet');
+
+function load(c: FitnetCase) {
+  const kernel = (d: number[]) =>
+    c.kind === 'transposed' ? transposedKernel(d, c.kernel_shape) : hwio(d, c.kernel_shape);
+  return {
+    s: nhwc(c.student, c.student_shape),
+    t: nhwc(c.teacher, c.teacher_shape),
+    w: [kernel(c.kernel), tf.tensor1d(c.bias), tf.tensor1d(c.gamma), tf.tensor1d(c.beta)] as const,
+    grads: [
+      nhwc(c.grad_student, c.student_shape),
+      kernel(c.grad_kernel),
+      tf.tensor1d(c.grad_bias),
+      tf.tensor1d(c.grad_gamma),
+      tf.tensor1d(c.grad_beta),
+    ],
+  };
+}
+
+const asWeights = (k: tf.Tensor, b: tf.Tensor, g: tf.Tensor, be: tf.Tensor) => ({
+  kernel: k as tf.Tensor4D,
+  bias: b as tf.Tensor1D,
+  gamma: g as tf.Tensor1D,
+  beta: be as tf.Tensor1D,
+});
 
 for (const backend of BACKENDS) {
-  describe(`FitNet (ConvReg + MSE) vs PyTorch (RepDistiller) on ${backend}`, () => {
+  describe(`FitNet (RepDistiller's ConvReg + MSE) vs PyTorch on ${backend}`, () => {
     for (const c of cases) {
       it(`${c.name}: value and gradients (student, kernel, bias, gamma, beta)`, async () => {
         await tf.setBackend(backend);
-        const s = tf.tensor4d(c.student, c.student_shape as [number, number, number, number]);
-        const t = tf.tensor4d(c.teacher, c.teacher_shape as [number, number, number, number]);
-        const w = [
-          tf.tensor4d(c.kernel, c.kernel_shape as [number, number, number, number]),
-          tf.tensor1d(c.bias),
-          tf.tensor1d(c.gamma),
-          tf.tensor1d(c.beta),
-        ];
+        const { s, t, w, grads } = load(c);
         const f = (x: tf.Tensor, k: tf.Tensor, b: tf.Tensor, g: tf.Tensor, be: tf.Tensor) =>
-          fitnetLoss(x as tf.Tensor4D, t, {
-            kernel: k as tf.Tensor4D,
-            bias: b as tf.Tensor1D,
-            gamma: g as tf.Tensor1D,
-            beta: be as tf.Tensor1D,
-          });
-        assertClose(
-          await f(s, ...(w as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor])).data(),
-          [c.loss],
-          `${c.name} loss`,
-        );
-        const grads = tf.grads(f)([s, ...w]);
-        const want = [c.grad_student, c.grad_kernel, c.grad_bias, c.grad_gamma, c.grad_beta];
-        for (const [i, g] of want.entries())
-          assertClose(await grads[i]!.data(), g, `${c.name} gradient ${i}`);
+          fitnetLoss(x as tf.Tensor4D, t, asWeights(k, b, g, be));
+        assertClose(await f(s, ...w).data(), [c.loss], `${c.name} loss`);
+        const got = tf.grads(f)([s, ...w]);
+        const names = ['student', 'kernel', 'bias', 'gamma', 'beta'];
+        for (const [i, g] of grads.entries())
+          assertClose(await got[i]!.data(), await g.data(), `${c.name} d / d ${names[i]}`);
       });
     }
   });
 }
 
 describe('FitNet descriptor', () => {
-  it('sizes the connector from the tapped shapes and trains through live variables', async () => {
+  const data = { numExamples: 1, numClasses: 10, seed: 0 };
+
+  it('has no parameters, taps the hint on both sides, sizes the connector from the tapped shapes', async () => {
     await tf.setBackend('native');
-    const parts = fitnet.parts!(
-      { student: { hint: [8, 8, 4] }, teacher: { hint: [4, 4, 6] } },
-      {},
-      { numExamples: 1, numClasses: 10, seed: 0 },
+    assert.deepEqual(fitnet.schema.parse({}), {});
+    assert.throws(() => fitnet.schema.parse({ kernelSize: 3 }));
+    assert.deepEqual(fitnet.needs.taps, { student: ['hint'], teacher: ['hint'] });
+    const kernelOf = (s: number[], t: number[]) =>
+      convRegWeights(fitnet.parts!({ student: { hint: s }, teacher: { hint: t } }, {}, data).connector).kernel
+        .shape;
+    assert.deepEqual(kernelOf([5, 5, 3], [5, 5, 7]), [1, 1, 3, 7]);
+    assert.deepEqual(kernelOf([8, 8, 4], [4, 4, 6]), [3, 3, 4, 6]);
+    assert.deepEqual(kernelOf([4, 4, 4], [8, 8, 6]), [4, 4, 6, 4]);
+    assert.deepEqual(kernelOf([6, 5, 2], [4, 4, 3]), [3, 2, 2, 3]);
+    const w = convRegWeights(
+      fitnet.parts!({ student: { hint: [5, 5, 3] }, teacher: { hint: [5, 5, 7] } }, {}, data).connector,
     );
-    const w = convRegWeights(parts.connector);
-    assert.deepEqual(w.kernel.shape, [3, 3, 4, 6]);
     assert.ok(w.kernel instanceof tf.Variable && w.gamma instanceof tf.Variable);
-    assert.deepEqual(Array.from(await w.gamma.data()), [1, 1, 1, 1, 1, 1]);
-    const same = fitnet.parts!(
-      { student: { hint: [5, 5, 3] }, teacher: { hint: [5, 5, 7] } },
-      {},
-      { numExamples: 1, numClasses: 10, seed: 0 },
-    );
-    assert.deepEqual(convRegWeights(same.connector).kernel.shape, [1, 1, 3, 7]);
+    assert.deepEqual(Array.from(await w.gamma.data()), [1, 1, 1, 1, 1, 1, 1]);
+    assert.deepEqual(Array.from(await w.beta.data()), [0, 0, 0, 0, 0, 0, 0]);
+    const bound = 1 / Math.sqrt(3);
+    assert.ok(Array.from(await w.kernel.data()).every((v) => Math.abs(v) <= bound));
   });
-  it('refuses a student map smaller than the teacher map, naming both', () => {
+
+  for (const c of cases) {
+    it(`${c.name}: loss through the descriptor and its live connector equals the pure function`, async () => {
+      await tf.setBackend('native');
+      const { s, t, w } = load(c);
+      const parts = fitnet.parts!(
+        { student: { hint: tapShape(c.student_shape) }, teacher: { hint: tapShape(c.teacher_shape) } },
+        {},
+        data,
+      );
+      const vars = convRegWeights(parts.connector) as unknown as Record<string, tf.Variable>;
+      setWeights(vars, { kernel: w[0], bias: w[1], gamma: w[2], beta: w[3] });
+      const v = fitnet.loss(lossContext({}, { hint: s }, { hint: t }, parts));
+      assertClose(await v.data(), [c.loss], `${c.name} descriptor`);
+      // The connector trains: its variables get gradients through the descriptor.
+      const { grads } = tf.variableGrads(
+        () => fitnet.loss(lossContext({}, { hint: s }, { hint: t }, parts)),
+        Object.values(vars),
+      );
+      assertClose(
+        await grads[vars['kernel']!.name]!.data(),
+        await load(c).grads[1]!.data(),
+        'kernel gradient',
+      );
+    });
+  }
+
+  it('refuses maps it cannot connect, naming both shapes', () => {
     assert.throws(
-      () =>
-        fitnet.parts!(
-          { student: { hint: [4, 4, 4] }, teacher: { hint: [8, 8, 6] } },
-          {},
-          { numExamples: 1, numClasses: 10, seed: 0 },
-        ),
-      /fitnet: no connector for a student map \[4, 4, 4\] and a teacher map \[8, 8, 6\]/,
+      () => fitnet.parts!({ student: { hint: [3, 3, 4] }, teacher: { hint: [8, 8, 6] } }, {}, data),
+      /fitnet: no connector from a student map \[3, 3, 4\] to a teacher map \[8, 8, 6\]/,
+    );
+    assert.throws(
+      () => fitnet.parts!({ student: { hint: [64] }, teacher: { hint: [64] } }, {}, data),
+      /fitnet: no connector from a student map \[64\] to a teacher map \[64\]/,
+    );
+  });
+
+  it('refuses a connector of the wrong width and maps of different batch sizes', () => {
+    const w = {
+      kernel: tf.zeros([1, 1, 3, 5]) as tf.Tensor4D,
+      bias: tf.zeros([5]) as tf.Tensor1D,
+      gamma: tf.ones([5]) as tf.Tensor1D,
+      beta: tf.zeros([5]) as tf.Tensor1D,
+    };
+    assert.throws(
+      () => fitnetLoss(tf.zeros([2, 4, 4, 3]), tf.zeros([2, 4, 4, 6]), w),
+      /fitnetLoss: the connector maps to 5 channels, the teacher map \[2, 4, 4, 6\] has 6/,
+    );
+    assert.throws(
+      () => fitnetLoss(tf.zeros([2, 4, 4, 4]), tf.zeros([2, 4, 4, 5]), w),
+      /convReg: a \[4, 4, 4\] -> \[4, 4, 5\] connector needs kernel \[1, 1, 4, 5\]/,
+    );
+    assert.throws(
+      () => fitnetLoss(tf.zeros([2, 4, 4, 3]), tf.zeros([3, 4, 4, 5]), w),
+      /fitnetLoss: .*\[2, 4, 4, 3\].*\[3, 4, 4, 5\]/,
     );
   });
 });
