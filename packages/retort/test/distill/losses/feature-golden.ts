@@ -9,7 +9,7 @@ import { fixtureSection } from './golden.js';
 
 export const featureCases = <T>(key: string): T[] => fixtureSection<T[]>('feature.json', key);
 
-export const BACKENDS = ['cpu', 'native'] as const;
+export { BACKENDS, lossContext } from './golden.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -38,27 +38,6 @@ export function transposedKernel(data: number[], ioShape: number[]): tf.Tensor4D
 /** Per-example shape [H, W, C] of an NCHW shape, as the trainer reports tapped shapes. */
 export const tapShape = (nchwShape: number[]): number[] => [nchwShape[2]!, nchwShape[3]!, nchwShape[1]!];
 
-/** What a descriptor's loss sees for one batch, with logits and labels that it ignores. */
-export function lossContext<C, R extends string, P extends Parts>(
-  config: C,
-  student: Record<R, tf.Tensor>,
-  teacher: Record<R, tf.Tensor>,
-  parts: P,
-): LossContext<C, R, P> {
-  const n = (Object.values(student) as tf.Tensor[])[0]!.shape[0]!;
-  const logits = tf.zeros([n, 10]) as tf.Tensor2D;
-  return {
-    config,
-    student: { logits, features: student },
-    teacher: { logits, features: teacher },
-    labels: tf.zeros([n], 'int32') as tf.Tensor1D,
-    epoch: 0,
-    indices: new Uint32Array(n),
-    parts,
-  };
-}
-
-/** Overwrites a part's live variables with fixture values (same shapes). */
 export function setWeights(vars: Record<string, tf.Variable>, values: Record<string, tf.Tensor>): void {
   for (const [k, v] of Object.entries(values)) {
     const w = vars[k];

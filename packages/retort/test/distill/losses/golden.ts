@@ -1,6 +1,8 @@
 /** Shared by the loss golden tests: the PyTorch fixture file and the comparison rule. */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LossContext, Parts } from '../../../src/distill/losses/types.js';
 
 /** The section `key` of test/fixtures/losses.json (written by make_loss_fixtures.py). */
 export function lossFixture<T>(key: string): T {
@@ -40,3 +42,28 @@ export function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, wha
   if (scale < 1e-12) assert.ok(err <= 1e-7, `${what}: ${err.toExponential(2)} from a zero reference`);
   else assert.ok(err / scale <= TOL, `${what}: relative error ${(err / scale).toExponential(2)}`);
 }
+
+/** Both backends every golden test runs on. */
+export const BACKENDS = ['cpu', 'native'] as const;
+
+/** What a descriptor's loss sees for one batch, with logits and labels that it ignores. */
+export function lossContext<C, R extends string, P extends Parts>(
+  config: C,
+  student: Record<R, tf.Tensor>,
+  teacher: Record<R, tf.Tensor>,
+  parts: P,
+): LossContext<C, R, P> {
+  const n = (Object.values(student) as tf.Tensor[])[0]!.shape[0]!;
+  const logits = tf.zeros([n, 10]) as tf.Tensor2D;
+  return {
+    config,
+    student: { logits, features: student },
+    teacher: { logits, features: teacher },
+    labels: tf.zeros([n], 'int32') as tf.Tensor1D,
+    epoch: 0,
+    indices: new Uint32Array(n),
+    parts,
+  };
+}
+
+/** Overwrites a part's live variables with fixture values (same shapes). */

@@ -17,7 +17,7 @@ export interface PairCase {
 
 export const relationCases = <T>(key: string): T[] => fixtureSection<T[]>('relation.json', key);
 
-export const BACKENDS = ['cpu', 'native'] as const;
+export { BACKENDS, lossContext } from './golden.js';
 
 /** A fixture tensor in Retort's layout: NCHW maps become NHWC, other ranks are kept. */
 export function retortLayout(data: number[], shape: number[]): tf.Tensor {
@@ -29,23 +29,3 @@ export function retortLayout(data: number[], shape: number[]): tf.Tensor {
 
 /** Per-example shape of a Retort tensor, as the trainer reports tapped shapes. */
 export const perExample = (x: tf.Tensor): number[] => x.shape.slice(1);
-
-/** What a descriptor's loss sees for one batch, with logits and labels that it ignores. */
-export function lossContext<C, R extends string, P extends Parts>(
-  config: C,
-  student: Record<R, tf.Tensor>,
-  teacher: Record<R, tf.Tensor>,
-  parts: P,
-): LossContext<C, R, P> {
-  const n = (Object.values(student) as tf.Tensor[])[0]!.shape[0]!;
-  const logits = tf.zeros([n, 10]) as tf.Tensor2D;
-  return {
-    config,
-    student: { logits, features: student },
-    teacher: { logits, features: teacher },
-    labels: tf.zeros([n], 'int32') as tf.Tensor1D,
-    epoch: 0,
-    indices: new Uint32Array(n),
-    parts,
-  };
-}
