@@ -4,7 +4,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers the gradients tf.grads needs
-import type { LossContext, Parts } from '../../../src/distill/losses/types.js';
 import { fixtureSection } from './golden.js';
 
 export const featureCases = <T>(key: string): T[] => fixtureSection<T[]>('feature.json', key);

@@ -1,7 +1,6 @@
 /** Fixture loaders for the relation-based methods (fixtures/relation.json, make_relation_fixtures.py). */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers'; // registers the gradients tf.grads needs
-import type { LossContext, Parts } from '../../../src/distill/losses/types.js';
 import { fixtureSection } from './golden.js';
 
 /** One student/teacher pair of features in PyTorch layout (maps NCHW), with the reference. */
