@@ -5,30 +5,58 @@
  */
 import { z } from 'zod';
 
-export const dataSchema = z.strictObject({
-  /**
-   * Reader: 'fashion-mnist' / 'mnist' (IDX files), 'cifar10' / 'cifar100' (binary batches),
-   * 'image-folder' (<dir>/train|test/<class>/*.png|jpg) or 'csv' (<dir>/train.csv and test.csv).
-   */
-  dataset: z
-    .enum(['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'image-folder', 'csv'])
-    .default('fashion-mnist'),
-  /** Folder with the files; default: the Debian package's folder (IDX datasets); required otherwise. */
-  dir: z.string().optional(),
-  /** image-folder: channels to decode to (1 grayscale, 3 RGB; default 3). */
-  channels: z.union([z.literal(1), z.literal(3)]).optional(),
-  /** csv: the name of the label column (default 'label'). */
-  labelColumn: z.string().optional(),
-  batchSize: z.number().int().positive().default(128),
-  /** Fraction of the training set held out for validation (0 = evaluate on the test split). */
-  valFraction: z.number().min(0).max(0.5).default(0),
-  /** Random-crop zero padding in pixels (0 = off). */
-  cropPadding: z.number().int().min(0).default(0),
-  hflip: z.boolean().default(false),
-  /** Use only the first N training / test images (quick runs and tests). */
-  trainLimit: z.number().int().positive().optional(),
-  testLimit: z.number().int().positive().optional(),
-});
+/** Datasets with no default folder: `dir` must name the user's copy. */
+const NEEDS_DIR = new Set(['cifar10', 'cifar100', 'image-folder', 'csv']);
+
+export const dataSchema = z
+  .strictObject({
+    /**
+     * Reader: 'fashion-mnist' / 'mnist' (IDX files), 'cifar10' / 'cifar100' (binary batches),
+     * 'image-folder' (<dir>/train|test/<class>/*.png|jpg) or 'csv' (<dir>/train.csv and test.csv).
+     */
+    dataset: z
+      .enum(['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'image-folder', 'csv'])
+      .default('fashion-mnist'),
+    /**
+     * Folder with the files: the extracted 'cifar-10-batches-bin' / 'cifar-100-binary', the image
+     * root, the CSV folder (required for those); IDX datasets default to the Debian package's folder.
+     */
+    dir: z.string().optional(),
+    /** image-folder: channels to decode to (1 grayscale, 3 RGB; default 3). */
+    channels: z.union([z.literal(1), z.literal(3)]).optional(),
+    /** csv: the name of the label column (default 'label'). */
+    labelColumn: z.string().min(1).optional(),
+    batchSize: z.number().int().positive().default(128),
+    /** Fraction of the training set held out for validation (0 = evaluate on the test split). */
+    valFraction: z.number().min(0).max(0.5).default(0),
+    /** Random-crop zero padding in pixels (0 = off). */
+    cropPadding: z.number().int().min(0).default(0),
+    hflip: z.boolean().default(false),
+    /** Use only the first N training / test images (quick runs and tests). */
+    trainLimit: z.number().int().positive().optional(),
+    testLimit: z.number().int().positive().optional(),
+  })
+  .superRefine((d, ctx) => {
+    if (d.dir === undefined && NEEDS_DIR.has(d.dataset))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dir'],
+        message: `required for dataset '${d.dataset}' (there is no default location)`,
+      });
+    // Options of one reader given to another would be ignored silently; say so instead.
+    if (d.channels !== undefined && d.dataset !== 'image-folder')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['channels'],
+        message: `applies to dataset 'image-folder' only, not '${d.dataset}'`,
+      });
+    if (d.labelColumn !== undefined && d.dataset !== 'csv')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['labelColumn'],
+        message: `applies to dataset 'csv' only, not '${d.dataset}'`,
+      });
+  });
 
 export const modelSchema = z.strictObject({
   /** A zoo name (see `retort models`). */

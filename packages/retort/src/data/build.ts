@@ -1,6 +1,6 @@
 /** Builds the loaders an experiment's `data` section describes. */
 
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Rng } from '../util/rng.js';
 import { loadCifar } from './cifar.js';
 import { loadCsv } from './csv.js';
@@ -70,8 +70,8 @@ function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: 
         test: head(loadCifar(dir, cfg.dataset, 'test'), cfg.testLimit),
       };
     case 'image-folder': {
-      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3);
-      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3);
+      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3, cfg.trainLimit);
+      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3, cfg.testLimit);
       if (test.classNames?.join('\n') !== train.classNames?.join('\n'))
         throw new Error(
           `image folder ${dir}: test classes (${test.classNames?.join(', ')}) differ from train classes (${train.classNames?.join(', ')})`,
@@ -80,7 +80,7 @@ function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: 
         throw new Error(
           `image folder ${dir}: test images are ${test.width}x${test.height}, train images ${train.width}x${train.height}`,
         );
-      return { train: head(train, cfg.trainLimit), test: head(test, cfg.testLimit) };
+      return { train, test };
     }
     case 'csv': {
       if (cfg.cropPadding > 0 || cfg.hflip)
@@ -89,11 +89,11 @@ function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: 
         );
       const labelColumn = cfg.labelColumn ?? 'label';
       const train = loadCsv(join(dir, 'train.csv'), { labelColumn });
-      const test = loadCsv(join(dir, 'test.csv'), { labelColumn, classNames: train.classNames });
-      if (test.channels !== train.channels)
-        throw new Error(
-          `${join(dir, 'test.csv')}: ${test.channels} feature columns, train.csv has ${train.channels}`,
-        );
+      const test = loadCsv(join(dir, 'test.csv'), {
+        labelColumn,
+        classNames: train.classNames,
+        featureNames: train.featureNames,
+      });
       return { train: head(train, cfg.trainLimit), test: head(test, cfg.testLimit) };
     }
   }
@@ -160,7 +160,8 @@ export function buildData(cfg: DataConfig, seed: number): ExperimentData {
     std,
     key: JSON.stringify({
       d: cfg.dataset,
-      dir,
+      // Absolute, so that one relative folder seen from two working directories is two keys.
+      dir: resolve(dir),
       ...(cfg.dataset === 'image-folder' ? { channels: cfg.channels ?? 3 } : {}),
       ...(cfg.dataset === 'csv' ? { label: cfg.labelColumn ?? 'label' } : {}),
       n: train.count,

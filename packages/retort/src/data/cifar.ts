@@ -5,7 +5,7 @@
  * 1024 G, 1024 B, rows of 32), converted here to the interleaved HWC layout the loaders use.
  * CIFAR-100 uses the fine labels (100 classes), as RepDistiller.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageDataset } from './dataset.js';
 
@@ -55,7 +55,9 @@ export function parseCifarBatch(
   const labelBytes = variant === 'cifar10' ? 1 : 2;
   const record = labelBytes + PIXELS;
   const numClasses = variant === 'cifar10' ? 10 : 100;
-  if (buf.length === 0 || buf.length % record !== 0)
+  if (buf.length === 0)
+    throw new Error(`${name}: empty file (expected ${variant} records of ${record} bytes)`);
+  if (buf.length % record !== 0)
     throw new Error(
       `${name}: ${buf.length} bytes is not a whole number of ${variant} records of ${record} bytes (truncated or not a ${variant} binary batch)`,
     );
@@ -84,11 +86,24 @@ export function parseCifarBatch(
 export function loadCifar(dir: string, variant: CifarVariant, split: 'train' | 'test'): ImageDataset {
   const parts = FILES[variant][split].map((f) => {
     const path = join(dir, f);
-    if (!existsSync(path))
+    if (!existsSync(path)) {
+      // The Python pickles ('cifar-10-batches-py') have the same names without '.bin'.
+      const pickle = join(dir, f.replace(/\.bin$/, ''));
+      const python =
+        existsSync(pickle) && statSync(pickle).isFile()
+          ? ` (${dir} looks like the Python version; the reader needs the binary one)`
+          : '';
       throw new Error(
-        `${variant}: ${path} not found; point data.dir at the extracted '${FOLDER[variant]}' folder (the binary version of the dataset)`,
+        `${variant}: ${path} not found; point data.dir at the extracted '${FOLDER[variant]}' folder (the binary version)${python}`,
       );
-    return parseCifarBatch(readFileSync(path), variant, path);
+    }
+    let buf: Buffer;
+    try {
+      buf = readFileSync(path);
+    } catch (e) {
+      throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    return parseCifarBatch(buf, variant, path);
   });
   const count = parts.reduce((a, p) => a + p.count, 0);
   const images = new Uint8Array(count * PIXELS);

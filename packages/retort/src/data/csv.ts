@@ -35,34 +35,45 @@ export interface CsvOptions {
   labelColumn: string;
   /** Class names from another split (train), so that test labels map to the same indices. */
   classNames?: readonly string[] | undefined;
+  /**
+   * Feature columns of another split (train): this file must have the same ones, in any order; they
+   * are taken in this order, so a reordered test.csv still lines up with the training features.
+   */
+  featureNames?: readonly string[] | undefined;
 }
 
-/** Reads a CSV file as a dataset of [1, 1, F] float32 rows. */
-export function loadCsv(path: string, opts: CsvOptions): ImageDataset {
+/** A CSV split: rows as [N, 1, 1, F] float32 "images", with the feature column names. */
+export type CsvDataset = ImageDataset & { featureNames: string[] };
+
+/** Reads a CSV file as a dataset of [1, 1, F] float32 rows. Blank lines are skipped. */
+export function loadCsv(path: string, opts: CsvOptions): CsvDataset {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  const lines = text.split(/\r?\n/);
-  while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
-  if (lines.length < 2) throw new Error(`${path}: needs a header row and at least one data row`);
-  const header = splitCsvLine(lines[0]!);
+  // Spreadsheet exports often start with a byte-order mark, which would stick to the first name.
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const headerAt = lines.findIndex((l) => l.trim() !== '');
+  if (headerAt < 0) throw new Error(`${path}: empty file; expected a header row and data rows`);
+  const header = splitCsvLine(lines[headerAt]!);
   const li = header.indexOf(opts.labelColumn);
   if (li < 0)
     throw new Error(
       `${path}: no label column '${opts.labelColumn}' (columns: ${header.join(', ')}); set data.labelColumn`,
     );
-  const featureCols = header.map((_, i) => i).filter((i) => i !== li);
-  if (featureCols.length === 0) throw new Error(`${path}: no feature columns besides '${opts.labelColumn}'`);
-  const rows = lines.slice(1);
+  const featureCols = featureColumns(path, header, li, opts.featureNames);
+  // Line numbers as an editor shows them (1-based, blank lines counted).
+  const rows: { line: string; lineNo: number }[] = [];
+  for (let i = headerAt + 1; i < lines.length; i++)
+    if (lines[i]!.trim() !== '') rows.push({ line: lines[i]!, lineNo: i + 1 });
+  if (rows.length === 0) throw new Error(`${path}: a header row but no data rows`);
   const f = featureCols.length;
   const x = new Float32Array(rows.length * f);
   const raw: string[] = [];
-  for (const [r, line] of rows.entries()) {
+  for (const [r, { line, lineNo }] of rows.entries()) {
     const fields = splitCsvLine(line);
-    const lineNo = r + 2;
     if (fields.length !== header.length)
       throw new Error(`${path}: line ${lineNo} has ${fields.length} fields, the header has ${header.length}`);
     for (const [k, c] of featureCols.entries()) {
@@ -73,31 +84,11 @@ export function loadCsv(path: string, opts: CsvOptions): ImageDataset {
         );
       x[r * f + k] = v;
     }
-    raw.push(fields[li]!);
+    const label = fields[li]!;
+    if (label === '') throw new Error(`${path}: line ${lineNo}: empty label in column '${opts.labelColumn}'`);
+    raw.push(label);
   }
-  const numeric = raw.every((v) => /^\d+$/.test(v));
-  let classNames: string[];
-  let labels: Int32Array;
-  if (opts.classNames) {
-    classNames = [...opts.classNames];
-    const index = new Map(classNames.map((c, i) => [c, i]));
-    labels = Int32Array.from(raw, (v, r) => {
-      const i = index.get(v);
-      if (i === undefined)
-        throw new Error(
-          `${path}: line ${r + 2}: label '${v}' is not one of the training classes (${classNames.join(', ')})`,
-        );
-      return i;
-    });
-  } else if (numeric) {
-    const max = raw.reduce((m, v) => Math.max(m, Number(v)), 0);
-    classNames = Array.from({ length: max + 1 }, (_, i) => String(i));
-    labels = Int32Array.from(raw, Number);
-  } else {
-    classNames = [...new Set(raw)].sort();
-    const index = new Map(classNames.map((c, i) => [c, i]));
-    labels = Int32Array.from(raw, (v) => index.get(v)!);
-  }
+  const { classNames, labels } = labelIndices(path, raw, rows, opts.classNames);
   return {
     name: path,
     images: x,
@@ -108,5 +99,71 @@ export function loadCsv(path: string, opts: CsvOptions): ImageDataset {
     channels: f,
     numClasses: classNames.length,
     classNames,
+    featureNames: featureCols.map((c) => header[c]!),
   };
+}
+
+/** Header indices of the feature columns, in `expected` order when given (checked by name). */
+function featureColumns(
+  path: string,
+  header: string[],
+  labelIndex: number,
+  expected: readonly string[] | undefined,
+): number[] {
+  const own = header.map((_, i) => i).filter((i) => i !== labelIndex);
+  if (own.length === 0) throw new Error(`${path}: no feature columns besides '${header[labelIndex]}'`);
+  for (const i of own)
+    if (header.indexOf(header[i]!) !== i) throw new Error(`${path}: column '${header[i]}' appears twice`);
+  if (expected === undefined) return own;
+  const names = own.map((i) => header[i]!);
+  const missing = expected.filter((n) => !names.includes(n));
+  const extra = names.filter((n) => !expected.includes(n));
+  if (missing.length > 0 || extra.length > 0)
+    throw new Error(
+      `${path}: feature columns differ from the training file's` +
+        (missing.length > 0 ? `; missing: ${missing.join(', ')}` : '') +
+        (extra.length > 0 ? `; not in training: ${extra.join(', ')}` : ''),
+    );
+  return expected.map((n) => header.indexOf(n));
+}
+
+/**
+ * Class indices: through `known` names (test split), else integers 0..K-1 as they are, else sorted
+ * unique strings.
+ */
+function labelIndices(
+  path: string,
+  raw: string[],
+  rows: { lineNo: number }[],
+  known: readonly string[] | undefined,
+): { classNames: string[]; labels: Int32Array } {
+  if (known) {
+    const classNames = [...known];
+    const index = new Map(classNames.map((c, i) => [c, i]));
+    const labels = Int32Array.from(raw, (v, r) => {
+      const i = index.get(v) ?? (/^\d+$/.test(v) ? index.get(String(Number(v))) : undefined);
+      if (i === undefined)
+        throw new Error(
+          `${path}: line ${rows[r]!.lineNo}: label '${v}' is not one of the training classes (${classNames.join(', ')})`,
+        );
+      return i;
+    });
+    return { classNames, labels };
+  }
+  if (raw.every((v) => /^\d+$/.test(v))) {
+    const max = raw.reduce((m, v) => Math.max(m, Number(v)), 0);
+    // Integer labels are class indices; far more classes than rows means an id column, not labels.
+    if (max >= Math.max(1000, 10 * raw.length))
+      throw new Error(
+        `${path}: integer label ${max} for ${raw.length} rows; labels must be class indices 0..K-1 (or class names)`,
+      );
+    // Canonical names ('7', not '007'), so the test split's labels look up the same way.
+    return {
+      classNames: Array.from({ length: max + 1 }, (_, i) => String(i)),
+      labels: Int32Array.from(raw, Number),
+    };
+  }
+  const classNames = [...new Set(raw)].sort();
+  const index = new Map(classNames.map((c, i) => [c, i]));
+  return { classNames, labels: Int32Array.from(raw, (v) => index.get(v)!) };
 }

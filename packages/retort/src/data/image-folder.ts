@@ -1,8 +1,9 @@
 /**
  * Image folders, as torchvision's ImageFolder: `<root>/<split>/<class>/<image>`, one folder per
  * class, classes sorted by name -> label indices. PNG is decoded with pngjs, JPEG with jpeg-js (both
- * pure JS). All images of a dataset must have one size; they are converted to the requested number
- * of channels (1: luma 0.299 R + 0.587 G + 0.114 B, as PIL's "L"; 3: RGB, alpha dropped).
+ * pure JS); grayscale, palette and 16-bit PNGs arrive as 8-bit RGBA. All images of a split must have
+ * one size. Output has `channels` channels, converted as PIL's `convert()` does (torchvision's
+ * loader): 3 keeps R, G, B and drops alpha; 1 is Pillow's integer ITU-R 601-2 luma.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
@@ -12,9 +13,14 @@ import type { ImageDataset } from './dataset.js';
 
 const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 
-/** Decodes a PNG or JPEG file to RGBA bytes. */
+/** Decodes a PNG or JPEG file to RGBA bytes, [height, width, 4]. */
 export function decodeImage(path: string): { width: number; height: number; rgba: Uint8Array } {
-  const buf = readFileSync(path);
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   const ext = extname(path).toLowerCase();
   try {
     if (ext === '.png') {
@@ -32,31 +38,61 @@ export function decodeImage(path: string): { width: number; height: number; rgba
   }
 }
 
-/** Reads `<root>/<split>` as a labelled image dataset with `channels` (1 or 3) channels. */
-export function loadImageFolder(root: string, split: 'train' | 'test', channels: 1 | 3): ImageDataset {
+/** Pillow's RGB -> L (Convert.c, L24 >> 16): 0.299 R + 0.587 G + 0.114 B in 16-bit fixed point. */
+export function luma(r: number, g: number, b: number): number {
+  return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16;
+}
+
+interface FileEntry {
+  path: string;
+  label: number;
+}
+
+/** The image files of one split, ordered round-robin over classes (see loadImageFolder). */
+function listSplit(root: string, split: 'train' | 'test'): { classes: string[]; files: FileEntry[] } {
   const dir = join(root, split);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
     throw new Error(
       `image folder: ${dir} not found; expected ${root}/train/<class>/<image> and ${root}/test/<class>/<image>`,
     );
+  // Hidden folders (.ipynb_checkpoints, .git) are not classes.
   const classes = readdirSync(dir)
-    .filter((d) => statSync(join(dir, d)).isDirectory())
+    .filter((d) => !d.startsWith('.') && statSync(join(dir, d)).isDirectory())
     .sort();
-  if (classes.length === 0) throw new Error(`image folder: ${dir} has no class folders`);
-  const files: { path: string; label: number }[] = [];
-  for (const [label, cls] of classes.entries()) {
+  if (classes.length === 0)
+    throw new Error(`image folder: ${dir} has no class folders; expected ${dir}/<class>/<image>`);
+  const perClass = classes.map((cls, label) => {
     const names = readdirSync(join(dir, cls))
       .filter((f) => EXTENSIONS.has(extname(f).toLowerCase()))
       .sort();
     if (names.length === 0)
       throw new Error(`image folder: class folder ${join(dir, cls)} has no .png/.jpg/.jpeg images`);
-    for (const f of names) files.push({ path: join(dir, cls, f), label });
-  }
+    return names.map((f) => ({ path: join(dir, cls, f), label }));
+  });
+  const files: FileEntry[] = [];
+  const longest = Math.max(...perClass.map((p) => p.length));
+  for (let k = 0; k < longest; k++) for (const p of perClass) if (k < p.length) files.push(p[k]!);
+  return { classes, files };
+}
+
+/**
+ * Reads `<root>/<split>` as a labelled dataset, images [N, H, W, channels] uint8. Files are ordered
+ * round-robin over the classes (first file of each class, then the second, ...), so the first
+ * `limit` images (quick runs) cover every class; only those are decoded.
+ */
+export function loadImageFolder(
+  root: string,
+  split: 'train' | 'test',
+  channels: 1 | 3,
+  limit?: number,
+): ImageDataset {
+  const { classes, files: all } = listSplit(root, split);
+  const files = limit === undefined ? all : all.slice(0, limit);
   let height = 0;
   let width = 0;
   let first = '';
   let images = new Uint8Array(0);
-  const labels = new Uint8Array(files.length);
+  const labels = new Int32Array(files.length);
   for (const [i, f] of files.entries()) {
     const img = decodeImage(f.path);
     if (i === 0) {
@@ -70,11 +106,12 @@ export function loadImageFolder(root: string, split: 'train' | 'test', channels:
       );
     }
     const base = i * height * width * channels;
+    const { rgba } = img;
     for (let p = 0; p < height * width; p++) {
-      const r = img.rgba[p * 4]!;
-      const g = img.rgba[p * 4 + 1]!;
-      const b = img.rgba[p * 4 + 2]!;
-      if (channels === 1) images[base + p] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+      const r = rgba[p * 4]!;
+      const g = rgba[p * 4 + 1]!;
+      const b = rgba[p * 4 + 2]!;
+      if (channels === 1) images[base + p] = luma(r, g, b);
       else {
         images[base + p * 3] = r;
         images[base + p * 3 + 1] = g;
