@@ -21,7 +21,8 @@ import { modelStats, statsTable } from '../measure/model-stats.js';
 import { makeOptimizer, makeSchedule } from '../train/experiment.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { MaskSet, sparsityAt } from './prune/magnitude.js';
+import { MaskSet } from './prune/magnitude.js';
+import { sparsityAt } from './prune/schedule.js';
 import { pruneChannels } from './prune/structured.js';
 import { withWeightQat } from './quantize/qat.js';
 
@@ -179,7 +180,7 @@ export async function runPipeline(
     m.update(p.sparsity, p.scope);
     reports.push(report('prune', model, data, runDir));
   } else if (cfg.prune?.kind === 'structured') {
-    const r = await pruneChannels(model, cfg.prune.fraction, cfg.prune.criterion);
+    const r = pruneChannels(model, { fraction: cfg.prune.fraction, criterion: cfg.prune.criterion });
     model = r.model;
     await finetune(cfg, model, teacher, data, join(runDir, 'prune'), (t) => t, log);
     reports.push(report('prune', model, data, runDir));

@@ -4,19 +4,25 @@
  * by a mask re-applied after every optimizer step. Only kernels of Conv2D, DepthwiseConv2D and
  * Dense layers are pruned (biases and batch-norm parameters are few and sensitive), either with one
  * threshold per layer ('layer': every layer reaches the target sparsity) or one threshold over all
- * pruned weights ('global': layers with many small weights lose more).
- * Schedules: one-shot, constant, and the polynomial schedule of Zhu and Gupta, "To prune, or not to
- * prune", 2017 (AGP): s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (n * dt))^3 for t0 <= t <= t0 + n dt.
+ * pruned weights ('global': layers with many small weights lose more). Schedules that raise the
+ * sparsity over training are in schedule.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
 
 export type PruneScope = 'layer' | 'global';
 
 const PRUNABLE = new Set(['Conv2D', 'DepthwiseConv2D', 'Dense']);
 
-/** The prunable kernel variables of a model, by layer name. */
-export function prunableKernels(model: tfl.LayersModel): { layer: string; kernel: tf.Variable }[] {
+/**
+ * The prunable kernel variables of a model, by layer name, in layer order; `only` restricts them to
+ * the named layers (e.g. to leave the first conv and the classifier dense).
+ */
+export function prunableKernels(
+  model: tfl.LayersModel,
+  only?: readonly string[],
+): { layer: string; kernel: tf.Variable }[] {
   const out: { layer: string; kernel: tf.Variable }[] = [];
   for (const layer of model.layers) {
     if (!PRUNABLE.has(layer.getClassName())) continue;
@@ -25,7 +31,13 @@ export function prunableKernels(model: tfl.LayersModel): { layer: string; kernel
   }
   if (out.length === 0)
     throw new Error(`prune: model '${model.name}' has no Conv2D, DepthwiseConv2D or Dense kernels`);
-  return out;
+  if (only === undefined) return out;
+  for (const name of only)
+    if (!out.some((k) => k.layer === name))
+      throw new Error(
+        `prune: layer '${name}' of model '${model.name}' has no prunable kernel (prunable: ${out.map((k) => k.layer).join(', ')})`,
+      );
+  return out.filter((k) => only.includes(k.layer));
 }
 
 /** The k-th smallest |value| (0-based) over the given arrays; -1 when k < 0. */
@@ -84,28 +96,37 @@ export function magnitudeMasks(
   return masks;
 }
 
-/** Masks bound to a model's kernels: apply() after every optimizer step keeps pruned weights at 0. */
+export interface MaskOptions {
+  /** Prune only these layers (default: every Conv2D, DepthwiseConv2D and Dense kernel). */
+  layers?: readonly string[];
+}
+
+/**
+ * Masks bound to a model's kernels. The optimizer step updates pruned weights too (their gradient
+ * is not zero), so apply() must run after every step: it multiplies each kernel by its mask.
+ */
 export class MaskSet {
   private constructor(
     private readonly kernels: { layer: string; kernel: tf.Variable }[],
     private masks: Map<string, tf.Tensor>,
+    private target: { sparsity: number; scope: PruneScope },
   ) {}
 
   /** Prunes `model` to `sparsity` now and returns the masks that keep it so. */
-  static prune(model: tfl.LayersModel, sparsity: number, scope: PruneScope): MaskSet {
-    const kernels = prunableKernels(model);
-    const set = new MaskSet(kernels, new Map());
+  static prune(model: tfl.LayersModel, sparsity: number, scope: PruneScope, opts: MaskOptions = {}): MaskSet {
+    const set = new MaskSet(prunableKernels(model, opts.layers), new Map(), { sparsity, scope });
     set.update(sparsity, scope);
     return set;
   }
 
   /** Recomputes the masks for a new target (gradual pruning) from the current weights, and applies them. */
-  update(sparsity: number, scope: PruneScope): void {
+  update(sparsity: number, scope: PruneScope = this.target.scope): void {
     const fresh = magnitudeMasks(this.kernels, sparsity, scope);
     tf.dispose([...this.masks.values()]);
     this.masks = new Map(
       this.kernels.map(({ layer, kernel }) => [layer, tf.tensor(fresh.get(layer)!, kernel.shape)]),
     );
+    this.target = { sparsity, scope };
     this.apply();
   }
 
@@ -117,6 +138,16 @@ export class MaskSet {
       kernel.assign(v);
       v.dispose();
     }
+  }
+
+  /** The target of the last update. */
+  get current(): { sparsity: number; scope: PruneScope } {
+    return { ...this.target };
+  }
+
+  /** Names of the masked layers. */
+  get layers(): string[] {
+    return this.kernels.map((k) => k.layer);
   }
 
   /** Fraction of zero mask entries over all masked weights. */
@@ -131,46 +162,60 @@ export class MaskSet {
     return zeros / n;
   }
 
-  /** Masks by layer name (for checkpoints: save these and restore with fromMasks). */
+  /** Masks by layer name (copies). */
   state(): Record<string, Float32Array> {
-    return Object.fromEntries([...this.masks].map(([k, m]) => [k, m.dataSync() as Float32Array]));
+    return Object.fromEntries([...this.masks].map(([k, m]) => [k, m.dataSync().slice() as Float32Array]));
   }
 
-  static fromMasks(model: tfl.LayersModel, saved: Record<string, Float32Array>): MaskSet {
-    const kernels = prunableKernels(model);
+  /** Binds saved masks (state()) to `model`'s kernels of the same layer names, and applies them. */
+  static fromMasks(
+    model: tfl.LayersModel,
+    saved: Record<string, Float32Array>,
+    target: { sparsity: number; scope: PruneScope } = { sparsity: Number.NaN, scope: 'layer' },
+    where = 'saved masks',
+  ): MaskSet {
+    const names = Object.keys(saved);
+    if (names.length === 0) throw new Error(`prune: ${where}: no masks`);
+    const kernels = prunableKernels(model, names);
     const masks = new Map<string, tf.Tensor>();
     for (const { layer, kernel } of kernels) {
-      const m = saved[layer];
-      if (m === undefined || m.length !== kernel.size)
-        throw new Error(`prune: saved masks lack layer '${layer}' or have the wrong size`);
+      const m = saved[layer]!;
+      if (m.length !== kernel.size)
+        throw new Error(
+          `prune: ${where}: layer '${layer}' has ${m.length} mask entries, its kernel [${kernel.shape}] has ${kernel.size}`,
+        );
+      if (m.some((v) => v !== 0 && v !== 1))
+        throw new Error(`prune: ${where}: the mask of layer '${layer}' holds values other than 0 and 1`);
       masks.set(layer, tf.tensor(m, kernel.shape));
     }
-    return new MaskSet(kernels, masks);
+    const set = new MaskSet(kernels, masks, target);
+    set.apply();
+    return set;
+  }
+
+  /** Writes the masks to `path` atomically (a checkpoint file with one tensor per layer). */
+  save(path: string, meta: Record<string, unknown> = {}): void {
+    saveCheckpoint(
+      path,
+      { epoch: 0, globalStep: 0, meta: { ...meta, kind: 'prune-masks', ...this.target } },
+      [...this.masks].map(([layer, m]) => ({ name: `mask/${layer}`, tensor: m })),
+    );
+  }
+
+  /** Reads masks written by save() and binds them to `model` (the same layer names and shapes). */
+  static load(model: tfl.LayersModel, path: string): MaskSet {
+    const ck = loadCheckpoint(path);
+    if (ck.header.meta['kind'] !== 'prune-masks')
+      throw new Error(
+        `prune: ${path} is a checkpoint but not a mask file (meta.kind '${String(ck.header.meta['kind'])}')`,
+      );
+    const saved: Record<string, Float32Array> = {};
+    for (const [name, v] of ck.values) saved[name.replace(/^mask\//, '')] = v.data;
+    const scope = ck.header.meta['scope'] === 'global' ? 'global' : 'layer';
+    return MaskSet.fromMasks(model, saved, { sparsity: Number(ck.header.meta['sparsity']), scope }, path);
   }
 
   dispose(): void {
     tf.dispose([...this.masks.values()]);
-  }
-}
-
-export type Schedule =
-  | { kind: 'one-shot'; sparsity: number }
-  | { kind: 'constant'; sparsity: number; start: number }
-  | { kind: 'agp'; initial: number; final: number; start: number; steps: number; every: number };
-
-/** Target sparsity at step t under a schedule. */
-export function sparsityAt(s: Schedule, t: number): number {
-  switch (s.kind) {
-    case 'one-shot':
-      return s.sparsity;
-    case 'constant':
-      return t >= s.start ? s.sparsity : 0;
-    case 'agp': {
-      if (t < s.start) return 0;
-      const span = s.steps * s.every;
-      // Pruning happens every `every` steps: hold the value between updates.
-      const tq = Math.min(span, Math.floor((t - s.start) / s.every) * s.every);
-      return s.final + (s.initial - s.final) * (1 - tq / span) ** 3;
-    }
   }
 }

@@ -1,74 +1,63 @@
 /**
- * Structured channel pruning that rebuilds a physically smaller model. A conv's output channels
- * are removed together with their batch-norm entries and the matching input channels of the next
- * conv, for chains conv -> BN -> activation -> conv where each layer has one consumer (the inside
- * of a ResNet basic block, VGG's plain stack): channels that feed a residual Add or a Concatenate
- * are left alone, so every merge keeps consistent shapes (Li et al., "Pruning Filters for
- * Efficient ConvNets", ICLR 2017, prune ResNets the same way).
- * Criteria: the L1 norm of each filter (Li et al.) or |gamma| of the following BN (network
- * slimming, Liu et al., ICCV 2017). The model is rebuilt from its JSON config with the new widths
- * and the kept weight slices; everything else is copied.
+ * Structured channel pruning that rebuilds a physically smaller model: removing output channels of a
+ * Conv2D or Dense (filters, units) removes the matching batch-norm entries, depthwise channels, and
+ * input channels or features of the layers that consume them (channels.ts finds these groups).
+ * Residual and concatenation rule: a producer whose channels reach an Add or a Concatenate is not
+ * pruned at all, so merges keep consistent shapes (as Li et al. do for ResNets: only the inside of
+ * each residual block is pruned).
+ * Criteria: the L1 norm of each filter (Li, Kadav, Durdanovic, Samet & Graf, "Pruning Filters for
+ * Efficient ConvNets", ICLR 2017) or |gamma| of the batch norm after it (Liu, Li, Shen, Huang, Yan
+ * & Zhang, "Learning Efficient Convolutional Networks through Network Slimming", ICCV 2017, who
+ * train with an L1 penalty on gamma first (slimmingPenalty) and cut with one global threshold).
+ * The model is rebuilt with graph.ts (same layer classes and names) and the kept weight slices.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { rebuildModel, transferWeights } from '../graph.js';
+import { type ChannelGroup, channelGroups, mapIndices, traceGroup } from './channels.js';
+
+export type { ChannelGroup } from './channels.js';
+export { channelGroups, traceGroup } from './channels.js';
 
 export type ChannelCriterion = 'l1' | 'bn-scale';
 
-export interface PrunableChain {
-  conv: string;
-  bn: string;
-  next: string;
-  channels: number;
+export interface ChannelPruneOptions {
+  /** Fraction of each group's channels to remove ('layer'), or of all groups' channels ('global'). */
+  fraction: number;
+  criterion: ChannelCriterion;
+  /** 'layer': every group loses the same fraction (Li et al.); 'global': one threshold (Liu et al.). */
+  scope?: 'layer' | 'global';
+  /** Prune only the groups of these producers (default: every prunable group). */
+  only?: readonly string[];
 }
 
-function consumers(layer: tfl.layers.Layer): tfl.layers.Layer[] {
-  return layer.outboundNodes.map((n) => n.outboundLayer);
-}
-
-/** The conv -> BN -> activation -> conv chains whose middle channels can be pruned. */
-export function prunableChains(model: tfl.LayersModel): PrunableChain[] {
-  const out: PrunableChain[] = [];
-  for (const conv of model.layers) {
-    if (conv.getClassName() !== 'Conv2D') continue;
-    const c1 = consumers(conv);
-    if (c1.length !== 1 || c1[0]!.getClassName() !== 'BatchNormalization') continue;
-    const bn = c1[0]!;
-    const c2 = consumers(bn);
-    if (c2.length !== 1 || !['Activation', 'ReLU'].includes(c2[0]!.getClassName())) continue;
-    const c3 = consumers(c2[0]!);
-    if (c3.length !== 1) continue;
-    let next = c3[0]!;
-    // The zoo pads explicitly before strided convs: a ZeroPadding2D in between keeps channels.
-    if (next.getClassName() === 'ZeroPadding2D') {
-      const c4 = consumers(next);
-      if (c4.length !== 1) continue;
-      next = c4[0]!;
-    }
-    if (next.getClassName() !== 'Conv2D') continue;
-    const filters = conv.getConfig()['filters'] as number;
-    out.push({ conv: conv.name, bn: bn.name, next: next.name, channels: filters });
-  }
-  return out;
-}
-
-/** Channel scores of a chain: L1 norm of each output filter, or |gamma| of its BN. */
+/** Channel scores of a group: the L1 norm of each output filter, or |gamma| of its batch norm. */
 export function channelScores(
   model: tfl.LayersModel,
-  chain: PrunableChain,
+  group: ChannelGroup,
   criterion: ChannelCriterion,
 ): Float32Array {
   return tf.tidy(() => {
-    if (criterion === 'bn-scale')
-      return tf.abs(model.getLayer(chain.bn).getWeights()[0]!).dataSync() as Float32Array;
-    const k = model.getLayer(chain.conv).getWeights()[0]!; // [kh, kw, in, out]
-    return tf.sum(tf.abs(k), [0, 1, 2]).dataSync() as Float32Array;
+    if (criterion === 'bn-scale') {
+      if (group.bn === null)
+        throw new Error(
+          `structured prune: criterion 'bn-scale' needs a batch norm right after '${group.producer}', which has none`,
+        );
+      const bn = model.getLayer(group.bn);
+      const gamma = bn.weights.find((w) => w.originalName.endsWith('gamma'));
+      if (gamma === undefined)
+        throw new Error(`structured prune: batch norm '${group.bn}' has no gamma (scale: false)`);
+      return tf.abs(gamma.read()).dataSync() as Float32Array;
+    }
+    const k = model.getLayer(group.producer).getWeights()[0]!; // [kh, kw, in, out] or [in, out]
+    const axes = Array.from({ length: k.rank - 1 }, (_, i) => i);
+    return tf.sum(tf.abs(k), axes).dataSync() as Float32Array;
   });
 }
 
-/** Kept channel indices: the (1 - fraction) best-scoring, at least one, in ascending order. */
+/** Kept channel indices: the (1 - fraction) best-scoring, at least one, ties by index; ascending. */
 export function keptChannels(scores: Float32Array, fraction: number): number[] {
-  if (!(fraction >= 0 && fraction < 1))
-    throw new Error(`structured prune: fraction must be in [0, 1), got ${fraction}`);
+  checkFraction(fraction);
   const keep = Math.max(1, scores.length - Math.floor(fraction * scores.length));
   return Array.from(scores.keys())
     .sort((a, b) => scores[b]! - scores[a]! || a - b)
@@ -76,58 +65,117 @@ export function keptChannels(scores: Float32Array, fraction: number): number[] {
     .sort((a, b) => a - b);
 }
 
-/** Removes `fraction` of the channels of every prunable chain; returns the rebuilt model. */
-export async function pruneChannels(
+function checkFraction(fraction: number): void {
+  if (!(fraction >= 0 && fraction < 1))
+    throw new Error(`structured prune: fraction must be in [0, 1), got ${fraction}`);
+}
+
+/** One threshold over all groups' scores; every group keeps at least its best channel. */
+function keptGlobal(scores: Float32Array[], fraction: number): number[][] {
+  const all: { g: number; c: number; s: number }[] = [];
+  for (const [g, s] of scores.entries()) for (const [c, v] of s.entries()) all.push({ g, c, s: v });
+  all.sort((a, b) => a.s - b.s || a.g - b.g || a.c - b.c);
+  const drop = new Set(all.slice(0, Math.floor(fraction * all.length)).map((e) => `${e.g}/${e.c}`));
+  return scores.map((s, g) => {
+    const kept = Array.from(s.keys()).filter((c) => !drop.has(`${g}/${c}`));
+    return kept.length > 0 ? kept : keptChannels(s, (s.length - 1) / s.length);
+  });
+}
+
+/**
+ * Sum of |gamma| over the batch norms of the prunable groups: network slimming's sparsity penalty
+ * (add lambda * this to the training loss, lambda ~ 1e-5 .. 1e-4 in Liu et al.). Call inside the tape.
+ */
+export function slimmingPenalty(
   model: tfl.LayersModel,
-  fraction: number,
-  criterion: ChannelCriterion,
-  /** Prune only the chains starting at these convs (default: every prunable chain). */
-  only?: readonly string[],
-): Promise<{ model: tfl.LayersModel; kept: Record<string, number[]> }> {
-  const all = prunableChains(model);
-  for (const name of only ?? [])
-    if (!all.some((c) => c.conv === name))
-      throw new Error(
-        `structured prune: '${name}' does not start a prunable chain (prunable: ${all.map((c) => c.conv).join(', ')})`,
-      );
-  const chains = only ? all.filter((c) => only.includes(c.conv)) : all;
-  if (chains.length === 0)
-    throw new Error(`structured prune: model '${model.name}' has no conv -> BN -> activation -> conv chain`);
+  groups: ChannelGroup[] = channelGroups(model),
+): tf.Scalar {
+  return tf.tidy(() => {
+    const terms = groups
+      .filter((g) => g.bn !== null)
+      .map((g) => {
+        const gamma = model.getLayer(g.bn!).weights.find((w) => w.originalName.endsWith('gamma'));
+        return gamma ? tf.sum(tf.abs(gamma.read())) : tf.scalar(0);
+      });
+    return (terms.length > 0 ? tf.addN(terms) : tf.scalar(0)) as tf.Scalar;
+  });
+}
+
+/** Gathers `idx` along `axis` of w. */
+function gather(w: tf.Tensor, idx: readonly number[], axis: number): tf.Tensor {
+  return tf.gather(w, tf.tensor1d(idx as number[], 'int32'), axis);
+}
+
+/**
+ * Removes channels of every prunable group (or of `only`'s) by the criterion; returns the rebuilt,
+ * smaller model (the input model is left unchanged) and the kept channel indices by producer.
+ */
+export function pruneChannels(
+  model: tfl.LayersModel,
+  opts: ChannelPruneOptions,
+): { model: tfl.LayersModel; kept: Record<string, number[]>; groups: ChannelGroup[] } {
+  checkFraction(opts.fraction);
+  let groups = channelGroups(model);
+  if (opts.only) {
+    groups = opts.only.map((name) => {
+      let layer: tfl.layers.Layer;
+      try {
+        layer = model.getLayer(name);
+      } catch {
+        throw new Error(`structured prune: model '${model.name}' has no layer '${name}'`);
+      }
+      const g = traceGroup(model, layer);
+      if (typeof g === 'string') throw new Error(`structured prune: cannot prune '${name}': ${g}`);
+      return g;
+    });
+  }
+  if (groups.length === 0)
+    throw new Error(
+      `structured prune: model '${model.name}' has no Conv2D or Dense whose channels can be removed`,
+    );
+  const scores = groups.map((g) => channelScores(model, g, opts.criterion));
+  const keptLists =
+    (opts.scope ?? 'layer') === 'global'
+      ? keptGlobal(scores, opts.fraction)
+      : scores.map((s) => keptChannels(s, opts.fraction));
   const kept: Record<string, number[]> = {};
-  for (const c of chains) kept[c.conv] = keptChannels(channelScores(model, c, criterion), fraction);
-  // New widths in the config.
-  const json = JSON.parse(JSON.stringify(model.toJSON(null, false))) as {
-    config: { layers: { name: string; config: Record<string, unknown> }[] };
-  };
-  for (const l of json.config.layers) {
-    const k = kept[l.name];
-    if (k) l.config['filters'] = k.length;
+  groups.forEach((g, i) => {
+    kept[g.producer] = keptLists[i]!;
+  });
+  // Weight edits by layer: a layer can be a consumer of one group and the producer of another.
+  const edits = new Map<string, ((ws: tf.Tensor[]) => tf.Tensor[])[]>();
+  const addEdit = (layer: string, f: (ws: tf.Tensor[]) => tf.Tensor[]) =>
+    edits.set(layer, [...(edits.get(layer) ?? []), f]);
+  for (const g of groups) {
+    const k = kept[g.producer]!;
+    addEdit(g.producer, (ws) => ws.map((w) => gather(w, k, w.rank - 1))); // kernel [.., out], bias [out]
+    for (const t of g.touched) {
+      const idx = mapIndices(k, t.maps);
+      if (t.role === 'bn') addEdit(t.layer, (ws) => ws.map((w) => gather(w, idx, 0)));
+      else if (t.role === 'depthwise') {
+        const out = mapIndices(idx, [
+          { kind: 'depthwise', multiplier: model.getLayer(t.layer).getConfig()['depthMultiplier'] as number },
+        ]);
+        addEdit(t.layer, (ws) => ws.map((w, i) => (i === 0 ? gather(w, idx, 2) : gather(w, out, 0))));
+      } else if (t.role === 'consumer')
+        addEdit(t.layer, (ws) => ws.map((w, i) => (i === 0 ? gather(w, idx, w.rank - 2) : w)));
+    }
   }
-  const small = (await tfl.models.modelFromJSON({ modelTopology: json } as never)) as tfl.LayersModel;
-  // Weights: slices for the pruned chains, copies elsewhere.
-  const byConv = new Map(chains.map((c) => [c.conv, c]));
-  const byBn = new Map(chains.map((c) => [c.bn, c]));
-  const byNext = new Map(chains.map((c) => [c.next, c]));
-  for (const layer of model.layers) {
-    const ws = layer.getWeights();
-    if (ws.length === 0) continue;
-    let next = ws;
-    const asConv = byConv.get(layer.name);
-    const asBn = byBn.get(layer.name);
-    const asNext = byNext.get(layer.name);
-    if (asConv) {
-      const idx = tf.tensor1d(kept[asConv.conv]!, 'int32');
-      next = next.map((w) => tf.gather(w, idx, w.rank - 1)); // kernel [.., out], bias [out]
+  const widths = new Map(groups.map((g) => [g.producer, kept[g.producer]!.length]));
+  const small = rebuildModel(model, (layer) => {
+    const w = widths.get(layer.name);
+    if (w === undefined) return undefined;
+    return { kind: 'clone', config: layer.getClassName() === 'Conv2D' ? { filters: w } : { units: w } };
+  });
+  // Variables copy what they are assigned, so every slice can go with the tidy.
+  tf.tidy(() => {
+    const given = new Map<string, tf.Tensor[]>();
+    for (const [name, fs] of edits) {
+      let ws = model.getLayer(name).getWeights();
+      for (const f of fs) ws = f(ws);
+      given.set(name, ws);
     }
-    if (asBn) {
-      const idx = tf.tensor1d(kept[asBn.conv]!, 'int32');
-      next = next.map((w) => tf.gather(w, idx, 0));
-    }
-    if (asNext) {
-      const idx = tf.tensor1d(kept[asNext.conv]!, 'int32');
-      next = next.map((w, i) => (i === 0 ? tf.gather(w, idx, 2) : w)); // kernel [kh, kw, in, out]
-    }
-    small.getLayer(layer.name).setWeights(next);
-  }
-  return { model: small, kept };
+    transferWeights(model, small, given);
+  });
+  return { model: small, kept, groups };
 }
