@@ -143,6 +143,17 @@ export interface NativeAddon {
     outDbeta: F32,
     channels: number,
   ): void;
+  /** Batched symmetric eigendecomposition (native/RetortSymEig.cc): x [B*n*n] -> values, valuesLo, vectors. */
+  RetortSymEig(x: F32, outValues: F32, outValuesLo: F32, outVectors: F32, n: number): void;
+  RetortSymEigGrad(
+    values: F32,
+    valuesLo: F32,
+    vectors: F32,
+    gValues: F32,
+    gVectors: F32,
+    outGx: F32,
+    n: number,
+  ): void;
   [name: string]: unknown;
 }
 

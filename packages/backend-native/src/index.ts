@@ -9,6 +9,7 @@ import { NativeBackend } from './backend.js';
 import { native, nativeUnavailableReason } from './binding.js';
 import { registerCpuBatchNormKernels } from './custom/batchnorm_kernels.js';
 import { registerCpuOptimizerKernels } from './custom/optimizer_kernels.js';
+import { registerCpuSymEigKernels } from './custom/symeig_kernels.js';
 import { nativeKernels } from './kernels/index.js';
 import { nativeCallCounts, registerNativeKernels } from './kernels/kernel.js';
 
@@ -20,6 +21,7 @@ if (!registered) {
   registered = true;
   registerCpuOptimizerKernels();
   registerCpuBatchNormKernels();
+  registerCpuSymEigKernels();
   registerBackend(BACKEND_NAME, () => new NativeBackend(), 3);
   copyRegisteredKernels('cpu', BACKEND_NAME);
   if (native !== null) registerNativeKernels(BACKEND_NAME, nativeKernels, native);
@@ -38,3 +40,4 @@ export const nativeKernelNames: readonly string[] = nativeKernels.map((k) => k.k
 export { NativeBackend } from './backend.js';
 export * from './custom/batchnorm_kernels.js';
 export * from './custom/optimizer_kernels.js';
+export * from './custom/symeig_kernels.js';

@@ -11,6 +11,7 @@ import { padV2 } from './PadV2.js';
 import { retortAdamUpdate } from './RetortAdamUpdate.js';
 import { retortBatchNormTrain, retortBatchNormTrainGrad } from './RetortBatchNormTrain.js';
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
+import { retortSymEig, retortSymEigGrad } from './RetortSymEig.js';
 import { slice } from './Slice.js';
 import { tile } from './Tile.js';
 // @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
@@ -50,6 +51,8 @@ export const nativeKernels: readonly NativeKernel[] = [
   retortSgdUpdate,
   retortBatchNormTrain,
   retortBatchNormTrainGrad,
+  retortSymEig,
+  retortSymEigGrad,
   slice,
   padV2,
   tile,

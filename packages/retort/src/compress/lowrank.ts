@@ -8,7 +8,7 @@
  * The rank comes from an energy threshold (keep the smallest r with sum_{i <= r} s_i^2 >= e * total)
  * or a size target (the largest r whose factors hold at most a fraction of the original weights).
  */
-import { jacobiEig } from '../util/linalg.js';
+import { symEigF64 } from '@retort/backend-native';
 
 export interface Svd {
   /** Singular values, descending. */
@@ -30,7 +30,7 @@ export function svd(w: ArrayLike<number>, rows: number, cols: number): Svd {
       for (let j = i; j < cols; j++) g[i * cols + j]! += a * w[r * cols + j]!;
     }
   for (let i = 0; i < cols; i++) for (let j = 0; j < i; j++) g[i * cols + j] = g[j * cols + i]!;
-  const { values, vectors } = jacobiEig(g, cols);
+  const { values, vectors } = symEigF64(g, cols);
   return { s: values.map((x) => Math.sqrt(Math.max(0, x))), v: vectors, rows, cols };
 }
 
