@@ -1,10 +1,11 @@
 /**
  * The compression pipeline of one config: a distilled student (a finished run folder) -> pruning
- * (unstructured magnitude with a one-shot or AGP schedule, or structured channels) with KD
- * fine-tuning from the unpruned model -> quantization (post-training calibration, or weight QAT
- * fine-tuning with KD from the fp32 model first) -> exports (ONNX fp32 / int8 QDQ, tfjs). Every
- * stage's measurement (accuracy, parameters, non-zero weights, bytes, MACs; onnxruntime latency
- * for ONNX exports) goes to <run>/<stage>.md and into results.json.
+ * (unstructured magnitude with a one-shot or AGP schedule, or structured channels) -> low-rank
+ * factorization -> k-means weight sharing -> quantization (post-training calibration, or weight
+ * QAT) -> exports (ONNX fp32 / int8 QDQ, tfjs). Every stage that changes weights is fine-tuned with
+ * CE + KD from the uncompressed model. Every stage's measurement (accuracy, parameters, non-zero
+ * weights, bytes, MACs; onnxruntime accuracy and latency for ONNX exports) goes to
+ * <run>/<stage>.md and into results.json.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,8 @@ import { modelStats, statsTable } from '../measure/model-stats.js';
 import { makeOptimizer, makeSchedule } from '../train/experiment.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { clusterModel, withClusterFinetune } from './cluster-model.js';
+import { edgeLayers, factorizeModel } from './lowrank-model.js';
 import { MaskSet } from './prune/magnitude.js';
 import { sparsityAt } from './prune/schedule.js';
 import { pruneChannels } from './prune/structured.js';
@@ -62,15 +65,54 @@ export const pipelineSchema = z.strictObject({
       }),
     ])
     .optional(),
+  /** Truncated-SVD factorization of convs and dense layers (lowrank-model.ts), then fine-tuning. */
+  lowrank: z
+    .strictObject({
+      rank: z.union([
+        z.strictObject({ energy: z.number().gt(0).max(1) }),
+        z.strictObject({ sizeFraction: z.number().gt(0).max(1) }),
+      ]),
+      /** Keep the stem conv and the classifier whole: few weights, much of the accuracy. */
+      skipEdges: z.boolean().default(true),
+      /** Factorize a layer only when that saves at least this fraction of its weights. */
+      minSaving: z.number().lt(1).default(0.1),
+    })
+    .optional(),
+  /** k-means weight sharing per kernel (cluster-model.ts), then codebook fine-tuning. */
+  cluster: z
+    .strictObject({
+      clusters: z.number().int().min(2).max(65536),
+      /**
+       * How a centroid moves with its weights' updates: 'mean' (default) is a step no larger than
+       * one weight's; 'sum' is Han et al.'s summed gradient, whose step grows with the cluster.
+       */
+      reduce: z.enum(['sum', 'mean']).default('mean'),
+    })
+    .optional(),
   quantize: z
     .strictObject({
       mode: z.enum(['ptq', 'qat']).default('ptq'),
       calibBatches: z.number().int().positive().default(8),
+      /** int8 weight scales of the ONNX export: one per output channel, or one per tensor. */
+      weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
     })
     .optional(),
   export: z.array(z.enum(['onnx', 'onnx-int8', 'tfjs'])).default(['onnx-int8']),
 });
 export type PipelineConfig = z.output<typeof pipelineSchema>;
+
+/** Stage combinations that would undo each other, refused with the reason. */
+export function checkPipeline(cfg: PipelineConfig): void {
+  const bad = (why: string) => {
+    throw new Error(`compress '${cfg.name}': ${why}`);
+  };
+  if (cfg.lowrank && cfg.prune?.kind === 'unstructured')
+    bad('lowrank after unstructured pruning would refill the zeros (the factors are dense); use one of them');
+  if (cfg.cluster && cfg.prune?.kind === 'unstructured')
+    bad('cluster after unstructured pruning would move the pruned zeros onto centroids; use one of them');
+  if (cfg.cluster && cfg.quantize?.mode === 'qat')
+    bad('quantize.mode qat would re-quantize the shared weights off their codebooks; use ptq with cluster');
+}
 
 export interface StageReport {
   stage: string;
@@ -78,19 +120,26 @@ export interface StageReport {
   params: number;
   zeroWeights: number;
   macs: number;
-  bytes: { fp32: number; int8: number; sparse: number };
+  /** clustered: indices + codebooks, when the model is clustered (null otherwise). */
+  bytes: { fp32: number; int8: number; sparse: number; clustered: number | null };
   onnx?: { format: string; bytes: number; top1: number; latencyB1Ms: number; latencyB64Ms: number };
 }
 
-function report(stage: string, model: tfl.LayersModel, data: ExperimentData, dir: string): StageReport {
-  const s = modelStats(model);
+function report(
+  stage: string,
+  model: tfl.LayersModel,
+  data: ExperimentData,
+  dir: string,
+  clusters: number | null = null,
+): StageReport {
+  const s = modelStats(model, clusters);
   const r: StageReport = {
     stage,
     testTop1: evaluate(model, data.test).top1,
     params: s.params,
     zeroWeights: s.layers.reduce((a, l) => a + l.zeros, 0),
     macs: s.macs,
-    bytes: { fp32: s.bytes.fp32, int8: s.bytes.int8, sparse: s.bytes.sparse },
+    bytes: { fp32: s.bytes.fp32, int8: s.bytes.int8, sparse: s.bytes.sparse, clustered: s.bytes.clustered },
   };
   writeFileAtomic(
     join(dir, `${stage}.md`),
@@ -142,6 +191,7 @@ export async function runPipeline(
   runDir: string,
   log: (l: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Promise<StageReport[]> {
+  checkPipeline(cfg);
   const { data, teacher } = loaded;
   let model = loaded.model;
   mkdirSync(join(runDir, 'export'), { recursive: true });
@@ -184,6 +234,41 @@ export async function runPipeline(
     model = r.model;
     await finetune(cfg, model, teacher, data, join(runDir, 'prune'), (t) => t, log);
     reports.push(report('prune', model, data, runDir));
+  }
+  if (cfg.lowrank) {
+    const l = cfg.lowrank;
+    const r = factorizeModel(model, {
+      rank: l.rank,
+      minSaving: l.minSaving,
+      ...(l.skipEdges ? { skip: edgeLayers(model) } : {}),
+    });
+    model = r.model;
+    log(
+      `lowrank: ${r.layers.length} layers factorized (${r.layers.map((x) => `${x.layer} r${x.rank}/${x.maxRank}`).join(', ')}); ${r.skipped.length} kept whole`,
+    );
+    await finetune(cfg, model, teacher, data, join(runDir, 'lowrank'), (t) => t, log);
+    reports.push(report('lowrank', model, data, runDir));
+  }
+  let clusters: number | null = null;
+  if (cfg.cluster) {
+    const c = cfg.cluster;
+    const books = clusterModel(model, { clusters: c.clusters, seed: 0 });
+    clusters = c.clusters;
+    let task: ReturnType<typeof withClusterFinetune> | null = null;
+    await finetune(
+      cfg,
+      model,
+      teacher,
+      data,
+      join(runDir, 'cluster'),
+      (t) => {
+        task = withClusterFinetune(t, model, books, { reduce: c.reduce });
+        return task;
+      },
+      log,
+    );
+    (task as ReturnType<typeof withClusterFinetune> | null)?.dispose();
+    reports.push(report('cluster', model, data, runDir, clusters));
   }
   let quant: ReturnType<typeof calibrateRanges> | undefined;
   if (cfg.quantize) {
@@ -237,7 +322,7 @@ export async function runPipeline(
     const top1 = await onnxTop1(bytes, data);
     const b1 = await measureOrtLatency(bytes, data.shape, 1);
     const b64 = await measureOrtLatency(bytes, data.shape, 64);
-    const r = report(`export-${format}`, model, data, runDir);
+    const r = report(`export-${format}`, model, data, runDir, clusters);
     r.onnx = { format, bytes: bytes.length, top1, latencyB1Ms: b1.medianMs, latencyB64Ms: b64.medianMs };
     reports.push(r);
     log(

@@ -89,6 +89,56 @@ describe('compression pipeline', () => {
     assert.ok(reports[2]!.onnx!.top1 >= 0);
   });
 
+  it('low-rank + k-means stages: factorized and fine-tuned, then shared weights that stay shared', async () => {
+    const { runDir, data: d, model, teacher } = await trainedRun();
+    const cfg = pipelineSchema.parse({
+      name: 'p3',
+      student: { run: runDir },
+      finetune: { epochs: 1 },
+      lowrank: { rank: { sizeFraction: 0.5 } },
+      cluster: { clusters: 16 },
+      export: ['onnx'],
+    });
+    const reports = await runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p3'), () => {});
+    assert.deepEqual(
+      reports.map((r) => r.stage),
+      ['baseline', 'lowrank', 'cluster', 'export-onnx'],
+    );
+    assert.ok(reports[1]!.params < reports[0]!.params, 'factorized: fewer parameters');
+    assert.ok(reports[1]!.macs < reports[0]!.macs, 'factorized: fewer MACs');
+    const c = reports[2]!;
+    assert.ok(c.bytes.clustered !== null && c.bytes.clustered < c.bytes.fp32 / 4, 'clustered bytes');
+    assert.equal(reports[1]!.bytes.clustered, null);
+    // the exported (fine-tuned) model still holds at most 16 values per kernel
+    const exported = reports[3]!;
+    assert.equal(exported.bytes.clustered, c.bytes.clustered);
+    assert.ok(Math.abs(exported.onnx!.top1 - c.testTop1) < 1e-9, 'ONNX keeps the accuracy');
+    const stats = JSON.parse(readFileSync(join(scratch, 'p3', 'results.json'), 'utf8'));
+    assert.equal(stats.stages.length, 4);
+  });
+
+  it('refuses stage combinations that undo each other, saying why', async () => {
+    const { runDir, data: d, model, teacher } = await trainedRun();
+    const base = { name: 'p4', student: { run: runDir } };
+    for (const [extra, why] of [
+      [
+        { prune: { kind: 'unstructured', sparsity: 0.5 }, lowrank: { rank: { energy: 0.9 } } },
+        /lowrank after unstructured pruning/,
+      ],
+      [
+        { prune: { kind: 'unstructured', sparsity: 0.5 }, cluster: { clusters: 4 } },
+        /cluster after unstructured pruning/,
+      ],
+      [{ cluster: { clusters: 4 }, quantize: { mode: 'qat' } }, /quantize.mode qat would re-quantize/],
+    ] as const) {
+      const cfg = pipelineSchema.parse({ ...base, ...extra });
+      await assert.rejects(
+        runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p4'), () => {}),
+        why,
+      );
+    }
+  });
+
   it('the schema refuses unknown keys and a sparsity of 1', () => {
     assert.throws(() =>
       pipelineSchema.parse({

@@ -1,0 +1,189 @@
+/**
+ * `npm run bench:compress`: every compression technique on the distilled Fashion-MNIST student
+ * (the seed-1 KD ResNet-8 of bench:accuracy, trained here or reused), one pipeline run per row
+ * (compress/pipeline.ts), each from the same uncompressed student and fine-tuned with CE + KD
+ * from it for the same number of epochs. Writes bench/results/compress-fashion-mnist.md.
+ *
+ *   npm run bench:compress -- [--epochs 5] [--runs runs] [--rows baseline,unstructured-80,...]
+ *
+ * Accuracy is onnxruntime's on the 10,000 test images for every row (each row exports ONNX and
+ * runs it). Latency is onnxruntime's median at batch 1 and 64 (measure/latency.ts); int8 rows
+ * also export their own fp32 model so the int8 / fp32 latency ratio is measured in the same row.
+ */
+import '@retort/backend-native';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadRun } from '../packages/retort/src/cli/commands/run-model.js';
+import {
+  type PipelineConfig,
+  pipelineSchema,
+  runPipeline,
+  type StageReport,
+} from '../packages/retort/src/compress/pipeline.js';
+import { readConfigFile } from '../packages/retort/src/config/load.js';
+import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+import { argOf, runOrReuse } from './lib/runs.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const epochs = Number(argOf(args, 'epochs', '5'));
+const runs = argOf(args, 'runs', 'runs');
+const cfgDir = join(root, 'configs/fashion-mnist');
+
+type Row = {
+  key: string;
+  label: string;
+  size: 'fp32' | 'sparse' | 'int8' | 'clustered';
+  cfg: Record<string, unknown>;
+};
+const onnx = ['onnx'];
+const int8 = ['onnx', 'onnx-int8'];
+const ROWS: Row[] = [
+  { key: 'baseline', label: 'baseline (fp32)', size: 'fp32', cfg: { finetune: { epochs: 0 }, export: onnx } },
+  ...[0.5, 0.8, 0.9].map(
+    (s): Row => ({
+      key: `unstructured-${s * 100}`,
+      label: `unstructured ${s * 100}% (global magnitude, AGP)`,
+      size: 'sparse',
+      cfg: { prune: { kind: 'unstructured', sparsity: s, scope: 'global', schedule: 'agp' }, export: onnx },
+    }),
+  ),
+  ...[0.3, 0.5].map(
+    (f): Row => ({
+      key: `structured-${f * 100}`,
+      label: `structured ${f * 100}% channels (L1)`,
+      size: 'fp32',
+      cfg: { prune: { kind: 'structured', fraction: f, criterion: 'l1' }, export: onnx },
+    }),
+  ),
+  ...(['per-tensor', 'per-channel'] as const).map(
+    (w): Row => ({
+      key: `ptq-${w}`,
+      label: `PTQ int8, weights ${w}`,
+      size: 'int8',
+      cfg: { finetune: { epochs: 0 }, quantize: { mode: 'ptq', weights: w }, export: int8 },
+    }),
+  ),
+  {
+    key: 'qat',
+    label: 'QAT int8 (weights, KD)',
+    size: 'int8',
+    cfg: { quantize: { mode: 'qat' }, export: int8 },
+  },
+  {
+    key: 'lowrank',
+    label: 'low-rank SVD (half the weights per layer)',
+    size: 'fp32',
+    cfg: { lowrank: { rank: { sizeFraction: 0.5 } }, export: onnx },
+  },
+  ...[16, 256].map(
+    (k): Row => ({
+      key: `kmeans-${k}`,
+      label: `k-means ${k} clusters per layer`,
+      size: 'clustered',
+      cfg: { cluster: { clusters: k }, export: onnx },
+    }),
+  ),
+  {
+    key: 'combined',
+    label: 'combined: unstructured 80% + QAT int8 (configs/fashion-mnist/compress/resnet8-kd.yaml)',
+    size: 'int8',
+    cfg: {
+      ...(readConfigFile(join(cfgDir, 'compress/resnet8-kd.yaml')) as Record<string, unknown>),
+      export: int8,
+    },
+  },
+];
+const only = argOf(args, 'rows', '');
+const rows = only ? ROWS.filter((r) => only.split(',').includes(r.key)) : ROWS;
+if (only && rows.length !== only.split(',').length)
+  throw new Error(`bench:compress: --rows takes ${ROWS.map((r) => r.key).join(', ')}; got ${only}`);
+
+const t0 = performance.now();
+const teacher = await runOrReuse(join(cfgDir, 'baseline/resnet20.yaml'), [], runs);
+const studentFile = join(cfgDir, 'kd/resnet8-from-resnet20.yaml');
+const student = await runOrReuse(
+  studentFile,
+  ['seed=1', 'name=fmnist-resnet8-kd-s1', `teacher.run=${join(runs, teacher.name)}`],
+  runs,
+);
+const studentRun = join(runs, 'fmnist-resnet8-kd-s1');
+
+const results: { row: Row; final: StageReport; fp32?: StageReport; secs: number }[] = [];
+for (const row of rows) {
+  const t = performance.now();
+  const raw = {
+    ...row.cfg,
+    name: `bench-compress-${row.key}`,
+    student: { run: studentRun },
+    finetune: {
+      ...((row.cfg['finetune'] as object | undefined) ?? {}),
+      epochs: (row.cfg['finetune'] as { epochs?: number } | undefined)?.epochs ?? epochs,
+    },
+  };
+  const cfg: PipelineConfig = pipelineSchema.parse(raw);
+  const s = await loadRun(studentRun, 'bench:compress');
+  const ref = await loadRun(studentRun, 'bench:compress');
+  const runDir = join(runs, cfg.name);
+  const reports = await runPipeline(cfg, { model: s.model, teacher: ref.model, data: s.data }, runDir, (l) =>
+    process.stderr.write(`[${row.key}] ${l}\n`),
+  );
+  const exported = reports.filter((r) => r.onnx);
+  results.push({
+    row,
+    final: exported.at(-1)!,
+    ...(exported.length > 1 ? { fp32: exported[0]! } : {}),
+    secs: (performance.now() - t) / 1000,
+  });
+}
+const wall = (performance.now() - t0) / 1000;
+
+const base = results.find((r) => r.row.key === 'baseline');
+const fmt = (x: number) => x.toLocaleString('en-US');
+const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
+const sizeOf = (r: (typeof results)[0]) => {
+  const b = r.final.bytes;
+  switch (r.row.size) {
+    case 'sparse':
+      return `${kb(b.sparse)} sparse`;
+    case 'int8':
+      return `${kb(b.int8)} int8 (ONNX file ${kb(r.final.onnx!.bytes)})`;
+    case 'clustered':
+      return `${kb(b.clustered ?? b.fp32)} clustered`;
+    default:
+      return `${kb(b.fp32)} fp32`;
+  }
+};
+const lines = [
+  '# Fashion-MNIST: compressing the distilled student',
+  '',
+  `Command: \`npm run bench:compress -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (a reused student run counts as 0).`,
+  `Student: ${student.model} KD from ${teacher.model} (${studentRun}, ${student.testTop1.toFixed(2)}% test top-1 in tfjs). Every row starts from it; fine-tuning is ${epochs} epochs of CE + KD (T 4, weight 0.9) from the uncompressed student, SGD lr 0.01 cosine, except where the row says 0.`,
+  'Top-1 is onnxruntime-node on the exported model (10,000 test images); latency is onnxruntime median (ms) at batch 1 and 64; "int8/fp32" is the same model\'s int8 QDQ export against its fp32 export at batch 64.',
+  '',
+  '| technique | top-1 | Δ vs baseline | params | zero weights | size | MACs | ORT b1 ms | ORT b64 ms | int8/fp32 b64 | fine-tune epochs | time |',
+  '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...results.map((r) => {
+    const o = r.final.onnx!;
+    const d = base ? o.top1 - base.final.onnx!.top1 : Number.NaN;
+    const ratio = r.fp32 ? (o.latencyB64Ms / r.fp32.onnx!.latencyB64Ms).toFixed(2) : '';
+    const ft = (r.row.cfg['finetune'] as { epochs?: number } | undefined)?.epochs ?? epochs;
+    return `| ${r.row.label} | ${o.top1.toFixed(2)}% | ${r.row.key === 'baseline' ? '' : `${d >= 0 ? '+' : ''}${d.toFixed(2)}`} | ${fmt(r.final.params)} | ${fmt(r.final.zeroWeights)} | ${sizeOf(r)} | ${fmt(r.final.macs)} | ${o.latencyB1Ms.toFixed(3)} | ${o.latencyB64Ms.toFixed(2)} | ${ratio} | ${ft} | ${r.secs.toFixed(0)} s |`;
+  }),
+  '',
+  'Int8 rows, fp32 export of the same model: ' +
+    results
+      .filter((r) => r.fp32)
+      .map(
+        (r) =>
+          `${r.row.key} ${r.fp32!.onnx!.top1.toFixed(2)}% (int8 − fp32 ${(r.final.onnx!.top1 - r.fp32!.onnx!.top1).toFixed(2)} pp), b64 ${r.fp32!.onnx!.latencyB64Ms.toFixed(2)} ms`,
+      )
+      .join('; '),
+  '',
+  `Per-stage tables: ${runs}/bench-compress-<row>/*.md.`,
+  '',
+];
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+writeFileAtomic(join(root, 'bench/results/compress-fashion-mnist.md'), lines.join('\n'));
+console.log(lines.join('\n'));
