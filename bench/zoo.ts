@@ -5,7 +5,9 @@
  * table: teacher, vanilla student, one row per method, mean ± sd over seeds, and the gain over vanilla.
  * Writes bench/results/zoo-fashion-mnist.md.
  *
- *   npm run bench:zoo -- [--seeds 3] [--epochs 3] [--runs runs] [--methods kd,crd,at,...]
+ *   npm run bench:zoo -- [--seeds 3] [--epochs 3] [--runs runs] [--methods kd,crd,at,...] [--jobs 1]
+ *
+ * --jobs N trains N runs at once in child processes, the cores split between them.
  *
  * Budget: every run is `--epochs` epochs (default 3) of the full training set, no augmentation
  * (so the whole table — 3 seeds x (vanilla + 15 methods) — fits in about two hours on 2 cores).
@@ -19,13 +21,14 @@ import { fileURLToPath } from 'node:url';
 import { loadExperiment } from '../packages/retort/src/config/load.js';
 import type { RunResults } from '../packages/retort/src/train/experiment.js';
 import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
-import { argOf, meanSd, runOrReuse } from './lib/runs.js';
+import { argOf, meanSd, type RunTask, runMany, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const seeds = Number(argOf(args, 'seeds', '3'));
 const epochs = Number(argOf(args, 'epochs', '3'));
 const runs = argOf(args, 'runs', 'runs');
+const jobs = Number(argOf(args, 'jobs', '1'));
 const cfgDir = join(root, 'configs/fashion-mnist');
 const PAIR = 'resnet8-from-resnet20.yaml';
 const NOT_METHODS = new Set(['baseline', 'demo']);
@@ -51,24 +54,28 @@ function budget(file: string): string[] {
 const t0 = performance.now();
 const teacher = await runOrReuse(join(cfgDir, 'baseline/resnet20.yaml'), [], runs);
 const teacherRun = join(runs, teacher.name);
-const rows: { label: string; rs: RunResults[] }[] = [];
-for (const method of ['vanilla', ...methods]) {
-  const file = method === 'vanilla' ? join(cfgDir, 'baseline/resnet8.yaml') : join(cfgDir, method, PAIR);
-  const base = loadExperiment(file);
-  const rs: RunResults[] = [];
-  for (let s = 1; s <= seeds; s++) {
+const labels = ['vanilla', ...methods];
+const tasks: RunTask[] = [];
+// Seed-major order: with several jobs, every method has its first seed early.
+for (let s = 1; s <= seeds; s++)
+  for (const method of labels) {
+    const file = method === 'vanilla' ? join(cfgDir, 'baseline/resnet8.yaml') : join(cfgDir, method, PAIR);
+    const base = loadExperiment(file);
     const sets = [...budget(file), `seed=${s}`, `name=zoo-${base.name}-e${epochs}-s${s}`];
     if (base.teacher) sets.push(`teacher.run=${teacherRun}`);
-    rs.push(await runOrReuse(file, sets, runs));
+    tasks.push({ file, sets });
   }
-  rows.push({ label: method, rs });
-}
+const done = await runMany(tasks, runs, jobs);
+const rows: { label: string; rs: RunResults[] }[] = labels.map((label, m) => ({
+  label,
+  rs: Array.from({ length: seeds }, (_, s) => done[s * labels.length + m]!),
+}));
 const wall = (performance.now() - t0) / 1000;
 const vanilla = meanSd(rows[0]!.rs.map((r) => r.testTop1)).m;
 const lines = [
   '# Fashion-MNIST: the distillation zoo (RepDistiller layout)',
   '',
-  `Command: \`npm run bench:zoo -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (runs reused from earlier invocations count as 0).`,
+  `Command: \`npm run bench:zoo -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (runs reused from earlier invocations count as 0)${jobs > 1 ? `; ${jobs} runs at a time, so per-run times are of one run sharing the cores` : ''}.`,
   `Teacher ${teacher.model} (${teacher.params} params, ${teacher.testTop1.toFixed(2)}% test top-1, ${teacherRun}); student resnet8;`,
   `${epochs} epochs per run on the full training set without augmentation (initialisation stages as in their configs); seeds 1..${seeds}; test split (10,000 images).`,
   '',
