@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import type { InferenceSession } from 'onnxruntime-node';
 
 export interface Latency {
   batch: number;
@@ -39,6 +40,21 @@ export function measureLatency(
     times.push(performance.now() - t0);
   }
   x.dispose();
+  return latencyOf(batch, times);
+}
+
+export interface OrtTimingOptions {
+  /** Untimed runs per model before timing. Default 3. */
+  warmup?: number;
+  /** Timed runs per model and round. Default 10. */
+  repeats?: number;
+  /** Rounds; each times every model once, alternating the order. Default 1. */
+  rounds?: number;
+  /** Intra-op threads (default: onnxruntime's, one per physical core). */
+  threads?: number;
+}
+
+function latencyOf(batch: number, times: readonly number[]): Latency {
   const med = median(times);
   return {
     batch,
@@ -49,35 +65,57 @@ export function measureLatency(
   };
 }
 
-/** The same measurement for an ONNX model in onnxruntime-node (CPU), input `input` NHWC. */
+/**
+ * Latency of several ONNX models (input `input`, NHWC `[batch, ...shape]`) in onnxruntime-node
+ * (CPU), timed interleaved in one process so that they see the same machine load: each round
+ * times every model (alternating which goes first) with `warmup` untimed then `repeats` timed
+ * runs; medians are over all rounds' runs of a model. All sessions get the same options (all
+ * graph optimizations, sequential execution, the same thread count). Only one session is alive
+ * at a time: a live session's idle intra-op threads slowed the other (on 2 busy cores, int8
+ * ResNet-8 at batch 64 took 12.7 ms next to a live fp32 session, 9.1 ms with it released).
+ */
+export async function measureOrtLatencies(
+  models: readonly Uint8Array[],
+  shape: readonly number[],
+  batch: number,
+  opts: OrtTimingOptions = {},
+): Promise<Latency[]> {
+  const ort = await import('onnxruntime-node');
+  const options: InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+  };
+  const n = batch * shape.reduce((a, b) => a * b, 1);
+  const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+  const feeds = { input: new ort.Tensor('float32', data, [batch, ...shape]) };
+  const times = models.map((): number[] => []);
+  for (let r = 0; r < (opts.rounds ?? 1); r++) {
+    const order = [...models.keys()];
+    if (r % 2 === 1) order.reverse();
+    for (const k of order) {
+      const session = await ort.InferenceSession.create(models[k]!, options);
+      try {
+        for (let i = 0; i < (opts.warmup ?? 3); i++) await session.run(feeds);
+        for (let i = 0; i < (opts.repeats ?? 10); i++) {
+          const t0 = performance.now();
+          await session.run(feeds);
+          times[k]!.push(performance.now() - t0);
+        }
+      } finally {
+        await session.release();
+      }
+    }
+  }
+  return times.map((t) => latencyOf(batch, t));
+}
+
+/** The same measurement for one ONNX model in onnxruntime-node (CPU), input `input` NHWC. */
 export async function measureOrtLatency(
   bytes: Uint8Array,
   shape: readonly number[],
   batch: number,
-  opts: { warmup?: number; repeats?: number; threads?: number } = {},
+  opts: OrtTimingOptions = {},
 ): Promise<Latency> {
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(bytes, {
-    ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-    graphOptimizationLevel: 'all',
-  });
-  const n = batch * shape.reduce((a, b) => a * b, 1);
-  const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
-  const feeds = { input: new ort.Tensor('float32', data, [batch, ...shape]) };
-  for (let i = 0; i < (opts.warmup ?? 3); i++) await session.run(feeds);
-  const times: number[] = [];
-  for (let i = 0; i < (opts.repeats ?? 10); i++) {
-    const t0 = performance.now();
-    await session.run(feeds);
-    times.push(performance.now() - t0);
-  }
-  await session.release();
-  const med = median(times);
-  return {
-    batch,
-    medianMs: med,
-    minMs: Math.min(...times),
-    throughput: (1000 * batch) / med,
-    repeats: times.length,
-  };
+  return (await measureOrtLatencies([bytes], shape, batch, opts))[0]!;
 }

@@ -1,15 +1,26 @@
 /**
  * ONNX export checked in onnxruntime-node: every zoo family's outputs within 1e-4 of Retort's on
  * random inputs (BN with non-trivial running statistics), and a clear error for unsupported layers.
+ * Int8 QDQ: top-1 agreement with fp32, per-channel and per-tensor weight scales as written in the
+ * ModelProto, and the Q/DQ placement that lets onnxruntime run ResNet-8 on integer kernels only.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { exportOnnx } from '../../src/export/onnx.js';
+import { calibrateRanges, exportOnnx, type WeightGranularity } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
+
+const { onnx } = onnxProto;
+const scratch = mkdtempSync(join(tmpdir(), 'retort-onnx-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Gives every BN layer random running statistics and affine parameters (fresh ones are 0/1). */
 function randomizeBn(model: tfl.LayersModel): void {
@@ -68,34 +79,194 @@ describe('ONNX export (fp32) in onnxruntime', () => {
       /layer 'emb' of class Embedding is not supported/,
     );
   });
+
+  it('a ReLU layer with maxValue is exported as a clip', async () => {
+    await tf.setBackend('native');
+    const x = tfl.input({ shape: [6] });
+    const h = tfl.layers
+      .dense({ units: 8, kernelInitializer: 'glorotNormal' })
+      .apply(x) as tfl.SymbolicTensor;
+    const y = tfl.layers.reLU({ maxValue: 0.5 }).apply(h) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: x, outputs: y });
+    const session = await ort.InferenceSession.create(exportOnnx(model));
+    const xs = tf.randomNormal([16, 6], 0, 2, 'float32', 5);
+    const want = (model.predict(xs) as tf.Tensor).dataSync();
+    const res = await session.run({
+      input: new ort.Tensor('float32', xs.dataSync() as Float32Array, [16, 6]),
+    });
+    const got = res['output']!.data as Float32Array;
+    assert.ok(Math.max(...want) === 0.5, 'the clip is reached');
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= 1e-5, `at ${i}`);
+  });
 });
 
+/** A zoo model with random BN statistics, its calibrated ranges and 64 test inputs. */
+function int8Case(name: string, options: Record<string, number>, shape: [number, number, number]) {
+  const model = buildModel(name, { ...options, inputShape: [...shape], numClasses: 10, seed: 3 });
+  randomizeBn(model);
+  const calib = [0, 1, 2].map((s) => tf.randomNormal([16, ...shape], 0, 1, 'float32', 100 + s));
+  const spec = calibrateRanges(model, calib);
+  tf.dispose(calib);
+  return { model, spec, x: tf.randomNormal([64, ...shape], 0, 1, 'float32', 9) };
+}
+
+/** Top-1 agreement of an ONNX model with the tfjs model, and its largest logit error / logit range. */
+async function agreement(model: tfl.LayersModel, bytes: Uint8Array, x: tf.Tensor) {
+  const session = await ort.InferenceSession.create(bytes);
+  const want = (model.predict(x) as tf.Tensor).dataSync();
+  const res = await session.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape) });
+  await session.release();
+  const got = res['output']!.data as Float32Array;
+  const k = got.length / x.shape[0]!;
+  let agree = 0;
+  let err = 0;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < x.shape[0]!; i++) {
+    let a = 0;
+    let b = 0;
+    for (let j = 0; j < k; j++) {
+      const w = want[i * k + j]!;
+      err = Math.max(err, Math.abs(got[i * k + j]! - w));
+      lo = Math.min(lo, w);
+      hi = Math.max(hi, w);
+      if (w > want[i * k + a]!) a = j;
+      if (got[i * k + j]! > got[i * k + b]!) b = j;
+    }
+    if (a === b) agree++;
+  }
+  return { agree: agree / x.shape[0]!, relErr: err / (hi - lo) };
+}
+
+/** Each int8 weight's DequantizeLinear in a ModelProto: its scale's length and axis attribute. */
+function weightScales(bytes: Uint8Array): { weight: string; type: number; scales: number; axis?: number }[] {
+  const m = onnx.ModelProto.decode(bytes);
+  const inits = new Map(m.graph!.initializer!.map((t) => [t.name!, t]));
+  const found = [];
+  for (const n of m.graph!.node!) {
+    if (n.opType !== 'DequantizeLinear') continue;
+    const w = inits.get(n.input![0]!);
+    if (w === undefined) continue; // an activation's DQ
+    const s = inits.get(n.input![1]!)!;
+    const axis = n.attribute!.find((a) => a.name === 'axis');
+    found.push({
+      weight: w.name!,
+      type: w.dataType!,
+      scales: s.dims!.reduce((a: number, b) => a * Number(b), 1),
+      ...(axis ? { axis: Number(axis.i) } : {}),
+    });
+  }
+  return found;
+}
+
 describe('ONNX int8 QDQ export in onnxruntime', () => {
-  it('resnet8 and mobilenetv2: int8 weights, uint8 activations; top-1 agrees with fp32 on calibrated data', async () => {
-    await tf.setBackend('native');
-    const { calibrateRanges } = await import('../../src/export/onnx.js');
-    for (const [name, options, shape] of [
-      ['resnet8', {}, [28, 28, 1]],
-      ['mobilenetv2', { widthMult: 0.5 }, [32, 32, 3]],
-    ] as const) {
-      const model = buildModel(name, { ...options, inputShape: [...shape], numClasses: 10, seed: 3 });
-      randomizeBn(model);
-      const calib = [0, 1, 2].map((s) => tf.randomNormal([16, ...shape], 0, 1, 'float32', 100 + s));
-      const spec = calibrateRanges(model, calib);
+  const cases: [string, Record<string, number>, [number, number, number]][] = [
+    ['resnet8', {}, [28, 28, 1]],
+    ['lightnn', {}, [28, 28, 1]],
+    ['mobilenetv2', { widthMult: 0.5 }, [32, 32, 3]],
+    ['shufflenetv2', { netSize: 0.5 }, [32, 32, 3]],
+  ];
+  for (const [name, options, shape] of cases) {
+    it(`${name}: int8 weights, uint8 activations; top-1 agrees with fp32 on calibrated data`, async () => {
+      await tf.setBackend('native');
+      const { model, spec, x } = int8Case(name, options, shape);
       const bytes = exportOnnx(model, { quant: spec });
-      const session = await ort.InferenceSession.create(bytes);
-      const x = tf.randomNormal([64, ...shape], 0, 1, 'float32', 9);
-      const ref = tf.argMax(model.predict(x) as tf.Tensor, -1).dataSync();
-      const res = await session.run({
-        input: new ort.Tensor('float32', x.dataSync() as Float32Array, [64, ...shape]),
-      });
-      const logits = tf.tensor(res['output']!.data as Float32Array, [64, 10]);
-      const got = Array.from(tf.argMax(logits, -1).dataSync());
-      const agree = got.filter((v: number, i: number) => v === ref[i]).length / 64;
+      const { agree, relErr } = await agreement(model, bytes, x);
       assert.ok(agree >= 0.9, `${name}: top-1 agreement ${agree}`);
+      assert.ok(relErr <= 0.05, `${name}: max logit error ${relErr} of the logit range`);
       const fp32 = exportOnnx(model).length;
       assert.ok(bytes.length < fp32 / 2, `${name}: int8 file ${bytes.length} B vs fp32 ${fp32} B`);
+    });
+  }
+
+  it('weights: per output channel by default (axis 0 for convs, 1 for Gemm), one scale each per-tensor', async () => {
+    await tf.setBackend('native');
+    const { model, spec, x } = int8Case('resnet8', {}, [28, 28, 1]);
+    const I8 = onnx.TensorProto.DataType.INT8;
+    const I32 = onnx.TensorProto.DataType.INT32;
+    const perChannel = weightScales(exportOnnx(model, { quant: spec }));
+    // Every conv but the float stem, and the classifier.
+    const convs = model.layers.filter((l) => l.getClassName() === 'Conv2D').length;
+    assert.equal(perChannel.filter((w) => w.type === I8).length, convs - 1 + 1);
+    assert.ok(!perChannel.some((w) => w.weight.startsWith('conv1.')), 'the stem conv stays float');
+    for (const w of perChannel) {
+      assert.ok(w.scales > 1, `${w.weight}: ${w.scales} scales`);
+      assert.equal(w.axis, w.weight.startsWith('fc.W') ? 1 : 0, w.weight);
     }
+    const bytes = exportOnnx(model, { quant: spec, weights: 'per-tensor' });
+    const perTensor = weightScales(bytes);
+    assert.deepEqual(
+      perTensor.map((w) => w.weight),
+      perChannel.map((w) => w.weight),
+    );
+    for (const w of perTensor) {
+      assert.equal(w.scales, 1, `${w.weight}: one scale`);
+      assert.equal(w.axis, undefined, `${w.weight}: no axis`);
+      assert.ok(w.type === I8 || w.type === I32);
+    }
+    const { agree, relErr } = await agreement(model, bytes, x);
+    assert.ok(agree >= 0.9, `per-tensor: top-1 agreement ${agree}`);
+    assert.ok(relErr <= 0.05, `per-tensor: max logit error ${relErr} of the logit range`);
+  });
+
+  it('an unknown weight granularity is named', () => {
+    const model = buildModel('lightnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
+    const spec = { ranges: new Map(), input: [0, 1] as const };
+    assert.throws(
+      () => exportOnnx(model, { quant: spec, weights: 'per-row' as WeightGranularity }),
+      /weights must be 'per-channel' or 'per-tensor', got 'per-row'/,
+    );
+  });
+
+  it('resnet8: onnxruntime runs integer kernels after the float stem (no DequantizeLinear left)', async () => {
+    await tf.setBackend('native');
+    const { model, spec } = int8Case('resnet8', {}, [28, 28, 1]);
+    const bytes = exportOnnx(model, { quant: spec });
+    const written = onnx.ModelProto.decode(bytes).graph!.node!.map((n) => n.opType!);
+    assert.ok(!written.includes('Pad'), 'zero padding is folded into the stride-2 convs');
+    const path = join(scratch, 'resnet8.int8.opt.onnx');
+    const session = await ort.InferenceSession.create(bytes, {
+      graphOptimizationLevel: 'all',
+      optimizedModelFilePath: path,
+      logSeverityLevel: 3,
+    });
+    await session.release();
+    const ops = onnx.ModelProto.decode(readFileSync(path)).graph!.node!.map((n) => n.opType!);
+    const count = (op: string) => ops.filter((o) => o === op).length;
+    const expected: Record<string, number> = {
+      Conv: 1, // the stem, fp32 (with its ReLU)
+      QuantizeLinear: 1, // the stem's output, once
+      QLinearConv: 8,
+      QLinearAdd: 3,
+      QLinearGlobalAveragePool: 1,
+      QGemm: 1, // float logits out
+    };
+    for (const [op, n] of Object.entries(expected)) assert.equal(count(op), n, `${op} in ${ops.join(' ')}`);
+    // Layout changes only (NCHWc -> NCHW after the stem, NCHW <-> NHWC of uint8 maps), nothing float.
+    const layout = new Set(['Transpose', 'ReorderOutput', 'Flatten']);
+    assert.deepEqual(
+      ops.filter((op) => !(op in expected) && !layout.has(op)),
+      [],
+      ops.join(' '),
+    );
+  });
+
+  it('retort export rejects a bad --weights value, --weights without onnx-int8, and --threads 0', () => {
+    const bin = new URL('../../bin/retort.js', import.meta.url).pathname;
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [bin, 'export', '/nonexistent', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, RETORT_QUIET: '1' },
+      });
+    const bad = run('--format', 'onnx-int8', '--weights', 'per-row');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--weights must be per-channel or per-tensor, got 'per-row'/);
+    const fp32 = run('--format', 'onnx', '--weights', 'per-tensor');
+    assert.equal(fp32.status, 1);
+    assert.match(fp32.stderr, /--weights applies to --format onnx-int8 only, not 'onnx'/);
+    const threads = run('--format', 'onnx-int8', '--threads', '0');
+    assert.equal(threads.status, 1);
+    assert.match(threads.stderr, /--threads must be a positive integer, got 0/);
   });
 });
 
@@ -107,5 +278,18 @@ describe('onnxruntime latency', () => {
     assert.equal(l.repeats, 3);
     assert.ok(l.medianMs > 0 && l.minMs <= l.medianMs);
     assert.ok(Math.abs(l.throughput - 4000 / l.medianMs) < 1e-9);
+  });
+
+  it('several models interleaved: one latency each, rounds x repeats runs', async () => {
+    const { measureOrtLatencies } = await import('../../src/measure/latency.js');
+    const a = exportOnnx(buildModel('lightnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 }));
+    const b = exportOnnx(buildModel('resnet8', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 }));
+    const ls = await measureOrtLatencies([a, b], [28, 28, 1], 2, { warmup: 1, repeats: 2, rounds: 3 });
+    assert.equal(ls.length, 2);
+    for (const l of ls) {
+      assert.equal(l.repeats, 6);
+      assert.equal(l.batch, 2);
+      assert.ok(l.medianMs > 0 && l.minMs <= l.medianMs);
+    }
   });
 });

@@ -1,8 +1,11 @@
 /**
- * `retort export <run folder> --format onnx|onnx-int8|tfjs [--out DIR]`: writes the run's model
- * and checks it. ONNX files are loaded in onnxruntime-node and compared with Retort on the test
- * split: fp32 outputs must agree within 1e-4, int8 top-1 predictions with the fp32 model's (the
- * agreement is printed; int8 activations are calibrated on --calib-batches training batches).
+ * `retort export <run folder> --format onnx|onnx-int8|tfjs [--weights per-channel|per-tensor]
+ * [--out DIR]`: writes the run's model and checks it. ONNX files are loaded in onnxruntime-node
+ * and compared with Retort on the test split: fp32 outputs must agree within 1e-4, int8 top-1
+ * predictions with the fp32 model's (the agreement is printed; int8 activations are calibrated on
+ * --calib-batches training batches, weights quantized per --weights). onnxruntime latency at
+ * batch 1 and 64 is printed (--threads intra-op threads); for int8 also the fp32 export's, timed
+ * interleaved with it, and their ratio (on a busy machine, --threads 1 gives the steadiest ratio).
  * tfjs exports are loaded back with tf.loadLayersModel and compared exactly.
  */
 import '@retort/backend-native';
@@ -10,9 +13,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
-import { calibrateRanges, exportOnnx } from '../../export/onnx.js';
+import {
+  calibrateRanges,
+  exportOnnx,
+  WEIGHT_GRANULARITIES,
+  type WeightGranularity,
+} from '../../export/onnx.js';
 import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
-import { measureOrtLatency } from '../../measure/latency.js';
+import { type Latency, measureOrtLatencies } from '../../measure/latency.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
@@ -22,6 +30,16 @@ const options: readonly OptionSpec[] = [
   { name: 'format', kind: 'string', help: 'onnx, onnx-int8 or tfjs', default: 'onnx' },
   { name: 'out', kind: 'string', help: 'output file (onnx) or folder (tfjs); default inside the run folder' },
   { name: 'calib-batches', kind: 'string', help: 'training batches for int8 calibration', default: '8' },
+  {
+    name: 'weights',
+    kind: 'string',
+    help: 'int8 weight scales: per-channel (default) or per-tensor; onnx-int8 only',
+  },
+  {
+    name: 'threads',
+    kind: 'number',
+    help: "onnxruntime intra-op threads for the latency runs (default onnxruntime's)",
+  },
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
@@ -33,7 +51,7 @@ export const exportCommand: Command = {
     const o = parseOptions(argv, options, 'export', pos);
     if (o['help'] === true || pos.length !== 1) {
       console.log(
-        `usage: retort export <run folder> [--format onnx|onnx-int8|tfjs] [--out path]\n\n${helpText('export', this.summary, options)}`,
+        `usage: retort export <run folder> [--format onnx|onnx-int8|tfjs] [--weights per-channel|per-tensor] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
       );
       if (pos.length !== 1 && o['help'] !== true) throw new Error('retort export: give one run folder');
       return;
@@ -42,6 +60,18 @@ export const exportCommand: Command = {
     const format = String(o['format']);
     if (!['onnx', 'onnx-int8', 'tfjs'].includes(format))
       throw new Error(`retort export: --format must be onnx, onnx-int8 or tfjs, got '${format}'`);
+    let weights: WeightGranularity | undefined;
+    if (o['weights'] !== undefined) {
+      const v = String(o['weights']);
+      if (!(WEIGHT_GRANULARITIES as readonly string[]).includes(v))
+        throw new Error(`retort export: --weights must be ${WEIGHT_GRANULARITIES.join(' or ')}, got '${v}'`);
+      if (format !== 'onnx-int8')
+        throw new Error(`retort export: --weights applies to --format onnx-int8 only, not '${format}'`);
+      weights = v as WeightGranularity;
+    }
+    const threads = o['threads'] as number | undefined;
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+      throw new Error(`retort export: --threads must be a positive integer, got ${threads}`);
     const { exp, data, model } = await loadRun(dir, 'export');
     if (format === 'tfjs') {
       const out = typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', 'tfjs');
@@ -67,11 +97,10 @@ export const exportCommand: Command = {
       quant = calibrateRanges(model, batches);
       tf.dispose(batches);
     }
-    const bytes = exportOnnx(model, quant ? { quant } : {});
+    const bytes = exportOnnx(model, quant ? { quant, ...(weights ? { weights } : {}) } : {});
+    const suffix = quant ? (weights === 'per-tensor' ? '.int8-per-tensor' : '.int8') : '';
     const out =
-      typeof o['out'] === 'string'
-        ? o['out']
-        : join(dir, 'export', `${exp.model.name}${quant ? '.int8' : ''}.onnx`);
+      typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', `${exp.model.name}${suffix}.onnx`);
     mkdirSync(dirname(out), { recursive: true });
     writeFileAtomic(out, bytes);
     const session = await ort.InferenceSession.create(bytes);
@@ -100,14 +129,29 @@ export const exportCommand: Command = {
       n += b.n;
       tf.dispose([x, ref]);
     }
-    // One after the other: concurrent sessions would share the cores.
-    const latency: [string, { medianMs: number; imgPerSec: number }][] = [];
+    await session.release(); // its idle threads would slow the timed sessions
+    // One batch size after the other (concurrent sessions would share the cores); int8 interleaved
+    // with its fp32 export, so that the ratio compares like with like on a loaded machine.
+    const fp32 = quant ? exportOnnx(model) : undefined;
+    const round = (l: Latency) => ({
+      medianMs: Number(l.medianMs.toFixed(3)),
+      imgPerSec: Math.round(l.throughput),
+    });
+    const latency: [string, ReturnType<typeof round>][] = [];
+    const fp32Latency: [string, ReturnType<typeof round> & { int8OverFp32: number }][] = [];
     for (const batch of [1, 64]) {
-      const l = await measureOrtLatency(bytes, data.shape, batch, { warmup: 3, repeats: 10 });
-      latency.push([
-        `b${batch}`,
-        { medianMs: Number(l.medianMs.toFixed(3)), imgPerSec: Math.round(l.throughput) },
-      ]);
+      const [l, f] = await measureOrtLatencies(fp32 ? [bytes, fp32] : [bytes], data.shape, batch, {
+        warmup: 3,
+        repeats: batch === 1 ? 50 : 10,
+        rounds: fp32 ? 5 : 1,
+        ...(threads ? { threads } : {}),
+      });
+      latency.push([`b${batch}`, round(l!)]);
+      if (f)
+        fp32Latency.push([
+          `b${batch}`,
+          { ...round(f), int8OverFp32: Number((l!.medianMs / f.medianMs).toFixed(3)) },
+        ]);
     }
     const report = {
       run: dir,
@@ -118,7 +162,10 @@ export const exportCommand: Command = {
       onnxTop1: (100 * correct) / n,
       top1AgreementWithRetort: (100 * agree) / n,
       maxAbsLogitDiff: maxDiff,
+      ...(quant ? { weights: weights ?? 'per-channel' } : {}),
+      onnxruntimeThreads: threads ?? 'default',
       onnxruntimeLatency: Object.fromEntries(latency),
+      ...(fp32 ? { fp32OnnxruntimeLatency: Object.fromEntries(fp32Latency) } : {}),
     };
     console.log(JSON.stringify(report));
     if (!quant && maxDiff > 1e-4)
