@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
+import onnxProto from 'onnx-proto';
 import { pipelineSchema, runPipeline } from '../../src/compress/pipeline.js';
 import { prunableKernels } from '../../src/compress/prune/magnitude.js';
 import { experimentSchema } from '../../src/config/experiment.js';
@@ -18,6 +19,7 @@ import { buildModel } from '../../src/models/index.js';
 import { loadModelWeights } from '../../src/train/checkpoint.js';
 import { runExperiment } from '../../src/train/experiment.js';
 
+const { onnx } = onnxProto;
 const scratch = mkdtempSync(join(tmpdir(), 'retort-pipeline-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 const data = { dataset: 'fashion-mnist', batchSize: 64, trainLimit: 512, testLimit: 256 };
@@ -51,7 +53,7 @@ describe('compression pipeline', () => {
       student: { run: runDir },
       finetune: { epochs: 1 },
       prune: { kind: 'unstructured', sparsity: 0.5, scope: 'layer' },
-      quantize: { mode: 'ptq', calibBatches: 2 },
+      quantize: { mode: 'ptq', calibBatches: 2, weights: 'per-tensor' },
       export: ['onnx', 'onnx-int8'],
     });
     const out = join(scratch, 'p1');
@@ -71,6 +73,23 @@ describe('compression pipeline', () => {
     assert.ok(existsSync(join(out, 'prune.md')) && existsSync(join(out, 'export', 'model.int8.onnx')));
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     assert.equal(results.stages.length, 4);
+    // quantize.weights reached the exporter: every int8 weight has a single scale
+    const g = onnx.ModelProto.decode(readFileSync(join(out, 'export', 'model.int8.onnx'))).graph!;
+    const inits = new Map(g.initializer!.map((t) => [t.name!, t]));
+    const int8Weights = g.node!.filter(
+      (n) =>
+        n.opType === 'DequantizeLinear' &&
+        inits.get(n.input![0]!)?.dataType === onnx.TensorProto.DataType.INT8,
+    );
+    assert.ok(int8Weights.length > 0);
+    for (const n of int8Weights) {
+      const scale = inits.get(n.input![1]!)!;
+      assert.equal(
+        (scale.dims ?? []).reduce((a, b) => a * Number(b), 1),
+        1,
+        `${n.input![0]}: one scale`,
+      );
+    }
   });
 
   it('structured 50% + QAT: fewer parameters, a working int8 export', async () => {
