@@ -1,5 +1,6 @@
 /**
- * ONNX export (opset 13, IR 7) of the zoo's functional tfjs-layers models, fp32 or int8 QDQ.
+ * ONNX export (opset 13, IR 7) of the zoo's functional tfjs-layers models: fp32, static int8 QDQ
+ * (`quant`, calibrated activation ranges) or dynamic int8 (`dynamic`, activations quantized per run).
  *
  * The ONNX model takes the same NHWC input as Retort (its first node transposes to NCHW, the layout
  * ONNX convolutions use) and gives the same outputs. Inside, each tensor carries a layout: 'nchw'
@@ -28,9 +29,25 @@
  *  - GlobalAveragePool gets its pair before its Flatten (DQ -> GlobalAveragePool -> Q becomes
  *    QLinearGlobalAveragePool);
  *  - a linear Dense that is a model output keeps float logits (QGemm with float output).
+ *
+ * Dynamic int8 (`dynamic`, see onnx/dynamic.ts): no calibration; batch norm folded as above;
+ * Dense layers and the convs `dynamicPlan` accepts become DynamicQuantizeLinear -> MatMulInteger
+ * on int8 weights (convs on NHWC, with an im2col where the kernel or stride exceeds 1), which
+ * onnxruntime fuses into DynamicQuantizeMatMul / MatMulIntegerToFloat; everything else stays fp32
+ * (a global average pool over an NHWC value is a ReduceMean). 1 thread, Fashion-MNIST-sized
+ * inputs, dynamic/fp32 latency at batch 1 and 64: ResNet-8 1.03-1.07 and 0.90-0.93, LightNN 0.74
+ * and 0.85, MobileNetV2 (x0.5, 32x32x3) 1.04-1.07 and 0.89-0.99; static int8 is faster wherever
+ * its integer kernels cover the graph (ResNet-8 0.56 and 0.46).
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { onnx as O } from 'onnx-proto';
+import {
+  type ConvGeometry,
+  type ConvShape,
+  DynamicQuantizer,
+  type DynamicQuantOptions,
+  dynamicPlan,
+} from './onnx/dynamic.js';
 import {
   F32,
   GraphBuilder,
@@ -46,6 +63,7 @@ import {
 } from './onnx/graph.js';
 import { actQuant, Quantizer, type QuantSpec, type WeightGranularity } from './onnx/quant.js';
 
+export { type ConvShape, type DynamicQuantOptions, dynamicPlan } from './onnx/dynamic.js';
 export { permute } from './onnx/graph.js';
 export {
   calibrateRanges,
@@ -58,7 +76,12 @@ export interface OnnxExportOptions {
   producer?: string;
   /** Calibrated ranges: writes int8 QDQ instead of fp32. */
   quant?: QuantSpec;
-  /** Int8 weight scales: per output channel (default) or one per tensor. */
+  /**
+   * Dynamic int8 (`true` or options): int8 weights written here, activations quantized per run
+   * by onnxruntime; no calibration data. Exclusive with `quant`. See onnx/dynamic.ts.
+   */
+  dynamic?: boolean | DynamicQuantOptions;
+  /** Int8 weight scales (static or dynamic): per output channel (default) or one per tensor. */
   weights?: WeightGranularity;
 }
 
@@ -75,8 +98,9 @@ function isRelu(layer: tfl.layers.Layer): boolean {
 }
 
 /**
- * Builds the ONNX ModelProto bytes for a functional (or sequential) tfjs-layers model: fp32, or
- * int8 QDQ with `opts.quant` (from calibrateRanges), weights scaled per `opts.weights`.
+ * Builds the ONNX ModelProto bytes for a functional (or sequential) tfjs-layers model: fp32,
+ * int8 QDQ with `opts.quant` (from calibrateRanges), or dynamic int8 with `opts.dynamic`; int8
+ * weights scaled per `opts.weights`. The input is NHWC [N, H, W, C] float, named `input`.
  */
 export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {}): Uint8Array {
   const g = new GraphBuilder();
@@ -87,12 +111,20 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
       `onnx export: weights must be 'per-channel' or 'per-tensor', got '${String(weightsMode)}'`,
     );
   const qz = quant ? new Quantizer(g, weightsMode) : undefined;
+  const dynamic = opts.dynamic === true ? {} : opts.dynamic || undefined;
+  if (quant && dynamic)
+    throw new Error('onnx export: give quant (static int8) or dynamic (dynamic int8), not both');
+  const minChannels = dynamic?.minChannels;
+  if (minChannels !== undefined && !(Number.isInteger(minChannels) && minChannels >= 1))
+    throw new Error(`onnx export: dynamic.minChannels must be a positive integer, got ${minChannels}`);
+  const dz = dynamic ? new DynamicQuantizer(g, weightsMode) : undefined;
   const inModel = new Set(model.layers.map((l) => l.name));
   const outputLayers = new Set(model.outputs.map((o) => o.sourceLayer.name));
-  // Int8: batch norms that directly follow a conv (its only consumer) are folded into it.
+  // Int8 (static or dynamic): batch norms that directly follow a conv (its only consumer) are
+  // folded into it.
   const foldedInto = new Map<string, tfl.layers.Layer>(); // conv name -> its BN
   const foldedBn = new Set<string>();
-  if (quant) {
+  if (quant || dz) {
     for (const layer of model.layers) {
       if (layer.getClassName() !== 'BatchNormalization') continue;
       const src = layer.inboundNodes[0]!.inboundLayers[0]!;
@@ -220,6 +252,26 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
           group = c;
           kernel = { data: permute(kd.data, kd.shape, [2, 3, 0, 1]), dims: [c * m, 1, kh, kw] };
         }
+        const convAttrs = { kernel_shape: [kh, kw], strides: [sh, sw], dilations: [dh, dw], pads, group };
+        const convOut = cfg['activation'] && cfg['activation'] !== 'linear' ? `${out}.conv` : out;
+        const shape: ConvShape = {
+          depthwise: cls === 'DepthwiseConv2D',
+          inChannels: kd.shape[2]!,
+          outChannels: outC,
+          kernel: [kh, kw],
+          strides: [sh, sw],
+        };
+        if (dz && dynamicPlan(shape, dynamic)) {
+          const geometry: ConvGeometry = {
+            strides: [sh, sw],
+            dilations: [dh, dw],
+            pads,
+            outHW: [outShape[0]!, outShape[1]!],
+          };
+          const conv = dz.conv(out, to(x, 'tf'), kd, bias, geometry, convOut);
+          result = activation(out, { name: conv, layout: 'tf', shape: outShape });
+          break;
+        }
         const inputs = [to(x, 'nchw')];
         let wScales: Float32Array | null = null;
         if (qz && x.q) {
@@ -233,18 +285,7 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
               ? qz.bias(`${out}.B`, bias, x.q?.scale, wScales)
               : g.f32(`${out}.B`, bias, [bias.length]),
           );
-        const conv = g.node(
-          'Conv',
-          inputs,
-          cfg['activation'] && cfg['activation'] !== 'linear' ? `${out}.conv` : out,
-          {
-            kernel_shape: [kh, kw],
-            strides: [sh, sw],
-            dilations: [dh, dw],
-            pads,
-            group,
-          },
-        );
+        const conv = g.node('Conv', inputs, convOut, convAttrs);
         result = activation(out, { name: conv, layout: 'nchw', shape: outShape });
         // Its batch norm carries the quantization.
         if (bn) after = 'none';
@@ -368,6 +409,12 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
         break;
       }
       case 'GlobalAveragePooling2D': {
+        if (dz && x.layout === 'tf') {
+          // NHWC after a dynamic int8 conv: a mean over H and W needs no transpose.
+          const mean = g.node('ReduceMean', [x.name], out, { axes: [1, 2], keepdims: 0 });
+          result = { name: mean, layout: 'tf', shape: outShape };
+          break;
+        }
         let pooled: Value = {
           name: g.node('GlobalAveragePool', [to(x, 'nchw')], `${out}.pool`),
           layout: 'nchw',
@@ -403,6 +450,12 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
         if (x.shape.length !== 1)
           throw new Error(`onnx export: layer '${layer.name}': Dense on a rank-${x.shape.length + 1} input`);
         const k = w['kernel']!;
+        const act = (cfg['activation'] as string | undefined) ?? 'linear';
+        if (dz) {
+          const mm = dz.dense(out, x.name, k, w['bias']?.data, act === 'linear' ? out : `${out}.gemm`);
+          result = activation(out, { name: mm, layout: 'tf', shape: outShape });
+          break;
+        }
         const inputs = [x.name];
         let wScales: Float32Array | null = null;
         if (qz && x.q) {
@@ -416,7 +469,6 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
               ? qz.bias(`${out}.B`, w['bias'].data, x.q?.scale, wScales)
               : g.f32(`${out}.B`, w['bias'].data, w['bias'].shape),
           );
-        const act = (cfg['activation'] as string | undefined) ?? 'linear';
         const gemm = g.node('Gemm', inputs, act === 'linear' ? out : `${out}.gemm`);
         result = activation(out, { name: gemm, layout: 'tf', shape: outShape });
         // Logits: QGemm writes float directly; a Q -> DQ there would only round them.

@@ -17,25 +17,11 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { calibrateRanges, exportOnnx, type WeightGranularity } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
+import { agreement, randomizeBn } from './onnx-check.js';
 
 const { onnx } = onnxProto;
 const scratch = mkdtempSync(join(tmpdir(), 'retort-onnx-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-/** Gives every BN layer random running statistics and affine parameters (fresh ones are 0/1). */
-function randomizeBn(model: tfl.LayersModel): void {
-  let seed = 1;
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const c = layer.getWeights()[0]!.shape[0]!;
-    layer.setWeights([
-      tf.randomUniform([c], 0.5, 1.5, 'float32', seed++),
-      tf.randomNormal([c], 0, 0.2, 'float32', seed++),
-      tf.randomNormal([c], 0, 0.2, 'float32', seed++),
-      tf.randomUniform([c], 0.5, 2, 'float32', seed++),
-    ]);
-  }
-}
 
 async function compare(model: tfl.LayersModel, shape: number[], batch = 2): Promise<number> {
   const bytes = exportOnnx(model);
@@ -108,34 +94,6 @@ function int8Case(name: string, options: Record<string, number>, shape: [number,
   const spec = calibrateRanges(model, calib);
   tf.dispose(calib);
   return { model, spec, x: tf.randomNormal([64, ...shape], 0, 1, 'float32', 9) };
-}
-
-/** Top-1 agreement of an ONNX model with the tfjs model, and its largest logit error / logit range. */
-async function agreement(model: tfl.LayersModel, bytes: Uint8Array, x: tf.Tensor) {
-  const session = await ort.InferenceSession.create(bytes);
-  const want = (model.predict(x) as tf.Tensor).dataSync();
-  const res = await session.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, x.shape) });
-  await session.release();
-  const got = res['output']!.data as Float32Array;
-  const k = got.length / x.shape[0]!;
-  let agree = 0;
-  let err = 0;
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < x.shape[0]!; i++) {
-    let a = 0;
-    let b = 0;
-    for (let j = 0; j < k; j++) {
-      const w = want[i * k + j]!;
-      err = Math.max(err, Math.abs(got[i * k + j]! - w));
-      lo = Math.min(lo, w);
-      hi = Math.max(hi, w);
-      if (w > want[i * k + a]!) a = j;
-      if (got[i * k + j]! > got[i * k + b]!) b = j;
-    }
-    if (a === b) agree++;
-  }
-  return { agree: agree / x.shape[0]!, relErr: err / (hi - lo) };
 }
 
 /** Each int8 weight's DequantizeLinear in a ModelProto: its scale's length and axis attribute. */
@@ -263,7 +221,10 @@ describe('ONNX int8 QDQ export in onnxruntime', () => {
     assert.match(bad.stderr, /--weights must be per-channel or per-tensor, got 'per-row'/);
     const fp32 = run('--format', 'onnx', '--weights', 'per-tensor');
     assert.equal(fp32.status, 1);
-    assert.match(fp32.stderr, /--weights applies to --format onnx-int8 only, not 'onnx'/);
+    assert.match(
+      fp32.stderr,
+      /--weights applies to --format onnx-int8 and onnx-int8-dynamic only, not 'onnx'/,
+    );
     const threads = run('--format', 'onnx-int8', '--threads', '0');
     assert.equal(threads.status, 1);
     assert.match(threads.stderr, /--threads must be a positive integer, got 0/);

@@ -1,11 +1,13 @@
 /**
- * `retort export <run folder> --format onnx|onnx-int8|tfjs [--weights per-channel|per-tensor]
- * [--out DIR]`: writes the run's model and checks it. ONNX files are loaded in onnxruntime-node
- * and compared with Retort on the test split: fp32 outputs must agree within 1e-4, int8 top-1
- * predictions with the fp32 model's (the agreement is printed; int8 activations are calibrated on
- * --calib-batches training batches, weights quantized per --weights). onnxruntime latency at
- * batch 1 and 64 is printed (--threads intra-op threads); for int8 also the fp32 export's, timed
- * interleaved with it, and their ratio (on a busy machine, --threads 1 gives the steadiest ratio).
+ * `retort export <run folder> --format onnx|onnx-int8|onnx-int8-dynamic|tfjs
+ * [--weights per-channel|per-tensor] [--out DIR]`: writes the run's model and checks it. ONNX
+ * files are loaded in onnxruntime-node and compared with Retort on the test split: fp32 outputs
+ * must agree within 1e-4, int8 top-1 predictions with the fp32 model's (the agreement is printed).
+ * onnx-int8 is static QDQ, activations calibrated on --calib-batches training batches;
+ * onnx-int8-dynamic quantizes activations per run (no calibration); both quantize weights per
+ * --weights. onnxruntime latency at batch 1 and 64 is printed (--threads intra-op threads); for
+ * int8 also the fp32 export's, timed interleaved with it, and their ratio (on a busy machine,
+ * --threads 1 gives the steadiest ratio).
  * tfjs exports are loaded back with tf.loadLayersModel and compared exactly.
  */
 import '@retort/backend-native';
@@ -26,14 +28,26 @@ import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
 import { loadRun } from './run-model.js';
 
+const FORMATS = ['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'];
+
 const options: readonly OptionSpec[] = [
-  { name: 'format', kind: 'string', help: 'onnx, onnx-int8 or tfjs', default: 'onnx' },
+  {
+    name: 'format',
+    kind: 'string',
+    help: 'onnx, onnx-int8 (static), onnx-int8-dynamic or tfjs',
+    default: 'onnx',
+  },
   { name: 'out', kind: 'string', help: 'output file (onnx) or folder (tfjs); default inside the run folder' },
-  { name: 'calib-batches', kind: 'string', help: 'training batches for int8 calibration', default: '8' },
+  {
+    name: 'calib-batches',
+    kind: 'string',
+    help: 'training batches for int8 calibration (onnx-int8)',
+    default: '8',
+  },
   {
     name: 'weights',
     kind: 'string',
-    help: 'int8 weight scales: per-channel (default) or per-tensor; onnx-int8 only',
+    help: 'int8 weight scales: per-channel (default) or per-tensor; onnx-int8 and onnx-int8-dynamic',
   },
   {
     name: 'threads',
@@ -45,28 +59,32 @@ const options: readonly OptionSpec[] = [
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: "export a run's model to ONNX (fp32 or int8 QDQ) or tfjs format, checked after writing",
+  summary:
+    "export a run's model to ONNX (fp32, static int8 QDQ or dynamic int8) or tfjs format, checked after writing",
   async run(argv) {
     const pos: string[] = [];
     const o = parseOptions(argv, options, 'export', pos);
     if (o['help'] === true || pos.length !== 1) {
       console.log(
-        `usage: retort export <run folder> [--format onnx|onnx-int8|tfjs] [--weights per-channel|per-tensor] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
+        `usage: retort export <run folder> [--format onnx|onnx-int8|onnx-int8-dynamic|tfjs] [--weights per-channel|per-tensor] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
       );
       if (pos.length !== 1 && o['help'] !== true) throw new Error('retort export: give one run folder');
       return;
     }
     const dir = pos[0]!;
     const format = String(o['format']);
-    if (!['onnx', 'onnx-int8', 'tfjs'].includes(format))
-      throw new Error(`retort export: --format must be onnx, onnx-int8 or tfjs, got '${format}'`);
+    if (!FORMATS.includes(format))
+      throw new Error(`retort export: --format must be ${FORMATS.join(', ')}, got '${format}'`);
+    const int8 = format === 'onnx-int8' || format === 'onnx-int8-dynamic';
     let weights: WeightGranularity | undefined;
     if (o['weights'] !== undefined) {
       const v = String(o['weights']);
       if (!(WEIGHT_GRANULARITIES as readonly string[]).includes(v))
         throw new Error(`retort export: --weights must be ${WEIGHT_GRANULARITIES.join(' or ')}, got '${v}'`);
-      if (format !== 'onnx-int8')
-        throw new Error(`retort export: --weights applies to --format onnx-int8 only, not '${format}'`);
+      if (!int8)
+        throw new Error(
+          `retort export: --weights applies to --format onnx-int8 and onnx-int8-dynamic only, not '${format}'`,
+        );
       weights = v as WeightGranularity;
     }
     const threads = o['threads'] as number | undefined;
@@ -97,8 +115,15 @@ export const exportCommand: Command = {
       quant = calibrateRanges(model, batches);
       tf.dispose(batches);
     }
-    const bytes = exportOnnx(model, quant ? { quant, ...(weights ? { weights } : {}) } : {});
-    const suffix = quant ? (weights === 'per-tensor' ? '.int8-per-tensor' : '.int8') : '';
+    const dynamic = format === 'onnx-int8-dynamic';
+    const bytes = exportOnnx(model, {
+      ...(quant ? { quant } : {}),
+      ...(dynamic ? { dynamic } : {}),
+      ...(weights ? { weights } : {}),
+    });
+    const suffix = int8
+      ? `.int8${dynamic ? '-dynamic' : ''}${weights === 'per-tensor' ? '-per-tensor' : ''}`
+      : '';
     const out =
       typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', `${exp.model.name}${suffix}.onnx`);
     mkdirSync(dirname(out), { recursive: true });
@@ -132,7 +157,7 @@ export const exportCommand: Command = {
     await session.release(); // its idle threads would slow the timed sessions
     // One batch size after the other (concurrent sessions would share the cores); int8 interleaved
     // with its fp32 export, so that the ratio compares like with like on a loaded machine.
-    const fp32 = quant ? exportOnnx(model) : undefined;
+    const fp32 = int8 ? exportOnnx(model) : undefined;
     const round = (l: Latency) => ({
       medianMs: Number(l.medianMs.toFixed(3)),
       imgPerSec: Math.round(l.throughput),
@@ -162,13 +187,13 @@ export const exportCommand: Command = {
       onnxTop1: (100 * correct) / n,
       top1AgreementWithRetort: (100 * agree) / n,
       maxAbsLogitDiff: maxDiff,
-      ...(quant ? { weights: weights ?? 'per-channel' } : {}),
+      ...(int8 ? { weights: weights ?? 'per-channel' } : {}),
       onnxruntimeThreads: threads ?? 'default',
       onnxruntimeLatency: Object.fromEntries(latency),
       ...(fp32 ? { fp32OnnxruntimeLatency: Object.fromEntries(fp32Latency) } : {}),
     };
     console.log(JSON.stringify(report));
-    if (!quant && maxDiff > 1e-4)
+    if (!int8 && maxDiff > 1e-4)
       throw new Error(`retort export: ONNX outputs differ from Retort's by ${maxDiff} (> 1e-4)`);
   },
 };

@@ -34,6 +34,26 @@ export function actQuant(range: readonly [number, number]): ActQuant {
   return { scale, zp: Math.min(255, Math.max(0, Math.round(-lo / scale))) };
 }
 
+/**
+ * Symmetric int8 weights ([-127, 127], zero point 0): one scale per channel along `axis` of
+ * `dims` (`perChannel`), or one for the whole tensor. Scales are max |w| / 127 (1 for all-zero).
+ */
+export function quantizeWeight(
+  data: Float32Array,
+  dims: readonly number[],
+  axis: number,
+  perChannel: boolean,
+): { q: Int8Array; scales: Float32Array } {
+  const c = perChannel ? dims[axis]! : 1;
+  const inner = perChannel ? dims.slice(axis + 1).reduce((a, b) => a * b, 1) : data.length;
+  const chan = (i: number) => Math.floor(i / inner) % c;
+  const maxAbs = new Float32Array(c);
+  for (let i = 0; i < data.length; i++) maxAbs[chan(i)] = Math.max(maxAbs[chan(i)]!, Math.abs(data[i]!));
+  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / 127 : 1));
+  const q = Int8Array.from(data, (v, i) => Math.max(-127, Math.min(127, Math.round(v / scales[chan(i)]!))));
+  return { q, scales };
+}
+
 /** Writes the QDQ nodes and quantized initializers into one graph. */
 export class Quantizer {
   private readonly params = new Map<string, [string, string]>();
@@ -76,12 +96,7 @@ export class Quantizer {
   ): { name: string; scales: Float32Array } {
     const perChannel = this.weights === 'per-channel';
     const c = perChannel ? dims[axis]! : 1;
-    const inner = perChannel ? dims.slice(axis + 1).reduce((a, b) => a * b, 1) : data.length;
-    const chan = (i: number) => Math.floor(i / inner) % c;
-    const maxAbs = new Float32Array(c);
-    for (let i = 0; i < data.length; i++) maxAbs[chan(i)] = Math.max(maxAbs[chan(i)]!, Math.abs(data[i]!));
-    const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / 127 : 1));
-    const q = Int8Array.from(data, (v, i) => Math.max(-127, Math.min(127, Math.round(v / scales[chan(i)]!))));
+    const { q, scales } = quantizeWeight(data, dims, axis, perChannel);
     const g = this.g;
     const qName = g.bytes(`${base}.q`, I8, q, dims);
     const sDims = perChannel ? [c] : [];
