@@ -34,7 +34,7 @@ const cfgDir = join(root, 'configs/fashion-mnist');
 type Row = {
   key: string;
   label: string;
-  size: 'fp32' | 'sparse' | 'int8' | 'clustered';
+  size: 'fp32' | 'sparse' | 'int8' | 'clustered' | 'onnx-file';
   cfg: Record<string, unknown>;
 };
 const onnx = ['onnx'];
@@ -149,6 +149,8 @@ const sizeOf = (r: (typeof results)[0]) => {
       return `${kb(b.sparse)} sparse`;
     case 'int8':
       return `${kb(b.int8)} int8 (ONNX file ${kb(r.final.onnx!.bytes)})`;
+    case 'onnx-file':
+      return `ONNX file ${kb(r.final.onnx!.bytes)}`;
     case 'clustered':
       return `${kb(b.clustered ?? b.fp32)} clustered`;
     default:

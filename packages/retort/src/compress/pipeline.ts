@@ -97,7 +97,11 @@ export const pipelineSchema = z.strictObject({
       weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
     })
     .optional(),
-  export: z.array(z.enum(['onnx', 'onnx-int8', 'tfjs'])).default(['onnx-int8']),
+  /**
+   * onnx: fp32; onnx-int8: static QDQ (activations calibrated); onnx-int8-dynamic: int8 weights,
+   * activations quantized per run by onnxruntime (no calibration); tfjs: layers-model format.
+   */
+  export: z.array(z.enum(['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'])).default(['onnx-int8']),
 });
 export type PipelineConfig = z.output<typeof pipelineSchema>;
 
@@ -315,16 +319,17 @@ export async function runPipeline(
       await exportTfjs(model, join(runDir, 'export', 'tfjs'));
       continue;
     }
+    const weights = cfg.quantize?.weights ?? 'per-channel';
     const bytes = exportOnnx(
       model,
       format === 'onnx-int8'
-        ? {
-            quant: quant ?? calibrateRanges(model, [firstBatch(data)]),
-            weights: cfg.quantize?.weights ?? 'per-channel',
-          }
-        : {},
+        ? { quant: quant ?? calibrateRanges(model, [firstBatch(data)]), weights }
+        : format === 'onnx-int8-dynamic'
+          ? { dynamic: true, weights }
+          : {},
     );
-    writeFileAtomic(join(runDir, 'export', `model${format === 'onnx-int8' ? '.int8' : ''}.onnx`), bytes);
+    const suffix = { onnx: '', 'onnx-int8': '.int8', 'onnx-int8-dynamic': '.int8-dynamic' }[format];
+    writeFileAtomic(join(runDir, 'export', `model${suffix}.onnx`), bytes);
     onnxOut.push({ format, bytes, report: report(`export-${format}`, model, data, runDir, clusters) });
   }
   if (onnxOut.length > 0) {

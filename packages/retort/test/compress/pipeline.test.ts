@@ -116,12 +116,12 @@ describe('compression pipeline', () => {
       finetune: { epochs: 1 },
       lowrank: { rank: { sizeFraction: 0.5 } },
       cluster: { clusters: 16 },
-      export: ['onnx'],
+      export: ['onnx', 'onnx-int8-dynamic'],
     });
     const reports = await runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p3'), () => {});
     assert.deepEqual(
       reports.map((r) => r.stage),
-      ['baseline', 'lowrank', 'cluster', 'export-onnx'],
+      ['baseline', 'lowrank', 'cluster', 'export-onnx', 'export-onnx-int8-dynamic'],
     );
     assert.ok(reports[1]!.params < reports[0]!.params, 'factorized: fewer parameters');
     assert.ok(reports[1]!.macs < reports[0]!.macs, 'factorized: fewer MACs');
@@ -132,8 +132,16 @@ describe('compression pipeline', () => {
     const exported = reports[3]!;
     assert.equal(exported.bytes.clustered, c.bytes.clustered);
     assert.ok(Math.abs(exported.onnx!.top1 - c.testTop1) < 1e-9, 'ONNX keeps the accuracy');
+    const dyn = reports[4]!.onnx!;
+    assert.ok(existsSync(join(scratch, 'p3', 'export', 'model.int8-dynamic.onnx')));
+    // only the 1 x 1 factors and wide convs are quantized dynamically (export/onnx/dynamic.ts)
+    assert.ok(dyn.bytes < exported.onnx!.bytes, `dynamic int8: ${dyn.bytes} B vs fp32 ${exported.onnx!.bytes} B`);
+    assert.ok(
+      Math.abs(dyn.top1 - exported.onnx!.top1) < 3,
+      `dynamic int8 ${dyn.top1}% vs fp32 ${exported.onnx!.top1}%`,
+    );
     const stats = JSON.parse(readFileSync(join(scratch, 'p3', 'results.json'), 'utf8'));
-    assert.equal(stats.stages.length, 4);
+    assert.equal(stats.stages.length, 5);
   });
 
   it('refuses stage combinations that undo each other, saying why', async () => {
