@@ -5,13 +5,16 @@
  * from it for the same number of epochs. Writes bench/results/compress-fashion-mnist.md.
  *
  *   npm run bench:compress -- [--epochs 5] [--runs runs] [--rows baseline,unstructured-80,...]
+ *                             [--latency-only] [--threads N]
  *
  * Accuracy is onnxruntime's on the 10,000 test images for every row (each row exports ONNX and
- * runs it). Latency is onnxruntime's median at batch 1 and 64 (measure/latency.ts); int8 rows
- * also export their own fp32 model so the int8 / fp32 latency ratio is measured in the same row.
+ * runs it). Latency is onnxruntime's median at batch 1 and 64, every row's exports timed together
+ * and interleaved after all rows ran (measure/latency.ts measureOrtLatencies; --latency-only
+ * repeats just that on the saved exports, --threads sets onnxruntime's intra-op threads); int8
+ * rows also export their own fp32 model so the int8 / fp32 ratio compares the same weights.
  */
 import '@retort/backend-native';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRun } from '../packages/retort/src/cli/commands/run-model.js';
@@ -22,6 +25,7 @@ import {
   type StageReport,
 } from '../packages/retort/src/compress/pipeline.js';
 import { readConfigFile } from '../packages/retort/src/config/load.js';
+import { measureOrtLatencies } from '../packages/retort/src/measure/latency.js';
 import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
 import { argOf, runOrReuse } from './lib/runs.js';
 
@@ -96,6 +100,8 @@ const ROWS: Row[] = [
   },
 ];
 const only = argOf(args, 'rows', '');
+const latencyOnly = args.includes('--latency-only');
+const ortThreads = Number(argOf(args, 'threads', '0'));
 const rows = only ? ROWS.filter((r) => only.split(',').includes(r.key)) : ROWS;
 if (only && rows.length !== only.split(',').length)
   throw new Error(`bench:compress: --rows takes ${ROWS.map((r) => r.key).join(', ')}; got ${only}`);
@@ -110,35 +116,67 @@ const student = await runOrReuse(
 );
 const studentRun = join(runs, 'fmnist-resnet8-kd-s1');
 
-const results: { row: Row; final: StageReport; fp32?: StageReport; secs: number }[] = [];
-for (const row of rows) {
-  const t = performance.now();
-  const raw = {
-    ...row.cfg,
-    name: `bench-compress-${row.key}`,
-    student: { run: studentRun },
-    finetune: {
-      ...((row.cfg['finetune'] as object | undefined) ?? {}),
-      epochs: (row.cfg['finetune'] as { epochs?: number } | undefined)?.epochs ?? epochs,
-    },
-  };
-  const cfg: PipelineConfig = pipelineSchema.parse(raw);
-  const s = await loadRun(studentRun, 'bench:compress');
-  const ref = await loadRun(studentRun, 'bench:compress');
-  const runDir = join(runs, cfg.name);
-  const reports = await runPipeline(cfg, { model: s.model, teacher: ref.model, data: s.data }, runDir, (l) =>
-    process.stderr.write(`[${row.key}] ${l}\n`),
-  );
-  const exported = reports.filter((r) => r.onnx);
-  results.push({
-    row,
-    final: exported.at(-1)!,
-    ...(exported.length > 1 ? { fp32: exported[0]! } : {}),
-    secs: (performance.now() - t) / 1000,
-  });
+const rowDir = (row: Row) => join(runs, `bench-compress-${row.key}`);
+if (!latencyOnly) {
+  for (const row of rows) {
+    const t = performance.now();
+    const raw = {
+      ...row.cfg,
+      name: `bench-compress-${row.key}`,
+      student: { run: studentRun },
+      finetune: {
+        ...((row.cfg['finetune'] as object | undefined) ?? {}),
+        epochs: (row.cfg['finetune'] as { epochs?: number } | undefined)?.epochs ?? epochs,
+      },
+    };
+    const cfg: PipelineConfig = pipelineSchema.parse(raw);
+    const s = await loadRun(studentRun, 'bench:compress');
+    const ref = await loadRun(studentRun, 'bench:compress');
+    await runPipeline(cfg, { model: s.model, teacher: ref.model, data: s.data }, rowDir(row), (l) =>
+      process.stderr.write(`[${row.key}] ${l}\n`),
+    );
+    writeFileAtomic(
+      join(rowDir(row), 'bench.json'),
+      `${JSON.stringify({ seconds: (performance.now() - t) / 1000 })}\n`,
+    );
+  }
 }
-const wall = (performance.now() - t0) / 1000;
 
+// Latency: every row's ONNX files timed together, interleaved, in one measurement (so rows compare
+// under the same load); --latency-only repeats just this part on a quiet machine.
+const FILE: Record<string, string> = {
+  onnx: 'model.onnx',
+  'onnx-int8': 'model.int8.onnx',
+  'onnx-int8-dynamic': 'model.int8-dynamic.onnx',
+};
+const results = rows.map((row) => {
+  const dir = rowDir(row);
+  const file = join(dir, 'results.json');
+  if (!existsSync(file))
+    throw new Error(`bench:compress: ${file} not found (run without --latency-only first)`);
+  const stages = (JSON.parse(readFileSync(file, 'utf8')) as { stages: StageReport[] }).stages;
+  const exported = stages.filter((r) => r.onnx);
+  const final = exported.at(-1)!;
+  const fp32 = exported.length > 1 ? exported[0]! : undefined;
+  const bytesOf = (r: StageReport) => readFileSync(join(dir, 'export', FILE[r.onnx!.format]!));
+  const secs = existsSync(join(dir, 'bench.json'))
+    ? (JSON.parse(readFileSync(join(dir, 'bench.json'), 'utf8')) as { seconds: number }).seconds
+    : Number.NaN;
+  return {
+    row,
+    final,
+    fp32,
+    secs,
+    onnx: { final: bytesOf(final), ...(fp32 ? { fp32: bytesOf(fp32) } : {}) },
+  };
+});
+const models = results.flatMap((r) => (r.onnx.fp32 ? [r.onnx.final, r.onnx.fp32] : [r.onnx.final]));
+const shape = (await loadRun(studentRun, 'bench:compress')).data.shape;
+const timing = { rounds: 5, repeats: 10, warmup: 3, ...(ortThreads > 0 ? { threads: ortThreads } : {}) };
+const b1 = await measureOrtLatencies(models, shape, 1, timing);
+const b64 = await measureOrtLatencies(models, shape, 64, timing);
+const lat = new Map(models.map((m, i) => [m, { b1: b1[i]!.medianMs, b64: b64[i]!.medianMs }]));
+const wall = (performance.now() - t0) / 1000;
 const base = results.find((r) => r.row.key === 'baseline');
 const fmt = (x: number) => x.toLocaleString('en-US');
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
@@ -162,16 +200,17 @@ const lines = [
   '',
   `Command: \`npm run bench:compress -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (a reused student run counts as 0).`,
   `Student: ${student.model} KD from ${teacher.model} (${studentRun}, ${student.testTop1.toFixed(2)}% test top-1 in tfjs). Every row starts from it; fine-tuning is ${epochs} epochs of CE + KD (T 4, weight 0.9) from the uncompressed student, SGD lr 0.01 cosine, except where the row says 0.`,
-  'Top-1 is onnxruntime-node on the exported model (10,000 test images); latency is onnxruntime median (ms) at batch 1 and 64; "int8/fp32" is the same model\'s int8 QDQ export against its fp32 export at batch 64.',
+  `Top-1 is onnxruntime-node on the exported model (10,000 test images); latency is onnxruntime median (ms) at batch 1 and 64, all rows' exports timed together, interleaved (5 rounds x 10 runs each, ${ortThreads > 0 ? `${ortThreads} intra-op threads` : "onnxruntime's default threads"}); "int8/fp32" is the row's int8 export against its own fp32 export at batch 64.`,
   '',
   '| technique | top-1 | Δ vs baseline | params | zero weights | size | MACs | ORT b1 ms | ORT b64 ms | int8/fp32 b64 | fine-tune epochs | time |',
   '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...results.map((r) => {
     const o = r.final.onnx!;
     const d = base ? o.top1 - base.final.onnx!.top1 : Number.NaN;
-    const ratio = r.fp32 ? (o.latencyB64Ms / r.fp32.onnx!.latencyB64Ms).toFixed(2) : '';
+    const l = lat.get(r.onnx.final)!;
+    const ratio = r.onnx.fp32 ? (l.b64 / lat.get(r.onnx.fp32)!.b64).toFixed(2) : '';
     const ft = (r.row.cfg['finetune'] as { epochs?: number } | undefined)?.epochs ?? epochs;
-    return `| ${r.row.label} | ${o.top1.toFixed(2)}% | ${r.row.key === 'baseline' ? '' : `${d >= 0 ? '+' : ''}${d.toFixed(2)}`} | ${fmt(r.final.params)} | ${fmt(r.final.zeroWeights)} | ${sizeOf(r)} | ${fmt(r.final.macs)} | ${o.latencyB1Ms.toFixed(3)} | ${o.latencyB64Ms.toFixed(2)} | ${ratio} | ${ft} | ${r.secs.toFixed(0)} s |`;
+    return `| ${r.row.label} | ${o.top1.toFixed(2)}% | ${r.row.key === 'baseline' ? '' : `${d >= 0 ? '+' : ''}${d.toFixed(2)}`} | ${fmt(r.final.params)} | ${fmt(r.final.zeroWeights)} | ${sizeOf(r)} | ${fmt(r.final.macs)} | ${l.b1.toFixed(3)} | ${l.b64.toFixed(2)} | ${ratio} | ${ft} | ${r.secs.toFixed(0)} s |`;
   }),
   '',
   'Int8 rows, fp32 export of the same model: ' +
