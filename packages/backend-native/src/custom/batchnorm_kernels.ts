@@ -23,6 +23,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { f32, type KernelArgs } from './js_kernel.js';
 
 export const BN_TRAIN = 'RetortBatchNormTrain';
 export const BN_TRAIN_GRAD = 'RetortBatchNormTrainGrad';
@@ -31,14 +32,6 @@ export interface BatchNormTrainAttrs {
   epsilon: number;
   /** Weight of the old running value (tfjs/Keras convention; PyTorch momentum m is 1 - m here). */
   momentum: number;
-}
-
-type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: NamedAttrMap };
-
-function f32(backend: MathBackendCPU, t: TensorInfo, what: string): Float32Array {
-  const v = backend.data.get(t.dataId).values;
-  if (!(v instanceof Float32Array)) throw new Error(`${what}: ${t.dtype} tensor, expected float32`);
-  return v;
 }
 
 /** Channels (last dim) and rows of x; checks the per-channel parameters' lengths. */

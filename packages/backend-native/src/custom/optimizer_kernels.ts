@@ -13,6 +13,7 @@ import {
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { f32 as f32Of } from './js_kernel.js';
 
 export const ADAM_UPDATE = 'RetortAdamUpdate';
 export const SGD_UPDATE = 'RetortSgdUpdate';
@@ -41,11 +42,7 @@ export interface SgdUpdateAttrs {
   firstStep: boolean;
 }
 
-function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array {
-  const v = backend.data.get(t.dataId).values;
-  if (!(v instanceof Float32Array)) throw new Error(`optimizer update: ${t.dtype} tensor, expected float32`);
-  return v;
-}
+const f32 = (backend: MathBackendCPU, t: TensorInfo) => f32Of(backend, t, 'optimizer update');
 
 function adamJs(args: {
   inputs: Record<string, TensorInfo>;

@@ -23,23 +23,15 @@ import {
   engine,
   getGradient,
   getKernel,
-  type NamedAttrMap,
   registerGradient,
   registerKernel,
   type Tensor,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { f32, type KernelArgs } from './js_kernel.js';
 
 export const SYM_EIG = 'RetortSymEig';
 export const SYM_EIG_GRAD = 'RetortSymEigGrad';
-
-type KernelArgs = { inputs: Record<string, TensorInfo>; backend: unknown; attrs?: NamedAttrMap };
-
-function f32(backend: MathBackendCPU, t: TensorInfo, what: string): Float32Array {
-  const v = backend.data.get(t.dataId).values;
-  if (!(v instanceof Float32Array)) throw new Error(`${what}: ${t.dtype} tensor, expected float32`);
-  return v;
-}
 
 /** [B, n] of a [B, n, n] shape; throws naming the shape otherwise. */
 export function symEigLayout(shape: readonly number[], what = 'symEig'): [number, number] {

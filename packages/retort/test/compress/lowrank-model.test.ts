@@ -18,24 +18,10 @@ import {
 } from '../../src/compress/lowrank-model.js';
 import { FusedBatchNorm } from '../../src/models/batchnorm.js';
 import { buildModel } from '../../src/models/index.js';
+import { randomizeBn } from '../export/onnx-check.js';
 
 const SHAPE: [number, number, number] = [28, 28, 1];
 const zoo = (name: string) => buildModel(name, { inputShape: SHAPE, numClasses: 10, seed: 3 });
-
-/** Random running statistics and affine parameters for every BN (fresh ones are the identity). */
-function randomizeBn(model: tfl.LayersModel): void {
-  let seed = 1;
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const c = layer.getWeights()[0]!.shape[0]!;
-    layer.setWeights([
-      tf.randomUniform([c], 0.5, 1.5, 'float32', seed++),
-      tf.randomNormal([c], 0, 0.2, 'float32', seed++),
-      tf.randomNormal([c], 0, 0.2, 'float32', seed++),
-      tf.randomUniform([c], 0.5, 2, 'float32', seed++),
-    ]);
-  }
-}
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);

@@ -135,7 +135,10 @@ describe('compression pipeline', () => {
     const dyn = reports[4]!.onnx!;
     assert.ok(existsSync(join(scratch, 'p3', 'export', 'model.int8-dynamic.onnx')));
     // only the 1 x 1 factors and wide convs are quantized dynamically (export/onnx/dynamic.ts)
-    assert.ok(dyn.bytes < exported.onnx!.bytes, `dynamic int8: ${dyn.bytes} B vs fp32 ${exported.onnx!.bytes} B`);
+    assert.ok(
+      dyn.bytes < exported.onnx!.bytes,
+      `dynamic int8: ${dyn.bytes} B vs fp32 ${exported.onnx!.bytes} B`,
+    );
     assert.ok(
       Math.abs(dyn.top1 - exported.onnx!.top1) < 3,
       `dynamic int8 ${dyn.top1}% vs fp32 ${exported.onnx!.top1}%`,
