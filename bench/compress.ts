@@ -90,6 +90,16 @@ const ROWS: Row[] = [
     }),
   ),
   {
+    key: 'deep-compression',
+    label: 'unstructured 80% + k-means 16 on the non-zeros (Deep Compression order)',
+    size: 'clustered',
+    cfg: {
+      prune: { kind: 'unstructured', sparsity: 0.8, scope: 'global', schedule: 'agp' },
+      cluster: { clusters: 16 },
+      export: onnx,
+    },
+  },
+  {
     key: 'combined',
     label: 'combined: unstructured 80% + QAT int8 (configs/fashion-mnist/compress/resnet8-kd.yaml)',
     size: 'int8',

@@ -22,6 +22,10 @@
  * choice with Adam, whose per-weight steps do not add up to an Adam step on the centroid.
  * The codebooks live in the kernels themselves (a centroid is read back from a weight of its
  * cluster), so checkpoints and --resume need nothing extra.
+ *
+ * After pruning (Deep Compression's order: prune, then share), `keepZeros` clusters only the
+ * non-zero weights into k - 1 centroids and gives the zeros a centroid of their own, fixed at 0
+ * (`frozen`), so fine-tuning keeps the sparsity without a mask.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -34,6 +38,8 @@ export interface LayerClustering {
   /** The kernel's shape: [kh, kw, Cin, Cout], [kh, kw, C, m] (depthwise) or [in, out]. */
   shape: number[];
   clustering: Clustering;
+  /** Centroids that do not train (keepZeros: the pruned weights' 0). */
+  frozen?: number[];
 }
 
 export interface ClusterModelOptions {
@@ -45,6 +51,8 @@ export interface ClusterModelOptions {
   iterations?: number;
   /** Layers whose kernels stay float. */
   skip?: readonly string[];
+  /** Zero weights keep a frozen centroid 0; the rest share k - 1 centroids (see the header). */
+  keepZeros?: boolean;
 }
 
 const CLUSTERABLE = new Set(['Conv2D', 'DepthwiseConv2D', 'Dense']);
@@ -79,19 +87,34 @@ export function clusterModel(model: tfl.LayersModel, opts: ClusterModelOptions):
       `cluster: model '${model.name}' has no Conv2D, DepthwiseConv2D or Dense kernel to cluster`,
     );
   return chosen.map(({ layer, kernel }) => {
+    const w = kernel.dataSync() as Float32Array;
+    const zeros = opts.keepZeros ? w.reduce((a, v) => a + (v === 0 ? 1 : 0), 0) : 0;
     let clustering: Clustering;
     try {
-      clustering = kmeans(kernel.dataSync() as Float32Array, opts.clusters, {
-        seed: opts.seed ?? 0,
-        ...(opts.iterations === undefined ? {} : { iterations: opts.iterations }),
-      });
+      if (zeros === 0) {
+        clustering = kmeans(w, opts.clusters, {
+          seed: opts.seed ?? 0,
+          ...(opts.iterations === undefined ? {} : { iterations: opts.iterations }),
+        });
+      } else {
+        if (opts.clusters < 2) throw new Error(`keepZeros needs at least 2 clusters, got ${opts.clusters}`);
+        const nz = w.filter((v) => v !== 0);
+        const c = kmeans(nz, opts.clusters - 1, {
+          seed: opts.seed ?? 0,
+          ...(opts.iterations === undefined ? {} : { iterations: opts.iterations }),
+        });
+        const indices = new Uint16Array(w.length);
+        let j = 0;
+        for (let i = 0; i < w.length; i++) indices[i] = w[i] === 0 ? 0 : 1 + c.indices[j++]!;
+        clustering = { centroids: Float32Array.from([0, ...c.centroids]), indices, inertia: c.inertia };
+      }
     } catch (e) {
       throw new Error(`cluster: layer '${layer}': ${(e as Error).message.replace(/^cluster: /, '')}`);
     }
     const decoded = tf.tensor(decode(clustering), kernel.shape);
     kernel.assign(decoded);
     decoded.dispose();
-    return { layer, shape: [...kernel.shape], clustering };
+    return { layer, shape: [...kernel.shape], clustering, ...(zeros > 0 ? { frozen: [0] } : {}) };
   });
 }
 
@@ -118,6 +141,8 @@ interface Bound {
   used: boolean[];
   /** float32 [k]: cluster sizes (at least 1), the 'mean' divisor. */
   sizes: tf.Tensor1D;
+  /** float32 [k]: 0 for frozen centroids, 1 for the others. */
+  trains: tf.Tensor1D;
 }
 
 function bind(model: tfl.LayersModel, lc: LayerClustering): Bound {
@@ -156,6 +181,7 @@ function bind(model: tfl.LayersModel, lc: LayerClustering): Bound {
     ),
     used: Array.from(rep, (r) => r >= 0),
     sizes: tf.tensor1d(size.map((s) => Math.max(s, 1))),
+    trains: tf.tensor1d(Float32Array.from({ length: k }, (_, j) => (lc.frozen?.includes(j) ? 0 : 1))),
   };
 }
 
@@ -198,6 +224,7 @@ export function withClusterFinetune(
           const u = tf.sub(tf.reshape(b.kernel, [-1]), tf.gather(c, b.idx));
           let step = tf.unsortedSegmentSum(u, b.idx, b.used.length);
           if (reduce === 'mean') step = tf.div(step, b.sizes);
+          step = tf.mul(step, b.trains);
           return tf.reshape(tf.gather(tf.add(c, step), b.idx), b.kernel.shape);
         });
         b.kernel.assign(next);
@@ -215,7 +242,7 @@ export function withClusterFinetune(
       });
     },
     dispose() {
-      tf.dispose([...before, ...bound.flatMap((b) => [b.idx, b.reps, b.sizes])]);
+      tf.dispose([...before, ...bound.flatMap((b) => [b.idx, b.reps, b.sizes, b.trains])]);
       before = [];
     },
   };

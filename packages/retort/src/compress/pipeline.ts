@@ -112,8 +112,6 @@ export function checkPipeline(cfg: PipelineConfig): void {
   };
   if (cfg.lowrank && cfg.prune?.kind === 'unstructured')
     bad('lowrank after unstructured pruning would refill the zeros (the factors are dense); use one of them');
-  if (cfg.cluster && cfg.prune?.kind === 'unstructured')
-    bad('cluster after unstructured pruning would move the pruned zeros onto centroids; use one of them');
   if (cfg.cluster && cfg.quantize?.mode === 'qat')
     bad('quantize.mode qat would re-quantize the shared weights off their codebooks; use ptq with cluster');
 }
@@ -256,7 +254,8 @@ export async function runPipeline(
   let clusters: number | null = null;
   if (cfg.cluster) {
     const c = cfg.cluster;
-    const books = clusterModel(model, { clusters: c.clusters, seed: 0 });
+    // After unstructured pruning the zeros get a frozen centroid of their own (Deep Compression).
+    const books = clusterModel(model, { clusters: c.clusters, seed: 0, keepZeros: masks !== null });
     clusters = c.clusters;
     let task: ReturnType<typeof withClusterFinetune> | null = null;
     await finetune(

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decode } from '../../src/compress/cluster.js';
 import { clusterModel, type LayerClustering, withClusterFinetune } from '../../src/compress/cluster-model.js';
+import { MaskSet } from '../../src/compress/prune/magnitude.js';
 import type { ImageDataset } from '../../src/data/dataset.js';
 import { BatchLoader } from '../../src/data/loader.js';
 import { buildModel } from '../../src/models/index.js';
@@ -214,6 +215,46 @@ describe('fine-tuning the centroids', () => {
     assert.notDeepEqual(kernelOf(m, 'conv1').dataSync(), conv10);
     assert.notDeepEqual(m.getLayer('layer2.0.bn1').getWeights()[0]!.dataSync(), gamma0, 'BN gamma trains');
     assert.notDeepEqual(m.getLayer('fc').getWeights()[1]!.dataSync(), bias0, 'the classifier bias trains');
+    task.dispose();
+  });
+
+  it('keepZeros after pruning: zeros get a frozen centroid 0 and stay zero through fine-tuning', async () => {
+    await tf.setBackend('native');
+    const m = resnet8();
+    MaskSet.prune(m, 0.7, 'global');
+    const zerosOf = (t: tf.Tensor) => Array.from(t.dataSync(), (v) => v === 0);
+    const pruned = Object.fromEntries(KERNELS.map((n) => [n, zerosOf(kernelOf(m, n))]));
+    const cs = clusterModel(m, { clusters: 4, seed: 5, keepZeros: true });
+    for (const c of cs) {
+      assert.deepEqual(c.frozen, [0], c.layer);
+      assert.equal(c.clustering.centroids[0], 0);
+      assert.deepEqual(zerosOf(kernelOf(m, c.layer)), pruned[c.layer], `${c.layer}: the same zeros`);
+    }
+    const task = withClusterFinetune(ceTask(m, 4), m, cs);
+    await fit(task, {
+      epochs: 2,
+      optimizer: new SGD({ lr: 0.002, momentum: 0.9, weightDecay: 5e-4 }),
+      schedule: { kind: 'cosine', lr: 0.002, epochs: 2 },
+      train: new BatchLoader(noise(48, 2), {
+        batchSize: 16,
+        shuffle: true,
+        mean: [0.5],
+        std: [0.25],
+        seed: 1,
+      }),
+      log: () => {},
+    });
+    const now = task.clusterings();
+    for (const [l, c] of cs.entries()) {
+      const k = kernelOf(m, c.layer);
+      assert.deepEqual(zerosOf(k), pruned[c.layer], `${c.layer}: zeros kept, no mask needed`);
+      assert.ok(distinct(k) <= 4, `${c.layer}: ${distinct(k)} values`);
+      assert.equal(now[l]!.clustering.centroids[0], 0, `${c.layer}: the frozen centroid stays 0`);
+      assert.ok(
+        now[l]!.clustering.centroids.some((v, j) => j > 0 && v !== c.clustering.centroids[j]),
+        `${c.layer}: the other centroids train`,
+      );
+    }
     task.dispose();
   });
 });
