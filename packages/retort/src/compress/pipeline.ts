@@ -27,6 +27,7 @@ import { edgeLayers, factorizeModel } from './lowrank-model.js';
 import { MaskSet } from './prune/magnitude.js';
 import { sparsityAt } from './prune/schedule.js';
 import { pruneChannels } from './prune/structured.js';
+import { type ActQatTask, withActQat } from './quantize/act-qat.js';
 import { withWeightQat } from './quantize/qat.js';
 
 export const pipelineSchema = z.strictObject({
@@ -95,6 +96,15 @@ export const pipelineSchema = z.strictObject({
       calibBatches: z.number().int().positive().default(8),
       /** int8 weight scales of the ONNX export: one per output channel, or one per tensor. */
       weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
+      /**
+       * qat: fake-quantize the activations too (quantize/act-qat.ts); the int8 export then uses
+       * the ranges observed in training instead of calibrating after it.
+       */
+      activations: z.boolean().default(false),
+    })
+    .refine((q) => !q.activations || q.mode === 'qat', {
+      message: 'quantize.activations needs mode qat (ptq calibrates the activations after training)',
+      path: ['activations'],
     })
     .optional(),
   /**
@@ -277,6 +287,8 @@ export async function runPipeline(
   if (cfg.quantize) {
     if (cfg.quantize.mode === 'qat') {
       let qat: ReturnType<typeof withWeightQat> | null = null;
+      let act: ActQatTask | null = null;
+      const withAct = cfg.quantize.activations;
       const m = masks;
       await finetune(
         cfg,
@@ -297,20 +309,26 @@ export async function runPipeline(
               : t,
             model,
           );
-          return qat;
+          if (withAct) act = withActQat(qat, model);
+          return act ?? qat;
         },
         log,
       );
       (qat as ReturnType<typeof withWeightQat> | null)?.finish();
+      // The ranges trained with the weights (none when there was no fine-tuning: calibrated then).
+      quant = (act as ActQatTask | null)?.finish();
+      if (quant) log(`qat: int8 activation ranges from training (${quant.ranges.size} points)`);
       masks?.apply();
     }
-    const batches: tf.Tensor[] = [];
-    for (const b of data.trainPlain.epoch()) {
-      if (batches.length >= cfg.quantize.calibBatches) break;
-      batches.push(tf.tensor4d(b.x, [b.n, ...data.shape]));
+    if (quant === undefined) {
+      const batches: tf.Tensor[] = [];
+      for (const b of data.trainPlain.epoch()) {
+        if (batches.length >= cfg.quantize.calibBatches) break;
+        batches.push(tf.tensor4d(b.x, [b.n, ...data.shape]));
+      }
+      quant = calibrateRanges(model, batches);
+      tf.dispose(batches);
     }
-    quant = calibrateRanges(model, batches);
-    tf.dispose(batches);
   }
   const onnxOut: { format: string; bytes: Uint8Array; report: StageReport }[] = [];
   for (const format of cfg.export) {

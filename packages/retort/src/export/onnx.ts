@@ -544,3 +544,88 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
   };
   return onnx.ModelProto.encode(onnx.ModelProto.create(modelProto)).finish();
 }
+
+/** Where the static int8 export quantizes activations with ranges of their own (see int8QuantPoints). */
+export interface Int8QuantPoints {
+  /** Whether it reads `QuantSpec.input` (false when only convs read the input: the float stem). */
+  input: boolean;
+  /** The layers whose `QuantSpec.ranges` entry it reads, in model order. */
+  layers: string[];
+}
+
+/**
+ * The activations `exportOnnx(model, { quant })` puts a Q -> DQ pair on with a range of its own.
+ * A layer's range there is that of its output as the int8 graph computes it: a folded BN's is its
+ * conv's output, a ReLU's that of the Conv/Add + Relu onnxruntime fuses, a global average pool's
+ * the pooled value. Every other pair reuses its input's parameters (MaxPool, Flatten, Reshape,
+ * Permute, Dropout, unfused Pad, channel slices), so a value already on that grid stays on it.
+ * Mirrors the placement rules of exportOnnx above (test/compress/act-qat.test.ts checks that a
+ * spec holding only these ranges exports the same bytes as a full one, and that each is read);
+ * activation QAT (compress/quantize/act-qat.ts) fake-quantizes exactly these tensors.
+ */
+export function int8QuantPoints(model: tfl.LayersModel): Int8QuantPoints {
+  if (model.inputs.length !== 1) throw new Error('onnx export: models with one input only');
+  const inModel = new Set(model.layers.map((l) => l.name));
+  const outputLayers = new Set(model.outputs.map((o) => o.sourceLayer.name));
+  const folded = new Set<string>(); // convs whose only consumer is a batch norm folded into them
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const src = layer.inboundNodes[0]!.inboundLayers[0]!;
+    const cls = src.getClassName();
+    if (
+      (cls === 'Conv2D' || cls === 'DepthwiseConv2D') &&
+      src.outboundNodes.length === 1 &&
+      (src.getConfig()['activation'] ?? 'linear') === 'linear'
+    )
+      folded.add(src.name);
+  }
+  const stem = consumersOf(model.inputLayers[0]!, inModel);
+  const input = !(stem.length > 0 && stem.every((l) => l.getClassName() === 'Conv2D'));
+  const layers: string[] = [];
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (cls === 'InputLayer') continue;
+    const out = layer.name;
+    const consumers = consumersOf(layer, inModel);
+    let after: 'range' | 'other' = 'range';
+    switch (cls) {
+      case 'Conv2D':
+      case 'DepthwiseConv2D':
+        if (folded.has(out)) after = 'other';
+        break;
+      case 'ZeroPadding2D':
+      case 'Dropout':
+      case 'MaxPooling2D':
+      case 'Flatten':
+      case 'Reshape':
+      case 'Permute':
+      case 'RetortChannelSlice':
+        after = 'other';
+        break;
+      case 'GlobalAveragePooling2D':
+        // Its pair sits on the pooled value, before the Flatten, whatever reads it.
+        layers.push(out);
+        continue;
+      case 'Dense':
+        if (
+          ((layer.getConfig()['activation'] as string | undefined) ?? 'linear') === 'linear' &&
+          outputLayers.has(out)
+        )
+          after = 'other';
+        break;
+      case 'BatchNormalization':
+      case 'Activation':
+      case 'ReLU':
+      case 'Add':
+      case 'Concatenate':
+      case 'AveragePooling2D':
+        break;
+      default:
+        throw new Error(`onnx export: layer '${layer.name}' of class ${cls} is not supported`);
+    }
+    if (after === 'range' && consumers.length > 0 && !outputLayers.has(out) && consumers.every(isRelu))
+      after = 'other';
+    if (after === 'range') layers.push(out);
+  }
+  return { input, layers };
+}

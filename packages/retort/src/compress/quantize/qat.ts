@@ -7,7 +7,8 @@
  *   prepare: save the float kernels, write their fake-quantized values;
  *   step:    the optimizer updates the quantized values with the gradient taken there (STE);
  *   release: master += (updated - quantized), so the float weights receive exactly the update.
- * Activations are quantized after training by calibration (export/onnx.ts calibrateRanges).
+ * Activations are quantized after training by calibration (export/onnx.ts calibrateRanges), or
+ * fake-quantized in training too (act-qat.ts withActQat, composed with this wrapper).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
