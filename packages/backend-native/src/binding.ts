@@ -154,6 +154,10 @@ export interface NativeAddon {
     outGx: F32,
     n: number,
   ): void;
+  /** Row lookups of memory banks (native/RetortGatherRowsDot.cc etc.); indices are Int32Array. */
+  RetortGatherRowsDot(table: F32, idx: I32, x: F32, out: F32, m: number, d: number): void;
+  RetortGatherRowsWeightedSum(table: F32, idx: I32, w: F32, out: F32, m: number, d: number): void;
+  RetortScatterRows(table: F32, idx: I32, rows: F32, out: F32, d: number): void;
   [name: string]: unknown;
 }
 

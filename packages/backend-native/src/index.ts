@@ -9,6 +9,7 @@ import { NativeBackend } from './backend.js';
 import { native, nativeUnavailableReason } from './binding.js';
 import { registerCpuBatchNormKernels } from './custom/batchnorm_kernels.js';
 import { registerCpuOptimizerKernels } from './custom/optimizer_kernels.js';
+import { registerCpuRowsKernels } from './custom/rows_kernels.js';
 import { registerCpuSymEigKernels } from './custom/symeig_kernels.js';
 import { nativeKernels } from './kernels/index.js';
 import { nativeCallCounts, registerNativeKernels } from './kernels/kernel.js';
@@ -22,6 +23,7 @@ if (!registered) {
   registerCpuOptimizerKernels();
   registerCpuBatchNormKernels();
   registerCpuSymEigKernels();
+  registerCpuRowsKernels();
   registerBackend(BACKEND_NAME, () => new NativeBackend(), 3);
   copyRegisteredKernels('cpu', BACKEND_NAME);
   if (native !== null) registerNativeKernels(BACKEND_NAME, nativeKernels, native);
@@ -40,4 +42,5 @@ export const nativeKernelNames: readonly string[] = nativeKernels.map((k) => k.k
 export { NativeBackend } from './backend.js';
 export * from './custom/batchnorm_kernels.js';
 export * from './custom/optimizer_kernels.js';
+export * from './custom/rows_kernels.js';
 export * from './custom/symeig_kernels.js';

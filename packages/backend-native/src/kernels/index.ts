@@ -10,6 +10,7 @@ import type { NativeKernel } from './kernel.js';
 import { padV2 } from './PadV2.js';
 import { retortAdamUpdate } from './RetortAdamUpdate.js';
 import { retortBatchNormTrain, retortBatchNormTrainGrad } from './RetortBatchNormTrain.js';
+import { retortGatherRowsDot, retortGatherRowsWeightedSum, retortScatterRows } from './RetortRows.js';
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
 import { retortSymEig, retortSymEigGrad } from './RetortSymEig.js';
 import { slice } from './Slice.js';
@@ -53,6 +54,9 @@ export const nativeKernels: readonly NativeKernel[] = [
   retortBatchNormTrainGrad,
   retortSymEig,
   retortSymEigGrad,
+  retortGatherRowsDot,
+  retortGatherRowsWeightedSum,
+  retortScatterRows,
   slice,
   padV2,
   tile,
