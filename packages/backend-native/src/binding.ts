@@ -158,6 +158,8 @@ export interface NativeAddon {
   RetortGatherRowsDot(table: F32, idx: I32, x: F32, out: F32, m: number, d: number): void;
   RetortGatherRowsWeightedSum(table: F32, idx: I32, w: F32, out: F32, m: number, d: number): void;
   RetortScatterRows(table: F32, idx: I32, rows: F32, out: F32, d: number): void;
+  GatherV2(x: F32, idx: I32, out: F32, outer: number, dim: number, inner: number): void;
+  UnsortedSegmentSum(x: F32, ids: I32, out: F32, numSegments: number): void;
   [name: string]: unknown;
 }
 

@@ -6,6 +6,7 @@ import { depthwiseConv2dNative } from './DepthwiseConv2dNative.js';
 import { depthwiseConv2dNativeBackpropFilter } from './DepthwiseConv2dNativeBackpropFilter.js';
 import { depthwiseConv2dNativeBackpropInput } from './DepthwiseConv2dNativeBackpropInput.js';
 import { fusedConv2D } from './FusedConv2D.js';
+import { gatherV2, unsortedSegmentSum } from './GatherV2.js';
 import type { NativeKernel } from './kernel.js';
 import { padV2 } from './PadV2.js';
 import { retortAdamUpdate } from './RetortAdamUpdate.js';
@@ -57,6 +58,8 @@ export const nativeKernels: readonly NativeKernel[] = [
   retortGatherRowsDot,
   retortGatherRowsWeightedSum,
   retortScatterRows,
+  gatherV2,
+  unsortedSegmentSum,
   slice,
   padV2,
   tile,
