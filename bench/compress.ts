@@ -70,6 +70,12 @@ const ROWS: Row[] = [
     }),
   ),
   {
+    key: 'ptq-dynamic',
+    label: 'PTQ dynamic int8 (int8 weights, activations quantized per run)',
+    size: 'onnx-file',
+    cfg: { finetune: { epochs: 0 }, export: ['onnx', 'onnx-int8-dynamic'] },
+  },
+  {
     key: 'qat',
     label: 'QAT int8 (weights, KD)',
     size: 'int8',
