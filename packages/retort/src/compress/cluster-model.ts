@@ -71,7 +71,9 @@ function kernels(model: tfl.LayersModel): { layer: string; kernel: tf.Variable }
 /**
  * Clusters every Conv2D, DepthwiseConv2D and Dense kernel of `model` (except `skip`'s) into
  * `clusters` shared values, writes the decoded kernels into the model (in place) and returns the
- * codebooks, in layer order.
+ * codebooks, in layer order. A kernel with no more weights than `clusters` (ResNet-8's 144-weight
+ * stem at k = 256) is left float and gets no codebook: it already holds at most k values, and its
+ * codebook would be as large as the kernel itself.
  */
 export function clusterModel(model: tfl.LayersModel, opts: ClusterModelOptions): LayerClustering[] {
   const all = kernels(model);
@@ -81,10 +83,16 @@ export function clusterModel(model: tfl.LayersModel, opts: ClusterModelOptions):
       throw new Error(
         `cluster: skip names '${name}', which is no Conv2D, DepthwiseConv2D or Dense layer of model '${model.name}' (those: ${all.map((k) => k.layer).join(', ')})`,
       );
-  const chosen = all.filter((k) => !skip.has(k.layer));
+  const chosen = all.filter((k) => !skip.has(k.layer) && k.kernel.size > opts.clusters);
   if (chosen.length === 0)
     throw new Error(
-      `cluster: model '${model.name}' has no Conv2D, DepthwiseConv2D or Dense kernel to cluster`,
+      `cluster: model '${model.name}' has no Conv2D, DepthwiseConv2D or Dense kernel to cluster` +
+        (all.some((k) => !skip.has(k.layer))
+          ? ` into ${opts.clusters} clusters (kernels with no more weights than that stay float: ${all
+              .filter((k) => !skip.has(k.layer))
+              .map((k) => `${k.layer} ${k.kernel.size}`)
+              .join(', ')})`
+          : ''),
     );
   return chosen.map(({ layer, kernel }) => {
     const w = kernel.dataSync() as Float32Array;

@@ -90,12 +90,24 @@ describe('k-means clustering of a model', () => {
     assert.deepEqual(m.getLayer('fc').getWeights()[1]!.dataSync(), fcBias, 'bias untouched');
   });
 
+  it('a kernel with no more weights than clusters stays float, without a codebook', async () => {
+    await tf.setBackend('native');
+    const m = resnet8();
+    const stem = kernelOf(m, 'conv1').dataSync().slice();
+    const cs = clusterModel(m, { clusters: 200 });
+    assert.ok(!cs.some((c) => c.layer === 'conv1'), 'the 144-weight stem gets no codebook');
+    assert.deepEqual(kernelOf(m, 'conv1').dataSync(), stem, 'and keeps its weights');
+    const l2 = cs.find((c) => c.layer === 'layer2.0.conv1');
+    assert.ok(l2, 'larger kernels are clustered');
+    assert.ok(new Set(kernelOf(m, 'layer2.0.conv1').dataSync()).size <= 200);
+  });
+
   it('errors name the layer', async () => {
     await tf.setBackend('native');
     const m = resnet8();
     assert.throws(
-      () => clusterModel(m, { clusters: 200 }),
-      /cluster: layer 'conv1': 144 weights cannot form 200 clusters/,
+      () => clusterModel(m, { clusters: 100000 }),
+      /model 'resnet8' has no Conv2D, DepthwiseConv2D or Dense kernel to cluster into 100000 clusters \(kernels with no more weights than that stay float: conv1 144, /,
     );
     assert.throws(
       () => clusterModel(m, { clusters: 4, skip: ['bn1'] }),
