@@ -6,8 +6,11 @@
  * Writes bench/results/zoo-fashion-mnist.md.
  *
  *   npm run bench:zoo -- [--seeds 3] [--epochs 3] [--runs runs] [--methods kd,crd,at,...] [--jobs 1]
+ *                        [--report]
  *
- * --jobs N trains N runs at once in child processes, the cores split between them.
+ * --jobs N trains N runs at once in child processes, the cores split between them. --report trains
+ * nothing: it writes the table from the runs already finished (a row lists the seeds it has).
+ * "Δ vs vanilla" is paired: the mean over a row's seeds of (method − vanilla of the same seed).
  *
  * Budget: every run is `--epochs` epochs (default 3) of the full training set, no augmentation
  * (so the whole table — 3 seeds x (vanilla + 15 methods) — fits in about two hours on 2 cores).
@@ -21,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { loadExperiment } from '../packages/retort/src/config/load.js';
 import type { RunResults } from '../packages/retort/src/train/experiment.js';
 import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
-import { argOf, meanSd, type RunTask, runMany, runOrReuse } from './lib/runs.js';
+import { argOf, finishedRun, meanSd, type RunTask, runMany, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -29,6 +32,7 @@ const seeds = Number(argOf(args, 'seeds', '3'));
 const epochs = Number(argOf(args, 'epochs', '3'));
 const runs = argOf(args, 'runs', 'runs');
 const jobs = Number(argOf(args, 'jobs', '1'));
+const report = args.includes('--report');
 const cfgDir = join(root, 'configs/fashion-mnist');
 const PAIR = 'resnet8-from-resnet20.yaml';
 const NOT_METHODS = new Set(['baseline', 'demo']);
@@ -52,7 +56,13 @@ function budget(file: string): string[] {
 }
 
 const t0 = performance.now();
-const teacher = await runOrReuse(join(cfgDir, 'baseline/resnet20.yaml'), [], runs);
+const teacherFile = join(cfgDir, 'baseline/resnet20.yaml');
+const teacher = report
+  ? (finishedRun(runs, loadExperiment(teacherFile)) ??
+    (() => {
+      throw new Error(`bench:zoo --report: the teacher run of ${teacherFile} has not finished under ${runs}`);
+    })())
+  : await runOrReuse(teacherFile, [], runs);
 const teacherRun = join(runs, teacher.name);
 const labels = ['vanilla', ...methods];
 const tasks: RunTask[] = [];
@@ -65,29 +75,46 @@ for (let s = 1; s <= seeds; s++)
     if (base.teacher) sets.push(`teacher.run=${teacherRun}`);
     tasks.push({ file, sets });
   }
-const done = await runMany(tasks, runs, jobs);
-const rows: { label: string; rs: RunResults[] }[] = labels.map((label, m) => ({
+const done: (RunResults | null)[] = report
+  ? tasks.map((t) => finishedRun(runs, loadExperiment(t.file, t.sets)))
+  : await runMany(tasks, runs, jobs);
+/** Per row, the finished runs by seed (null: not run). */
+const rows = labels.map((label, m) => ({
   label,
-  rs: Array.from({ length: seeds }, (_, s) => done[s * labels.length + m]!),
+  bySeed: Array.from({ length: seeds }, (_, s) => done[s * labels.length + m] ?? null),
 }));
 const wall = (performance.now() - t0) / 1000;
-const vanilla = meanSd(rows[0]!.rs.map((r) => r.testTop1)).m;
+const vanillaBySeed = rows[0]!.bySeed;
+const vanilla = meanSd(vanillaBySeed.filter((r) => r !== null).map((r) => r.testTop1)).m;
+const computeSeconds = done.reduce((a, r) => a + (r ? r.trainSeconds : 0), 0);
 const lines = [
   '# Fashion-MNIST: the distillation zoo (RepDistiller layout)',
   '',
-  `Command: \`npm run bench:zoo -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (runs reused from earlier invocations count as 0)${jobs > 1 ? `; ${jobs} runs at a time, so per-run times are of one run sharing the cores` : ''}.`,
+  report
+    ? `Command: \`npm run bench:zoo -- ${args.join(' ')}\` — the table of the runs finished under ${runs}; their training took ${(computeSeconds / 3600).toFixed(1)} h of run time in all (runs shared the 2 cores, mostly two at a time).`
+    : `Command: \`npm run bench:zoo -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (runs reused from earlier invocations count as 0)${jobs > 1 ? `; ${jobs} runs at a time, so per-run times are of one run sharing the cores` : ''}.`,
   `Teacher ${teacher.model} (${teacher.params} params, ${teacher.testTop1.toFixed(2)}% test top-1, ${teacherRun}); student resnet8;`,
   `${epochs} epochs per run on the full training set without augmentation (initialisation stages as in their configs); seeds 1..${seeds}; test split (10,000 images).`,
   '',
-  '| method | test top-1 mean ± sd | Δ vs vanilla | per seed | train time per run |',
-  '| --- | ---: | ---: | --- | ---: |',
-  `| teacher (${teacher.model}) | ${teacher.testTop1.toFixed(2)} | | | ${teacher.trainSeconds.toFixed(0)} s |`,
-  ...rows.map(({ label, rs }) => {
+  '| method | test top-1 mean ± sd | Δ vs vanilla (paired) | seeds | per seed | train time per run |',
+  '| --- | ---: | ---: | ---: | --- | ---: |',
+  `| teacher (${teacher.model}) | ${teacher.testTop1.toFixed(2)} | | | | ${teacher.trainSeconds.toFixed(0)} s |`,
+  ...rows.map(({ label, bySeed }) => {
+    const rs = bySeed.filter((r): r is RunResults => r !== null);
+    if (rs.length === 0) return `| ${label} | not run | | 0 | | |`;
     const { m, sd } = meanSd(rs.map((r) => r.testTop1));
-    const delta = label === 'vanilla' ? '' : `${m - vanilla >= 0 ? '+' : ''}${(m - vanilla).toFixed(2)}`;
+    const pairs = bySeed.flatMap((r, s) =>
+      r && vanillaBySeed[s] ? [r.testTop1 - vanillaBySeed[s]!.testTop1] : [],
+    );
+    const d = pairs.length > 0 ? meanSd(pairs).m : Number.NaN;
+    const delta = label === 'vanilla' || pairs.length === 0 ? '' : `${d >= 0 ? '+' : ''}${d.toFixed(2)}`;
     const secs = meanSd(rs.map((r) => r.trainSeconds)).m;
-    return `| ${label} | ${m.toFixed(2)} ± ${sd.toFixed(2)} | ${delta} | ${rs.map((r) => r.testTop1.toFixed(2)).join(', ')} | ${secs.toFixed(0)} s |`;
+    const sdText = rs.length > 1 ? ` ± ${sd.toFixed(2)}` : '';
+    const per = bySeed.map((r) => (r ? r.testTop1.toFixed(2) : '–')).join(', ');
+    return `| ${label} | ${m.toFixed(2)}${sdText} | ${delta} | ${rs.length} | ${per} | ${secs.toFixed(0)} s |`;
   }),
+  '',
+  `Vanilla mean over its seeds: ${vanilla.toFixed(2)}. Per seed, '–' is a seed not run.`,
   '',
 ];
 mkdirSync(join(root, 'bench/results'), { recursive: true });
