@@ -231,10 +231,10 @@ const lines = [
   '',
   'Int8 rows, fp32 export of the same model: ' +
     results
-      .filter((r) => r.fp32)
+      .filter((r) => r.fp32 && r.onnx.fp32)
       .map(
         (r) =>
-          `${r.row.key} ${r.fp32!.onnx!.top1.toFixed(2)}% (int8 − fp32 ${(r.final.onnx!.top1 - r.fp32!.onnx!.top1).toFixed(2)} pp), b64 ${r.fp32!.onnx!.latencyB64Ms.toFixed(2)} ms`,
+          `${r.row.key} ${r.fp32!.onnx!.top1.toFixed(2)}% (int8 − fp32 ${(r.final.onnx!.top1 - r.fp32!.onnx!.top1).toFixed(2)} pp), b64 ${lat.get(r.onnx.fp32!)!.b64.toFixed(2)} ms`,
       )
       .join('; '),
   '',
