@@ -61,6 +61,12 @@ const ROWS: Row[] = [
       cfg: { prune: { kind: 'structured', fraction: f, criterion: 'l1' }, export: onnx },
     }),
   ),
+  {
+    key: 'structured-30-r8',
+    label: 'structured 30% channels (L1), kept counts rounded to 8',
+    size: 'fp32',
+    cfg: { prune: { kind: 'structured', fraction: 0.3, criterion: 'l1', roundTo: 8 }, export: onnx },
+  },
   ...(['per-tensor', 'per-channel'] as const).map(
     (w): Row => ({
       key: `ptq-${w}`,

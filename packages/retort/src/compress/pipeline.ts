@@ -63,6 +63,8 @@ export const pipelineSchema = z.strictObject({
         kind: z.literal('structured'),
         fraction: z.number().min(0).lt(1),
         criterion: z.enum(['l1', 'bn-scale']).default('l1'),
+        /** Kept channels per group rounded to a multiple of this (8 suits onnxruntime's blocked convs). */
+        roundTo: z.number().int().min(1).default(1),
       }),
     ])
     .optional(),
@@ -242,7 +244,11 @@ export async function runPipeline(
     m.update(p.sparsity, p.scope);
     reports.push(report('prune', model, data, runDir));
   } else if (cfg.prune?.kind === 'structured') {
-    const r = pruneChannels(model, { fraction: cfg.prune.fraction, criterion: cfg.prune.criterion });
+    const r = pruneChannels(model, {
+      fraction: cfg.prune.fraction,
+      criterion: cfg.prune.criterion,
+      roundTo: cfg.prune.roundTo,
+    });
     model = r.model;
     await finetune(cfg, model, teacher, data, join(runDir, 'prune'), (t) => t, log);
     reports.push(report('prune', model, data, runDir));

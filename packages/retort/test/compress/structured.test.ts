@@ -5,8 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   channelGroups,
+  channelScores,
   keptChannels,
   pruneChannels,
+  roundKept,
   slimmingPenalty,
   traceGroup,
 } from '../../src/compress/prune/structured.js';
@@ -264,5 +266,37 @@ describe('structured channel pruning: rebuilt models', () => {
       /'bn-scale' needs a batch norm right after 'features\.conv1'/,
     );
     assert.deepEqual(keptChannels(Float32Array.of(0.1, 3, 2, 3), 0.5), [1, 3]);
+    assert.throws(
+      () => pruneChannels(m, { fraction: 0.3, criterion: 'l1', roundTo: 0 }),
+      /roundTo must be a positive integer, got 0/,
+    );
+  });
+
+  it('roundTo: kept counts are multiples (nearest, at least one multiple, at most all), best channels kept', async () => {
+    await tf.setBackend('native');
+    assert.equal(roundKept(23, 32, 8), 24);
+    assert.equal(roundKept(45, 64, 8), 48);
+    assert.equal(roundKept(11, 16, 8), 8);
+    assert.equal(roundKept(12, 16, 8), 16);
+    assert.equal(roundKept(3, 16, 8), 8);
+    assert.equal(roundKept(5, 6, 8), 6);
+    const s = Float32Array.of(5, 1, 4, 2, 8, 7, 0, 3, 6, 9);
+    // 10 channels at 30%: 7 kept, rounded to 8 (multiples of 4): all but the two lowest (idx 6, 1).
+    assert.deepEqual(keptChannels(s, 0.3, 4), [0, 2, 3, 4, 5, 7, 8, 9]);
+    const m = resnet8();
+    for (const scope of ['layer', 'global'] as const) {
+      const { kept } = pruneChannels(m, { fraction: 0.3, criterion: 'l1', scope, roundTo: 8 });
+      for (const [producer, k] of Object.entries(kept)) {
+        assert.equal(k.length % 8, 0, `${scope}: ${producer} keeps ${k.length}`);
+        const sc = channelScores(m, channelGroups(m).find((g) => g.producer === producer)!, 'l1');
+        const worstKept = Math.min(...k.map((c) => sc[c]!));
+        const bestDropped = Math.max(
+          ...Array.from(sc.keys())
+            .filter((c) => !k.includes(c))
+            .map((c) => sc[c]!),
+        );
+        assert.ok(k.length === sc.length || worstKept >= bestDropped, `${scope}: ${producer} keeps its best`);
+      }
+    }
   });
 });
