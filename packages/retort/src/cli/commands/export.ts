@@ -74,7 +74,9 @@ export const exportCommand: Command = {
     const dir = pos[0]!;
     const format = String(o['format']);
     if (!FORMATS.includes(format))
-      throw new Error(`retort export: --format must be ${FORMATS.slice(0, -1).join(', ')} or ${FORMATS[FORMATS.length - 1]}, got '${format}'`);
+      throw new Error(
+        `retort export: --format must be ${FORMATS.slice(0, -1).join(', ')} or ${FORMATS[FORMATS.length - 1]}, got '${format}'`,
+      );
     const int8 = format === 'onnx-int8' || format === 'onnx-int8-dynamic';
     let weights: WeightGranularity | undefined;
     if (o['weights'] !== undefined) {
