@@ -2,7 +2,14 @@
  * Teacher outputs cached on disk so a frozen teacher runs once per dataset instead of once per
  * epoch. Valid only when the student sees exactly the images the cache was made from: with random
  * crops or flips every epoch shows new images, so the cache is refused and the reason logged.
- * Key: SHA-256 of the teacher's weights + the data/preprocessing key; file: <dir>/<key>.ckpt.
+ * Key: SHA-256 of the teacher's weights + the data/preprocessing key (+ the tapped layers when
+ * features are cached); file: <dir>/<key>.ckpt.
+ *
+ * Besides the logits, the teacher's tapped features are cached when they fit `maxFeatureBytes`
+ * (default 512 MiB for the whole training set): a penultimate embedding (CRD, PKT, RKD, CC: 64
+ * floats per image on ResNet-20) is 15 MB for Fashion-MNIST, so those methods stop running the
+ * teacher (a ResNet-20 forward is about 3x a ResNet-8 one) every step; feature maps (AT, OFD: 28 x
+ * 28 x 16 floats per image) would need gigabytes and stay live, with the reason logged.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -10,6 +17,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchLoader } from '../data/loader.js';
+import type { TappedModel } from '../taps/taps.js';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 
 /** Why teacher outputs cannot be cached for this data, or null when they can. */
@@ -34,6 +42,14 @@ export function weightsHash(model: tfl.LayersModel): string {
   return h.digest('hex');
 }
 
+/** Teacher taps to cache along with the logits: the tapped view and its layer names, in order. */
+export interface CachedTaps {
+  view: TappedModel;
+  layers: readonly string[];
+}
+
+export const DEFAULT_MAX_FEATURE_BYTES = 512 * 2 ** 20;
+
 export class TeacherCache {
   private constructor(
     /** Logits by dataset index, [datasetSize, K]. */
@@ -41,45 +57,115 @@ export class TeacherCache {
     readonly numClasses: number,
     readonly path: string,
     readonly reused: boolean,
+    /** Tapped layers whose features are cached, in tap order (empty: logits only). */
+    readonly layers: readonly string[],
+    /** Features by tap, [datasetSize, ...shape]. */
+    private readonly features: readonly Float32Array[],
+    private readonly shapes: readonly number[][],
+    /** Why the taps are not cached (over the size limit), or null. */
+    readonly featureRefusal: string | null,
   ) {}
 
   /**
-   * Loads the cache for (teacher, data) from `dir`, or computes it by running the teacher over
-   * `plain` (the un-augmented training loader) and writes it atomically.
+   * Loads the cache for (teacher, data[, taps]) from `dir`, or computes it by running the teacher
+   * (or its tapped view) over `plain` (the un-augmented training loader) and writes it atomically.
+   * Taps whose features would exceed `maxFeatureBytes` are not cached (featureRefusal says why).
    */
-  static build(teacher: tfl.LayersModel, plain: BatchLoader, dataKey: string, dir: string): TeacherCache {
-    const key = createHash('sha256').update(weightsHash(teacher)).update(dataKey).digest('hex').slice(0, 32);
+  static build(
+    teacher: tfl.LayersModel,
+    plain: BatchLoader,
+    dataKey: string,
+    dir: string,
+    taps?: CachedTaps,
+    maxFeatureBytes = DEFAULT_MAX_FEATURE_BYTES,
+  ): TeacherCache {
+    const size = plain.data.count;
+    const per = taps ? taps.view.shapes.map((s) => s.reduce((a, b) => a * b, 1)) : [];
+    const featBytes = per.reduce((a, b) => a + b, 0) * size * 4;
+    let refusal: string | null = null;
+    if (taps && taps.layers.length > 0 && featBytes > maxFeatureBytes)
+      refusal = `teacher features not cached: taps ${taps.layers.join(', ')} take ${(featBytes / 2 ** 20).toFixed(0)} MiB for ${size} images, over the ${(maxFeatureBytes / 2 ** 20).toFixed(0)} MiB limit; the teacher runs every step`;
+    const cached = taps && refusal === null ? taps : undefined;
+    const layers = cached ? [...cached.layers] : [];
+    const shapes = cached ? cached.view.shapes : [];
+    const h = createHash('sha256').update(weightsHash(teacher)).update(dataKey);
+    if (layers.length > 0) h.update(`\0taps:${layers.join(',')}`);
+    const key = h.digest('hex').slice(0, 32);
     const path = join(dir, `${key}.ckpt`);
     const K = teacher.outputs[0]!.shape.at(-1) as number;
-    const size = plain.data.count;
     if (existsSync(path)) {
       const ck = loadCheckpoint(path);
       const v = ck.values.get('logits');
-      if (v === undefined || v.data.length !== size * K)
+      const fs = layers.map((_, i) => ck.values.get(`feature${i}`));
+      if (
+        v === undefined ||
+        v.data.length !== size * K ||
+        fs.some((f, i) => f?.data.length !== size * per[i]!)
+      )
         throw new Error(`teacher cache ${path}: wrong contents; delete it to rebuild`);
-      return new TeacherCache(v.data, K, path, true);
+      return new TeacherCache(
+        v.data,
+        K,
+        path,
+        true,
+        layers,
+        fs.map((f) => f!.data),
+        shapes,
+        refusal,
+      );
     }
     const logits = new Float32Array(size * K);
+    const features = layers.map((_, i) => new Float32Array(size * per[i]!));
     const shape = teacher.inputs[0]!.shape.slice(1) as number[];
     for (const b of plain.epoch()) {
-      const out = tf.tidy(() => teacher.predict(tf.tensor(b.x, [b.n, ...shape])) as tf.Tensor);
-      const vals = out.dataSync() as Float32Array;
-      out.dispose();
-      for (let k = 0; k < b.n; k++) logits.set(vals.subarray(k * K, (k + 1) * K), b.index[k]! * K);
+      const outs = tf.tidy(() => {
+        const x = tf.tensor(b.x, [b.n, ...shape]);
+        if (!cached) return [teacher.predict(x) as tf.Tensor];
+        const r = cached.view.run(x, false);
+        return [r.logits, ...r.features];
+      });
+      const put = (vals: Float32Array, dst: Float32Array, d: number) => {
+        for (let k = 0; k < b.n; k++) dst.set(vals.subarray(k * d, (k + 1) * d), b.index[k]! * d);
+      };
+      put(outs[0]!.dataSync() as Float32Array, logits, K);
+      for (const [i, f] of features.entries()) put(outs[i + 1]!.dataSync() as Float32Array, f, per[i]!);
+      tf.dispose(outs);
     }
     mkdirSync(dir, { recursive: true });
-    const t = tf.tensor2d(logits, [size, K]);
-    saveCheckpoint(path, { epoch: 0, globalStep: 0, meta: { dataKey } }, [{ name: 'logits', tensor: t }]);
-    t.dispose();
-    return new TeacherCache(logits, K, path, false);
+    const ts = [
+      { name: 'logits', tensor: tf.tensor2d(logits, [size, K]) as tf.Tensor },
+      ...features.map((f, i) => ({ name: `feature${i}`, tensor: tf.tensor(f, [size, ...shapes[i]!]) })),
+    ];
+    saveCheckpoint(path, { epoch: 0, globalStep: 0, meta: { dataKey, taps: layers } }, ts);
+    tf.dispose(ts.map((t) => t.tensor));
+    return new TeacherCache(logits, K, path, false, layers, features, shapes, refusal);
+  }
+
+  /** Whether every layer of `taps` is cached (in any order). */
+  covers(taps: readonly string[]): boolean {
+    return taps.every((t) => this.layers.includes(t));
   }
 
   /** Teacher logits [n, K] for dataset indices `index`. */
   lookup(index: Uint32Array): tf.Tensor2D {
-    const K = this.numClasses;
-    const out = new Float32Array(index.length * K);
-    for (let k = 0; k < index.length; k++)
-      out.set(this.logits.subarray(index[k]! * K, (index[k]! + 1) * K), k * K);
-    return tf.tensor2d(out, [index.length, K]);
+    return tf.tensor2d(gatherRows(this.logits, this.numClasses, index), [index.length, this.numClasses]);
   }
+
+  /** Cached features of `taps` (each a cached layer) for dataset indices `index`, in `taps`' order. */
+  lookupFeatures(index: Uint32Array, taps: readonly string[]): tf.Tensor[] {
+    return taps.map((t) => {
+      const i = this.layers.indexOf(t);
+      if (i < 0) throw new Error(`teacher cache ${this.path}: tap '${t}' is not cached`);
+      const shape = this.shapes[i]!;
+      const d = shape.reduce((a, b) => a * b, 1);
+      return tf.tensor(gatherRows(this.features[i]!, d, index), [index.length, ...shape]);
+    });
+  }
+}
+
+/** Rows `index` of a row-major [*, d] array. */
+function gatherRows(src: Float32Array, d: number, index: Uint32Array): Float32Array {
+  const out = new Float32Array(index.length * d);
+  for (let k = 0; k < index.length; k++) out.set(src.subarray(index[k]! * d, (index[k]! + 1) * d), k * d);
+  return out;
 }

@@ -146,8 +146,11 @@ export async function runExperiment(
           data.trainPlain,
           data.key,
           opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
+          task0.teacherTaps,
         );
-        log(`teacher logits ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
+        if (cache.featureRefusal) log(cache.featureRefusal);
+        const what = cache.layers.length > 0 ? `logits and features (${cache.layers.join(', ')})` : 'logits';
+        log(`teacher ${what} ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
       }
     }
     const task = cache ? buildOfflineTask({ ...common, cache }) : task0;

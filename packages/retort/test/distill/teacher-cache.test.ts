@@ -7,7 +7,9 @@ import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { BatchLoader } from '../../src/data/loader.js';
+import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
 import { cacheRefusal, TeacherCache } from '../../src/distill/teacher-cache.js';
+import { tapModel } from '../../src/taps/taps.js';
 import { Rng } from '../../src/util/rng.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcache-'));
@@ -18,6 +20,93 @@ function teacher(): tfl.LayersModel {
   const out = tfl.layers.dense({ units: 3 }).apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out });
 }
+
+/** A net with a named 5-d embedding before its 3 logits. */
+function tapped(seed: number): tfl.LayersModel {
+  const input = tfl.input({ shape: [4, 4, 1] });
+  const init = (s: number) => tfl.initializers.glorotUniform({ seed: s });
+  const f = tfl.layers
+    .dense({ units: 5, activation: 'relu', name: 'feat', kernelInitializer: init(seed) })
+    .apply(tfl.layers.flatten().apply(input)) as tfl.SymbolicTensor;
+  const out = tfl.layers
+    .dense({ units: 3, kernelInitializer: init(seed + 1) })
+    .apply(f) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: out });
+}
+
+function dataset(count: number) {
+  const r = new Rng(1);
+  const images = Uint8Array.from({ length: count * 16 }, () => r.int(256));
+  const ds = {
+    name: 'd',
+    images,
+    labels: Uint8Array.from({ length: count }, (_, i) => i % 3),
+    count,
+    height: 4,
+    width: 4,
+    channels: 1,
+    numClasses: 3,
+  };
+  return new BatchLoader(ds, {
+    batchSize: 4,
+    shuffle: false,
+    keepLast: true,
+    mean: [0.5],
+    std: [0.2],
+    seed: 0,
+  });
+}
+
+it('caches tapped teacher features: rows by index, its own key, and a step equal to the live teacher', async () => {
+  await tf.setBackend('native');
+  const plain = dataset(10);
+  const t = tapped(3);
+  const taps = { view: tapModel(t, ['feat']), layers: ['feat'] };
+  const logitsOnly = TeacherCache.build(t, plain, 'k1', dir);
+  const c = TeacherCache.build(t, plain, 'k1', dir, taps);
+  assert.notEqual(c.path, logitsOnly.path, 'the taps change the key');
+  assert.deepEqual(c.layers, ['feat']);
+  assert.equal(c.featureRefusal, null);
+  assert.ok(c.covers(['feat']) && c.covers([]) && !c.covers(['feat', 'other']));
+  assert.equal(TeacherCache.build(t, plain, 'k1', dir, taps).reused, true);
+  const idx = Uint32Array.of(7, 2, 9);
+  const live = taps.view.run(tf.tensor4d(plain.makeBatch(idx).x, [3, 4, 4, 1]), false);
+  const [feat] = c.lookupFeatures(idx, ['feat']);
+  assert.deepEqual(feat!.shape, [3, 5]);
+  assert.deepEqual(Array.from(feat!.dataSync()), Array.from(live.features[0]!.dataSync()));
+  assert.deepEqual(Array.from(c.lookup(idx).dataSync()), Array.from(live.logits.dataSync()));
+  const small = TeacherCache.build(t, plain, 'k1', dir, taps, 100);
+  assert.match(
+    small.featureRefusal!,
+    /teacher features not cached: taps feat take 0 MiB for 10 images, over the 0 MiB limit/,
+  );
+  assert.deepEqual(small.layers, [], 'over the limit: logits only');
+  assert.equal(small.path, logitsOnly.path);
+
+  // One PKT step from the cache equals one from the live teacher.
+  const terms = parseTerms(
+    [{ name: 'pkt', weight: 1, taps: { student: { feat: 'feat' }, teacher: { feat: 'feat' } } }],
+    't',
+  );
+  const student = tapped(11);
+  const batch = plain.makeBatch(idx);
+  const input = {
+    x: tf.tensor4d(batch.x, [3, 4, 4, 1]),
+    y: tf.tensor1d(Int32Array.from(batch.y), 'int32'),
+    index: idx,
+    epoch: 0,
+  };
+  const values = [null, c, small].map((cache) => {
+    const task = buildOfflineTask({ student, teacher: t, terms, cache });
+    task.prepare!(input);
+    const v = task.loss(input).total.dataSync()[0]!;
+    task.release!();
+    return v;
+  });
+  assert.ok(Number.isFinite(values[0]!) && values[0]! > 0);
+  assert.equal(values[1], values[0], 'cached features give the live value');
+  assert.equal(values[2], values[0], 'a logits-only cache leaves the teacher live');
+});
 
 it('computes once, reuses by weights+data key, and returns rows by dataset index', async () => {
   await tf.setBackend('native');

@@ -4,7 +4,8 @@
  * losses, ...). Each term's descriptor declares what it needs — teacher logits, features tapped by
  * role, trainable parts — and this module serves the declarations; it never branches on a method.
  * The teacher runs outside the gradient tape, in inference mode (BN running statistics, no dropout),
- * or its logits come from the on-disk cache when the inputs are not augmented.
+ * or its logits (and tapped features, when they fit; teacher-cache.ts) come from the on-disk cache
+ * when the inputs are not augmented.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -77,6 +78,8 @@ export interface OfflineTask extends TrainTask {
   partsByTerm: Record<string, Parts>;
   /** Whether the teacher runs at all. */
   usesTeacher: boolean;
+  /** The teacher's tapped view and its tap layers (what a TeacherCache must hold to replace it). */
+  teacherTaps?: { view: ReturnType<typeof tapModel>; layers: readonly string[] } | undefined;
 }
 
 /** Builds the trainer's task for `student` distilled from a frozen `teacher` with `terms`. */
@@ -108,7 +111,8 @@ export function buildOfflineTask(opts: {
   const sView = tapModel(student, sLayers);
   const tView = teacher ? tapModel(teacher, tLayers) : undefined;
   if (teacher) teacher.trainable = false;
-  const cache = tLayers.length === 0 ? opts.cache : null; // the cache holds logits only
+  // A cache serves the step only when it holds every teacher tap (or none is needed).
+  const cache = opts.cache?.covers(tLayers) ? opts.cache : null;
 
   const partsByTerm: Record<string, Parts> = {};
   for (const t of terms) {
@@ -148,10 +152,11 @@ export function buildOfflineTask(opts: {
     parts: Object.values(partsByTerm).flatMap((p) => Object.values(p)),
     partsByTerm,
     usesTeacher,
+    teacherTaps: tView ? { view: tView, layers: tLayers } : undefined,
     prepare(input: StepInput) {
       if (!usesTeacher) return;
       teacherOut = cache
-        ? { logits: cache.lookup(input.index), features: [] }
+        ? { logits: cache.lookup(input.index), features: cache.lookupFeatures(input.index, tLayers) }
         : tf.tidy(() => tView!.run(input.x, false));
     },
     release() {
