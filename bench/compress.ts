@@ -193,11 +193,39 @@ const results = rows.map((row) => {
   };
 });
 const models = results.flatMap((r) => (r.onnx.fp32 ? [r.onnx.final, r.onnx.fp32] : [r.onnx.final]));
-const shape = (await loadRun(studentRun, 'bench:compress')).data.shape;
+const studentData = (await loadRun(studentRun, 'bench:compress')).data;
+const shape = studentData.shape;
+
+/** % of the test images on which two ONNX models' top-1 agree (onnxruntime both). */
+async function ortAgreement(a: Uint8Array, b: Uint8Array): Promise<number> {
+  const ort = await import('onnxruntime-node');
+  const [sa, sb] = await Promise.all([ort.InferenceSession.create(a), ort.InferenceSession.create(b)]);
+  const k = studentData.numClasses;
+  const top = (v: Float32Array, i: number) => {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (v[i * k + j]! > v[i * k + best]!) best = j;
+    return best;
+  };
+  let agree = 0;
+  let n = 0;
+  for (const bt of studentData.test.epoch()) {
+    const feed = { input: new ort.Tensor('float32', bt.x, [bt.n, ...shape]) };
+    const ya = (await sa.run(feed))['output']!.data as Float32Array;
+    const yb = (await sb.run(feed))['output']!.data as Float32Array;
+    for (let i = 0; i < bt.n; i++) if (top(ya, i) === top(yb, i)) agree++;
+    n += bt.n;
+  }
+  await Promise.all([sa.release(), sb.release()]);
+  return (100 * agree) / n;
+}
 const timing = { rounds: 5, repeats: 10, warmup: 3, ...(ortThreads > 0 ? { threads: ortThreads } : {}) };
 const b1 = await measureOrtLatencies(models, shape, 1, timing);
 const b64 = await measureOrtLatencies(models, shape, 64, timing);
 const lat = new Map(models.map((m, i) => [m, { b1: b1[i]!.medianMs, b64: b64[i]!.medianMs }]));
+// After the timing, so that nothing of these sessions can disturb it.
+const agreement = new Map<string, number>();
+for (const r of results)
+  if (r.onnx.fp32) agreement.set(r.row.key, await ortAgreement(r.onnx.final, r.onnx.fp32));
 const wall = (performance.now() - t0) / 1000;
 const base = results.find((r) => r.row.key === 'baseline');
 const fmt = (x: number) => x.toLocaleString('en-US');
@@ -240,7 +268,7 @@ const lines = [
       .filter((r) => r.fp32 && r.onnx.fp32)
       .map(
         (r) =>
-          `${r.row.key} ${r.fp32!.onnx!.top1.toFixed(2)}% (int8 − fp32 ${(r.final.onnx!.top1 - r.fp32!.onnx!.top1).toFixed(2)} pp), b64 ${lat.get(r.onnx.fp32!)!.b64.toFixed(2)} ms`,
+          `${r.row.key} ${r.fp32!.onnx!.top1.toFixed(2)}% (int8 − fp32 ${(r.final.onnx!.top1 - r.fp32!.onnx!.top1).toFixed(2)} pp, top-1 agreement ${agreement.get(r.row.key)!.toFixed(2)}%), b64 ${lat.get(r.onnx.fp32!)!.b64.toFixed(2)} ms`,
       )
       .join('; '),
   '',

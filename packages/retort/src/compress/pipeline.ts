@@ -114,6 +114,18 @@ export const pipelineSchema = z.strictObject({
    * activations quantized per run by onnxruntime (no calibration); tfjs: layers-model format.
    */
   export: z.array(z.enum(['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'])).default(['onnx-int8']),
+  /**
+   * Every ONNX export is run in onnxruntime on the test set against the exported tfjs model: an fp32
+   * export whose logits differ by more than fp32MaxDiff, or an int8 one whose top-1 agrees with the
+   * model's on fewer than int8Agreement % of the images, fails the run (after results.json and the
+   * exports are written, so nothing is lost).
+   */
+  check: z
+    .strictObject({
+      fp32MaxDiff: z.number().positive().default(1e-4),
+      int8Agreement: z.number().min(0).max(100).default(99),
+    })
+    .default({ fp32MaxDiff: 1e-4, int8Agreement: 99 }),
 });
 export type PipelineConfig = z.output<typeof pipelineSchema>;
 
@@ -136,7 +148,17 @@ export interface StageReport {
   macs: number;
   /** clustered: indices + codebooks, when the model is clustered (null otherwise). */
   bytes: { fp32: number; int8: number; sparse: number; clustered: number | null };
-  onnx?: { format: string; bytes: number; top1: number; latencyB1Ms: number; latencyB64Ms: number };
+  onnx?: {
+    format: string;
+    bytes: number;
+    top1: number;
+    /** % of test images where onnxruntime's top-1 equals the exported tfjs model's. */
+    agreement: number;
+    /** Largest |onnxruntime logit - tfjs logit| over the test set. */
+    maxAbsDiff: number;
+    latencyB1Ms: number;
+    latencyB64Ms: number;
+  };
 }
 
 function report(
@@ -351,8 +373,7 @@ export async function runPipeline(
           ? { dynamic: true, weights }
           : {},
     );
-    const suffix = { onnx: '', 'onnx-int8': '.int8', 'onnx-int8-dynamic': '.int8-dynamic' }[format];
-    writeFileAtomic(join(runDir, 'export', `model${suffix}.onnx`), bytes);
+    writeFileAtomic(join(runDir, 'export', `model${SUFFIX[format]}.onnx`), bytes);
     onnxOut.push({ format, bytes, report: report(`export-${format}`, model, data, runDir, clusters) });
   }
   if (onnxOut.length > 0) {
@@ -363,17 +384,17 @@ export async function runPipeline(
     const b1 = await measureOrtLatencies(all, data.shape, 1, timing);
     const b64 = await measureOrtLatencies(all, data.shape, 64, timing);
     for (const [i, o] of onnxOut.entries()) {
-      const top1 = await onnxTop1(o.bytes, data);
+      const c = await onnxCheck(o.bytes, model, data);
       o.report.onnx = {
         format: o.format,
         bytes: o.bytes.length,
-        top1,
+        ...c,
         latencyB1Ms: b1[i]!.medianMs,
         latencyB64Ms: b64[i]!.medianMs,
       };
       reports.push(o.report);
       log(
-        `${o.format}: onnxruntime top-1 ${top1.toFixed(2)}%, ${o.bytes.length} B, batch 64 ${b64[i]!.medianMs.toFixed(2)} ms`,
+        `${o.format}: onnxruntime top-1 ${c.top1.toFixed(2)}% (top-1 agreement with tfjs ${c.agreement.toFixed(2)}%, max |logit diff| ${c.maxAbsDiff.toExponential(2)}), ${o.bytes.length} B, batch 64 ${b64[i]!.medianMs.toFixed(2)} ms`,
       );
     }
   }
@@ -381,30 +402,76 @@ export async function runPipeline(
     join(runDir, 'results.json'),
     `${JSON.stringify({ name: cfg.name, stages: reports }, null, 2)}\n`,
   );
+  const failed = reports.flatMap((r) => {
+    const o = r.onnx;
+    if (!o) return [];
+    const file = join(runDir, 'export', `model${SUFFIX[o.format as OnnxFormat]}.onnx`);
+    if (o.format === 'onnx' && o.maxAbsDiff > cfg.check.fp32MaxDiff)
+      return [
+        `${file}: onnxruntime logits differ from tfjs by ${o.maxAbsDiff.toExponential(2)} (check.fp32MaxDiff ${cfg.check.fp32MaxDiff})`,
+      ];
+    if (o.format !== 'onnx' && o.agreement < cfg.check.int8Agreement)
+      return [
+        `${file}: top-1 agrees with the fp32 tfjs model on ${o.agreement.toFixed(2)}% of the test images (check.int8Agreement ${cfg.check.int8Agreement})`,
+      ];
+    return [];
+  });
+  if (failed.length > 0)
+    throw new Error(
+      `compress '${cfg.name}': export check failed (results kept in ${runDir}):\n  ${failed.join('\n  ')}`,
+    );
   return reports;
 }
+
+type OnnxFormat = 'onnx' | 'onnx-int8' | 'onnx-int8-dynamic';
+const SUFFIX: Record<OnnxFormat, string> = {
+  onnx: '',
+  'onnx-int8': '.int8',
+  'onnx-int8-dynamic': '.int8-dynamic',
+};
 
 function firstBatch(data: ExperimentData): tf.Tensor {
   const b = data.trainPlain.epoch().next().value!;
   return tf.tensor4d(b.x, [b.n, ...data.shape]);
 }
 
-async function onnxTop1(bytes: Uint8Array, data: ExperimentData): Promise<number> {
+/** onnxruntime on the test set: top-1, and top-1 agreement and max |logit diff| against `model`. */
+async function onnxCheck(
+  bytes: Uint8Array,
+  model: tfl.LayersModel,
+  data: ExperimentData,
+): Promise<{ top1: number; agreement: number; maxAbsDiff: number }> {
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(bytes);
+  const argmax = (v: Float32Array | Int32Array, i: number, k: number) => {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (v[i * k + j]! > v[i * k + best]!) best = j;
+    return best;
+  };
   let correct = 0;
+  let agree = 0;
+  let maxAbsDiff = 0;
   let n = 0;
+  const k = data.numClasses;
   for (const b of data.test.epoch()) {
     const res = await session.run({ input: new ort.Tensor('float32', b.x, [b.n, ...data.shape]) });
     const out = res['output']!.data as Float32Array;
-    const k = data.numClasses;
+    const ref = tf.tidy(
+      () =>
+        model.predict(
+          tf.tensor4d(b.x, [b.n, ...data.shape] as [number, number, number, number]),
+        ) as tf.Tensor,
+    );
+    const want = ref.dataSync() as Float32Array;
+    ref.dispose();
     for (let i = 0; i < b.n; i++) {
-      let best = 0;
-      for (let j = 1; j < k; j++) if (out[i * k + j]! > out[i * k + best]!) best = j;
-      if (best === b.y[i]) correct++;
+      const got = argmax(out, i, k);
+      if (got === b.y[i]) correct++;
+      if (got === argmax(want, i, k)) agree++;
     }
+    for (let j = 0; j < out.length; j++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(out[j]! - want[j]!));
     n += b.n;
   }
   await session.release();
-  return (100 * correct) / n;
+  return { top1: (100 * correct) / n, agreement: (100 * agree) / n, maxAbsDiff };
 }

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import onnxProto from 'onnx-proto';
-import { pipelineSchema, runPipeline } from '../../src/compress/pipeline.js';
+import { pipelineSchema, runPipeline, type StageReport } from '../../src/compress/pipeline.js';
 import { prunableKernels } from '../../src/compress/prune/magnitude.js';
 import { experimentSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
@@ -55,6 +55,8 @@ describe('compression pipeline', () => {
       prune: { kind: 'unstructured', sparsity: 0.5, scope: 'layer' },
       quantize: { mode: 'ptq', calibBatches: 2, weights: 'per-tensor' },
       export: ['onnx', 'onnx-int8'],
+      // a 1-epoch, 512-image student: its near-tied logits flip under int8 on a few % of images
+      check: { int8Agreement: 90 },
     });
     const out = join(scratch, 'p1');
     const reports = await runPipeline(cfg, { model, teacher, data: d }, out, () => {});
@@ -68,6 +70,8 @@ describe('compression pipeline', () => {
     }
     const fp32 = reports[2]!.onnx!;
     const int8 = reports[3]!.onnx!;
+    assert.ok(fp32.maxAbsDiff <= 1e-4 && fp32.agreement === 100, `fp32 ${fp32.maxAbsDiff} ${fp32.agreement}`);
+    assert.ok(int8.agreement >= 90 && int8.agreement < 100, `int8 agreement ${int8.agreement}`);
     assert.ok(Math.abs(fp32.top1 - reports[1]!.testTop1) < 1e-9, 'fp32 ONNX keeps the accuracy');
     assert.ok(int8.bytes < fp32.bytes / 2);
     assert.ok(existsSync(join(out, 'prune.md')) && existsSync(join(out, 'export', 'model.int8.onnx')));
@@ -101,6 +105,8 @@ describe('compression pipeline', () => {
       prune: { kind: 'structured', fraction: 0.5 },
       quantize: { mode: 'qat', calibBatches: 2 },
       export: ['onnx-int8'],
+      // a 1-epoch, 512-image student: its near-tied logits flip under int8 on a few % of images
+      check: { int8Agreement: 90 },
     });
     const reports = await runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p2'), () => {});
     assert.ok(reports[1]!.params < reports[0]!.params);
@@ -117,6 +123,8 @@ describe('compression pipeline', () => {
       lowrank: { rank: { sizeFraction: 0.5 } },
       cluster: { clusters: 16 },
       export: ['onnx', 'onnx-int8-dynamic'],
+      // a 1-epoch, 512-image student: its near-tied logits flip under int8 on a few % of images
+      check: { int8Agreement: 90 },
     });
     const reports = await runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p3'), () => {});
     assert.deepEqual(
@@ -186,6 +194,27 @@ describe('compression pipeline', () => {
         why,
       );
     }
+  });
+
+  it('an export that fails its check fails the run naming the file and key; the results stay', async () => {
+    const { runDir, data: d, model, teacher } = await trainedRun();
+    const cfg = pipelineSchema.parse({
+      name: 'p6',
+      student: { run: runDir },
+      quantize: { mode: 'ptq', calibBatches: 1 },
+      export: ['onnx', 'onnx-int8'],
+      check: { int8Agreement: 100 },
+    });
+    const out = join(scratch, 'p6');
+    await assert.rejects(
+      runPipeline(cfg, { model, teacher, data: d }, out, () => {}),
+      /compress 'p6': export check failed .*\n .*model\.int8\.onnx: top-1 agrees with the fp32 tfjs model on \d+\.\d+% of the test images \(check\.int8Agreement 100\)/,
+    );
+    const kept = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { stages: StageReport[] };
+    assert.equal(kept.stages.at(-1)!.stage, 'export-onnx-int8');
+    assert.ok(existsSync(join(out, 'export', 'model.int8.onnx')));
+    assert.throws(() => pipelineSchema.parse({ ...cfg, check: { int8Agreement: 101 } }));
+    assert.throws(() => pipelineSchema.parse({ ...cfg, check: { int8: 99 } }));
   });
 
   it('the schema refuses unknown keys and a sparsity of 1', () => {

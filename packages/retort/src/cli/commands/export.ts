@@ -54,6 +54,11 @@ const options: readonly OptionSpec[] = [
     kind: 'number',
     help: "onnxruntime intra-op threads for the latency runs (default onnxruntime's)",
   },
+  {
+    name: 'min-agreement',
+    kind: 'number',
+    help: 'int8 exports fail below this % of test images whose top-1 matches the fp32 model (default 99)',
+  },
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
@@ -92,6 +97,13 @@ export const exportCommand: Command = {
     const threads = o['threads'] as number | undefined;
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
       throw new Error(`retort export: --threads must be a positive integer, got ${threads}`);
+    const minAgree = (o['min-agreement'] as number | undefined) ?? 99;
+    if (!(minAgree >= 0 && minAgree <= 100))
+      throw new Error(`retort export: --min-agreement must be a percentage in [0, 100], got ${minAgree}`);
+    if (o['min-agreement'] !== undefined && !int8)
+      throw new Error(
+        `retort export: --min-agreement applies to onnx-int8 and onnx-int8-dynamic, not ${format}`,
+      );
     const { exp, data, model } = await loadRun(dir, 'export');
     if (format === 'tfjs') {
       const out = typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', 'tfjs');
@@ -197,5 +209,9 @@ export const exportCommand: Command = {
     console.log(JSON.stringify(report));
     if (!int8 && maxDiff > 1e-4)
       throw new Error(`retort export: ONNX outputs differ from Retort's by ${maxDiff} (> 1e-4)`);
+    if (int8 && report.top1AgreementWithRetort < minAgree)
+      throw new Error(
+        `retort export: ${out}: int8 top-1 agrees with the fp32 model on ${report.top1AgreementWithRetort.toFixed(2)}% of the ${n} test images (< --min-agreement ${minAgree}); the file is written, the report above`,
+      );
   },
 };
