@@ -250,7 +250,7 @@ const lines = [
   '',
   `Command: \`npm run bench:compress -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (a reused student run counts as 0).`,
   `Student: ${student.model} KD from ${teacher.model} (${studentRun}, ${student.testTop1.toFixed(2)}% test top-1 in tfjs). Every row starts from it; fine-tuning is ${epochs} epochs of CE + KD (T 4, weight 0.9) from the uncompressed student, SGD lr 0.01 cosine, except where the row says 0.`,
-  `Top-1 is onnxruntime-node on the exported model (10,000 test images); latency is onnxruntime median (ms) at batch 1 and 64, all rows' exports timed together, interleaved (5 rounds x 10 runs each, ${ortThreads > 0 ? `${ortThreads} intra-op threads` : "onnxruntime's default threads"}); "int8/fp32" is the row's int8 export against its own fp32 export at batch 64.`,
+  `Top-1 is onnxruntime-node on the exported model (10,000 test images); latency is onnxruntime median (ms) at batch 1 and 64, all rows' exports timed together, interleaved (5 rounds x 10 runs each, ${ortThreads > 0 ? `${ortThreads} intra-op thread${ortThreads > 1 ? 's' : ''}` : "onnxruntime's default threads"}); "int8/fp32" is the row's int8 export against its own fp32 export at batch 64.`,
   '',
   '| technique | top-1 | Δ vs baseline | params | zero weights | size | MACs | ORT b1 ms | ORT b64 ms | int8/fp32 b64 | fine-tune epochs | time |',
   '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
