@@ -6,10 +6,11 @@
  * features are cached); file: <dir>/<key>.ckpt.
  *
  * Besides the logits, the teacher's tapped features are cached when they fit `maxFeatureBytes`
- * (default 512 MiB for the whole training set): a penultimate embedding (CRD, PKT, RKD, CC: 64
- * floats per image on ResNet-20) is 15 MB for Fashion-MNIST, so those methods stop running the
- * teacher (a ResNet-20 forward is about 3x a ResNet-8 one) every step; feature maps (AT, OFD: 28 x
- * 28 x 16 floats per image) would need gigabytes and stay live, with the reason logged.
+ * (default 1 GiB for the whole training set, held in memory): a penultimate embedding (CRD, PKT,
+ * RKD, CC: 64 floats per image on ResNet-20) is 15 MB for Fashion-MNIST and SP's last stage
+ * (7 x 7 x 64) 718 MiB, so those methods stop running the teacher (a ResNet-20 forward is about 3x
+ * a ResNet-8 one) every step; several stages of feature maps (AT, VID, AB: 5 GiB) stay live, with
+ * the reason logged.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -48,7 +49,7 @@ export interface CachedTaps {
   layers: readonly string[];
 }
 
-export const DEFAULT_MAX_FEATURE_BYTES = 512 * 2 ** 20;
+export const DEFAULT_MAX_FEATURE_BYTES = 2 ** 30;
 
 export class TeacherCache {
   private constructor(
