@@ -126,14 +126,8 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
   const foldedBn = new Set<string>();
   if (quant || dz) {
     for (const layer of model.layers) {
-      if (layer.getClassName() !== 'BatchNormalization') continue;
-      const src = layer.inboundNodes[0]!.inboundLayers[0]!;
-      const cls = src.getClassName();
-      if (
-        (cls === 'Conv2D' || cls === 'DepthwiseConv2D') &&
-        src.outboundNodes.length === 1 &&
-        (src.getConfig()['activation'] ?? 'linear') === 'linear'
-      ) {
+      const src = bnFoldTarget(layer);
+      if (src) {
         foldedInto.set(src.name, layer);
         foldedBn.add(layer.name);
       }
@@ -569,15 +563,8 @@ export function int8QuantPoints(model: tfl.LayersModel): Int8QuantPoints {
   const outputLayers = new Set(model.outputs.map((o) => o.sourceLayer.name));
   const folded = new Set<string>(); // convs whose only consumer is a batch norm folded into them
   for (const layer of model.layers) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const src = layer.inboundNodes[0]!.inboundLayers[0]!;
-    const cls = src.getClassName();
-    if (
-      (cls === 'Conv2D' || cls === 'DepthwiseConv2D') &&
-      src.outboundNodes.length === 1 &&
-      (src.getConfig()['activation'] ?? 'linear') === 'linear'
-    )
-      folded.add(src.name);
+    const src = bnFoldTarget(layer);
+    if (src) folded.add(src.name);
   }
   const stem = consumersOf(model.inputLayers[0]!, inModel);
   const input = !(stem.length > 0 && stem.every((l) => l.getClassName() === 'Conv2D'));
@@ -628,4 +615,19 @@ export function int8QuantPoints(model: tfl.LayersModel): Int8QuantPoints {
     if (after === 'range') layers.push(out);
   }
   return { input, layers };
+}
+
+/**
+ * The conv a batch norm folds into for the int8 exports: a Conv2D or DepthwiseConv2D without a
+ * fused activation whose only consumer is this batch norm; null for any other layer.
+ */
+function bnFoldTarget(layer: tfl.layers.Layer): tfl.layers.Layer | null {
+  if (layer.getClassName() !== 'BatchNormalization') return null;
+  const src = layer.inboundNodes[0]!.inboundLayers[0]!;
+  const cls = src.getClassName();
+  return (cls === 'Conv2D' || cls === 'DepthwiseConv2D') &&
+    src.outboundNodes.length === 1 &&
+    (src.getConfig()['activation'] ?? 'linear') === 'linear'
+    ? src
+    : null;
 }

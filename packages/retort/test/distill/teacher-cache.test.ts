@@ -34,7 +34,8 @@ function tapped(seed: number): tfl.LayersModel {
   return tfl.model({ inputs: input, outputs: out });
 }
 
-function dataset(count: number) {
+/** `count` random 4x4 images; the loader reads `indices` (default all), in order. */
+function dataset(count: number, indices?: Uint32Array) {
   const r = new Rng(1);
   const images = Uint8Array.from({ length: count * 16 }, () => r.int(256));
   const ds = {
@@ -54,6 +55,7 @@ function dataset(count: number) {
     mean: [0.5],
     std: [0.2],
     seed: 0,
+    ...(indices ? { indices } : {}),
   });
 }
 
@@ -110,27 +112,7 @@ it('caches tapped teacher features: rows by index, its own key, and a step equal
 
 it('computes once, reuses by weights+data key, and returns rows by dataset index', async () => {
   await tf.setBackend('native');
-  const r = new Rng(1);
-  const images = Uint8Array.from({ length: 10 * 16 }, () => r.int(256));
-  const ds = {
-    name: 'd',
-    images,
-    labels: new Uint8Array(10),
-    count: 10,
-    height: 4,
-    width: 4,
-    channels: 1,
-    numClasses: 3,
-  };
-  const plain = new BatchLoader(ds, {
-    batchSize: 4,
-    shuffle: false,
-    keepLast: true,
-    mean: [0.5],
-    std: [0.2],
-    seed: 0,
-    indices: Uint32Array.of(1, 3, 5, 7, 9),
-  });
+  const plain = dataset(10, Uint32Array.of(1, 3, 5, 7, 9));
   const t = teacher();
   const a = TeacherCache.build(t, plain, 'k1', dir);
   assert.equal(a.reused, false);
