@@ -26,6 +26,7 @@ import {
 } from '../packages/retort/src/compress/pipeline.js';
 import { readConfigFile } from '../packages/retort/src/config/load.js';
 import { measureOrtLatencies } from '../packages/retort/src/measure/latency.js';
+import { rowArgmax } from '../packages/retort/src/util/argmax.js';
 import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
 import { argOf, runOrReuse } from './lib/runs.js';
 
@@ -201,18 +202,13 @@ async function ortAgreement(a: Uint8Array, b: Uint8Array): Promise<number> {
   const ort = await import('onnxruntime-node');
   const [sa, sb] = await Promise.all([ort.InferenceSession.create(a), ort.InferenceSession.create(b)]);
   const k = studentData.numClasses;
-  const top = (v: Float32Array, i: number) => {
-    let best = 0;
-    for (let j = 1; j < k; j++) if (v[i * k + j]! > v[i * k + best]!) best = j;
-    return best;
-  };
   let agree = 0;
   let n = 0;
   for (const bt of studentData.test.epoch()) {
     const feed = { input: new ort.Tensor('float32', bt.x, [bt.n, ...shape]) };
     const ya = (await sa.run(feed))['output']!.data as Float32Array;
     const yb = (await sb.run(feed))['output']!.data as Float32Array;
-    for (let i = 0; i < bt.n; i++) if (top(ya, i) === top(yb, i)) agree++;
+    for (let i = 0; i < bt.n; i++) if (rowArgmax(ya, i, k) === rowArgmax(yb, i, k)) agree++;
     n += bt.n;
   }
   await Promise.all([sa.release(), sb.release()]);

@@ -21,6 +21,7 @@ import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
 import { makeOptimizer, makeSchedule } from '../train/experiment.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
+import { rowArgmax } from '../util/argmax.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { clusterModel, withClusterFinetune } from './cluster-model.js';
 import { edgeLayers, factorizeModel } from './lowrank-model.js';
@@ -443,11 +444,6 @@ async function onnxCheck(
 ): Promise<{ top1: number; agreement: number; maxAbsDiff: number }> {
   const ort = await import('onnxruntime-node');
   const session = await ort.InferenceSession.create(bytes);
-  const argmax = (v: Float32Array | Int32Array, i: number, k: number) => {
-    let best = 0;
-    for (let j = 1; j < k; j++) if (v[i * k + j]! > v[i * k + best]!) best = j;
-    return best;
-  };
   let correct = 0;
   let agree = 0;
   let maxAbsDiff = 0;
@@ -465,9 +461,9 @@ async function onnxCheck(
     const want = ref.dataSync() as Float32Array;
     ref.dispose();
     for (let i = 0; i < b.n; i++) {
-      const got = argmax(out, i, k);
+      const got = rowArgmax(out, i, k);
       if (got === b.y[i]) correct++;
-      if (got === argmax(want, i, k)) agree++;
+      if (got === rowArgmax(want, i, k)) agree++;
     }
     for (let j = 0; j < out.length; j++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(out[j]! - want[j]!));
     n += b.n;
