@@ -19,9 +19,9 @@ import { calibrateRanges, exportOnnx } from '../export/onnx.js';
 import { exportTfjs } from '../export/tfjs.js';
 import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
+import { checkOnnx } from '../measure/onnx-check.js';
 import { makeOptimizer, makeSchedule } from '../train/experiment.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
-import { rowArgmax } from '../util/argmax.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { clusterModel, withClusterFinetune } from './cluster-model.js';
 import { edgeLayers, factorizeModel } from './lowrank-model.js';
@@ -384,12 +384,19 @@ export async function runPipeline(
     const all = onnxOut.map((o) => o.bytes);
     const b1 = await measureOrtLatencies(all, data.shape, 1, timing);
     const b64 = await measureOrtLatencies(all, data.shape, 64, timing);
+    const checks = await checkOnnx(
+      onnxOut.map((o) => o.bytes),
+      model,
+      data,
+    );
     for (const [i, o] of onnxOut.entries()) {
-      const c = await onnxCheck(o.bytes, model, data);
+      const c = checks[i]!;
       o.report.onnx = {
         format: o.format,
         bytes: o.bytes.length,
-        ...c,
+        top1: c.top1,
+        agreement: c.agreement,
+        maxAbsDiff: c.maxAbsDiff,
         latencyB1Ms: b1[i]!.medianMs,
         latencyB64Ms: b64[i]!.medianMs,
       };
@@ -434,40 +441,4 @@ const SUFFIX: Record<OnnxFormat, string> = {
 function firstBatch(data: ExperimentData): tf.Tensor {
   const b = data.trainPlain.epoch().next().value!;
   return tf.tensor4d(b.x, [b.n, ...data.shape]);
-}
-
-/** onnxruntime on the test set: top-1, and top-1 agreement and max |logit diff| against `model`. */
-async function onnxCheck(
-  bytes: Uint8Array,
-  model: tfl.LayersModel,
-  data: ExperimentData,
-): Promise<{ top1: number; agreement: number; maxAbsDiff: number }> {
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(bytes);
-  let correct = 0;
-  let agree = 0;
-  let maxAbsDiff = 0;
-  let n = 0;
-  const k = data.numClasses;
-  for (const b of data.test.epoch()) {
-    const res = await session.run({ input: new ort.Tensor('float32', b.x, [b.n, ...data.shape]) });
-    const out = res['output']!.data as Float32Array;
-    const ref = tf.tidy(
-      () =>
-        model.predict(
-          tf.tensor4d(b.x, [b.n, ...data.shape] as [number, number, number, number]),
-        ) as tf.Tensor,
-    );
-    const want = ref.dataSync() as Float32Array;
-    ref.dispose();
-    for (let i = 0; i < b.n; i++) {
-      const got = rowArgmax(out, i, k);
-      if (got === b.y[i]) correct++;
-      if (got === rowArgmax(want, i, k)) agree++;
-    }
-    for (let j = 0; j < out.length; j++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(out[j]! - want[j]!));
-    n += b.n;
-  }
-  await session.release();
-  return { top1: (100 * correct) / n, agreement: (100 * agree) / n, maxAbsDiff };
 }

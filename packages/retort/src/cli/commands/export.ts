@@ -14,7 +14,6 @@ import '@retort/backend-native';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import * as ort from 'onnxruntime-node';
 import {
   calibrateRanges,
   exportOnnx,
@@ -23,6 +22,7 @@ import {
 } from '../../export/onnx.js';
 import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
 import { type Latency, measureOrtLatencies } from '../../measure/latency.js';
+import { checkOnnx } from '../../measure/onnx-check.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
@@ -142,33 +142,7 @@ export const exportCommand: Command = {
       typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', `${exp.model.name}${suffix}.onnx`);
     mkdirSync(dirname(out), { recursive: true });
     writeFileAtomic(out, bytes);
-    const session = await ort.InferenceSession.create(bytes);
-    let maxDiff = 0;
-    let agree = 0;
-    let correct = 0;
-    let n = 0;
-    for (const b of data.test.epoch()) {
-      const x = tf.tensor4d(b.x, [b.n, ...data.shape]);
-      const ref = model.predict(x) as tf.Tensor;
-      const res = await session.run({ input: new ort.Tensor('float32', b.x, [b.n, ...data.shape]) });
-      const got = res['output']!.data as Float32Array;
-      const r = ref.dataSync();
-      const k = data.numClasses;
-      for (let i = 0; i < b.n; i++) {
-        let ai = 0;
-        let bi = 0;
-        for (let j = 0; j < k; j++) {
-          maxDiff = Math.max(maxDiff, Math.abs(got[i * k + j]! - r[i * k + j]!));
-          if (r[i * k + j]! > r[i * k + ai]!) ai = j;
-          if (got[i * k + j]! > got[i * k + bi]!) bi = j;
-        }
-        if (ai === bi) agree++;
-        if (bi === b.y[i]) correct++;
-      }
-      n += b.n;
-      tf.dispose([x, ref]);
-    }
-    await session.release(); // its idle threads would slow the timed sessions
+    const check = (await checkOnnx([bytes], model, data))[0]!;
     // One batch size after the other (concurrent sessions would share the cores); int8 interleaved
     // with its fp32 export, so that the ratio compares like with like on a loaded machine.
     const fp32 = int8 ? exportOnnx(model) : undefined;
@@ -197,21 +171,21 @@ export const exportCommand: Command = {
       format,
       out,
       bytes: bytes.length,
-      testImages: n,
-      onnxTop1: (100 * correct) / n,
-      top1AgreementWithRetort: (100 * agree) / n,
-      maxAbsLogitDiff: maxDiff,
+      testImages: check.images,
+      onnxTop1: check.top1,
+      top1AgreementWithRetort: check.agreement,
+      maxAbsLogitDiff: check.maxAbsDiff,
       ...(int8 ? { weights: weights ?? 'per-channel' } : {}),
       onnxruntimeThreads: threads ?? 'default',
       onnxruntimeLatency: Object.fromEntries(latency),
       ...(fp32 ? { fp32OnnxruntimeLatency: Object.fromEntries(fp32Latency) } : {}),
     };
     console.log(JSON.stringify(report));
-    if (!int8 && maxDiff > 1e-4)
-      throw new Error(`retort export: ONNX outputs differ from Retort's by ${maxDiff} (> 1e-4)`);
+    if (!int8 && check.maxAbsDiff > 1e-4)
+      throw new Error(`retort export: ONNX outputs differ from Retort's by ${check.maxAbsDiff} (> 1e-4)`);
     if (int8 && report.top1AgreementWithRetort < minAgree)
       throw new Error(
-        `retort export: ${out}: int8 top-1 agrees with the fp32 model on ${report.top1AgreementWithRetort.toFixed(2)}% of the ${n} test images (< --min-agreement ${minAgree}); the file is written, the report above`,
+        `retort export: ${out}: int8 top-1 agrees with the fp32 model on ${report.top1AgreementWithRetort.toFixed(2)}% of the ${check.images} test images (< --min-agreement ${minAgree}); the file is written, the report above`,
       );
   },
 };
