@@ -42,8 +42,7 @@ export interface ChannelPruneOptions {
 
 /** `keep` rounded to the nearest multiple of `roundTo` within [roundTo, total] (total if smaller). */
 export function roundKept(keep: number, total: number, roundTo = 1): number {
-  if (!(Number.isInteger(roundTo) && roundTo >= 1))
-    throw new Error(`structured prune: roundTo must be a positive integer, got ${roundTo}`);
+  checkRoundTo(roundTo);
   if (roundTo === 1) return keep;
   return Math.min(total, Math.max(roundTo, Math.round(keep / roundTo) * roundTo));
 }
@@ -85,6 +84,11 @@ export function keptChannels(scores: Float32Array, fraction: number, roundTo = 1
   checkFraction(fraction);
   const keep = Math.max(1, scores.length - Math.floor(fraction * scores.length));
   return topChannels(scores, roundKept(keep, scores.length, roundTo));
+}
+
+function checkRoundTo(roundTo: number): void {
+  if (!(Number.isInteger(roundTo) && roundTo >= 1))
+    throw new Error(`structured prune: roundTo must be a positive integer, got ${roundTo}`);
 }
 
 function checkFraction(fraction: number): void {
@@ -138,7 +142,7 @@ export function pruneChannels(
   opts: ChannelPruneOptions,
 ): { model: tfl.LayersModel; kept: Record<string, number[]>; groups: ChannelGroup[] } {
   checkFraction(opts.fraction);
-  roundKept(1, 1, opts.roundTo);
+  checkRoundTo(opts.roundTo ?? 1);
   let groups = channelGroups(model);
   if (opts.only) {
     groups = opts.only.map((name) => {
