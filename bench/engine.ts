@@ -19,7 +19,7 @@
 import { mkdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { nativeAvailable, nativeKernelNames } from '@retort/backend-native';
+import { describeCpu, nativeAvailable, nativeIsa, nativeKernelNames } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
@@ -271,7 +271,13 @@ function printTable(rows: readonly Row[], haveTorch: boolean): void {
   const line = (cells: readonly string[]): string =>
     `| ${cells.map((c, i) => c.padEnd(width[i]!)).join(' | ')} |`;
   const out = [line(head), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)];
-  process.stdout.write(`${out.join('\n')}\n`);
+  // Every table names the CPU and the code paths it ran: the addon's level and oneDNN's cap.
+  process.stdout.write(`${machineLine()}\n\n${out.join('\n')}\n`);
+}
+
+/** CPU model and features, the addon level loaded and oneDNN's ISA cap (figures differ by all three). */
+function machineLine(): string {
+  return `CPU: ${describeCpu()}; addon ${nativeIsa ?? 'not loaded'}; ONEDNN_MAX_CPU_ISA=${process.env['ONEDNN_MAX_CPU_ISA'] ?? 'ALL'}`;
 }
 
 function outPath(name: string): string {
@@ -302,7 +308,7 @@ async function profile(o: Options): Promise<void> {
     const fmtRow = (cells: readonly string[]): string =>
       cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
     process.stdout.write(
-      `${MODEL_LABEL[model]} training step, batch ${o.batch}, ${o.adam} Adam: wall ${p.wallMs.toFixed(0)} ms, ` +
+      `${machineLine()}\n${MODEL_LABEL[model]} training step, batch ${o.batch}, ${o.adam} Adam: wall ${p.wallMs.toFixed(0)} ms, ` +
         `in kernels ${p.kernelMs.toFixed(0)} ms (${p.kernels.length} kernel kinds)\n` +
         `${fmtRow(cols)}\n${rows.map((r) => fmtRow(cols.map((c) => r[c]))).join('\n')}\n\n`,
     );
@@ -318,7 +324,7 @@ async function main(): Promise<void> {
     throw new Error(`tfjs backend is '${tf.getBackend()}', expected 'native'`);
   log(
     nativeAvailable
-      ? `native backend: oneDNN addon loaded, ${nativeKernelNames.length} native kernels, ${nativeThreads()} threads`
+      ? `native backend: oneDNN addon loaded (${nativeIsa}), ${nativeKernelNames.length} native kernels, ${nativeThreads()} threads; ${machineLine()}`
       : 'native backend: addon NOT loaded, every kernel runs in JS',
   );
   if (o.profile) {
@@ -346,6 +352,9 @@ async function main(): Promise<void> {
     adam: o.adam,
     threads: nativeThreads(),
     cpu: cpus()[0]?.model ?? 'unknown',
+    cpuFeatures: describeCpu(),
+    addonIsa: nativeIsa,
+    onednnMaxCpuIsa: process.env['ONEDNN_MAX_CPU_ISA'] ?? 'ALL',
     cores: availableParallelism(),
     node: process.version,
     torch: torchVersion,

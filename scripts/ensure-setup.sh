@@ -2,7 +2,9 @@
 # Idempotent set-up used by `npm run demo` and `npm test` before anything else:
 #   1. Debian packages the project needs (apt-get update once, then install) when missing;
 #   2. `npm ci` when node_modules is missing or older than package-lock.json;
-#   3. the oneDNN addon build when its binary is missing or older than its sources (make decides).
+#   3. the oneDNN addon build when its binaries are missing or older than their sources (make
+#      decides): one per x86-64 level (v2, v3, v4), so the build runs on and can be copied to any
+#      x86-64 machine.
 # On a ready machine it touches no network and takes well under a second or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,9 @@ if [ ! -d node_modules ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$st
 fi
 
 if [ "${RETORT_NATIVE:-1}" != "0" ]; then
+  # Builds before the per-level layout left one addon at build/retort_native.node (built with
+  # -march=native); remove it so that nothing can load it.
+  rm -rf packages/backend-native/build/obj packages/backend-native/build/retort_native.node
   if ! make -s -q -C packages/backend-native 2>/dev/null; then
     say "building the oneDNN addon (packages/backend-native)"
     make -s -j"$(nproc)" -C packages/backend-native >&2

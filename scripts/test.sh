@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Runs every *.test.ts under packages/*/test with Node's test runner (through tsx), then the type
-# check and the linter. Arguments narrow the run to files whose path contains one of them.
+# Runs every *.test.ts under packages/*/test with Node's test runner (through tsx); then, on x86-64,
+# the native kernel tests, the export tests and the teacher cache tests again on the AVX2 code paths
+# (ONEDNN_MAX_CPU_ISA=AVX2 caps oneDNN's kernels and, through the addon loader, selects the
+# x86-64-v3 build of Retort's own loops), so a machine with AVX-512 also checks what an AVX2-only
+# CPU runs; then the type check and the linter. Arguments narrow the run to files whose path contains
+# one of them (no second pass, no type check or lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(find packages -path '*/node_modules' -prune -o -path '*/test/*' -name '*.test.ts' -print | sort)
@@ -13,6 +17,16 @@ fi
 export RETORT_QUIET=1
 node --import tsx --test --test-reporter=spec "${files[@]}"
 if [ "$#" -eq 0 ]; then
+  if [ "$(uname -m)" = x86_64 ]; then
+    avx2=()
+    for f in "${files[@]}"; do
+      case "$f" in
+        packages/backend-native/test/* | packages/retort/test/export/* | *teacher-cache*) avx2+=("$f") ;;
+      esac
+    done
+    echo "== second pass on the AVX2 paths: ONEDNN_MAX_CPU_ISA=AVX2, ${#avx2[@]} files =="
+    ONEDNN_MAX_CPU_ISA=AVX2 node --import tsx --test --test-reporter=spec "${avx2[@]}"
+  fi
   npx tsc -p .
   npx biome check .
 fi

@@ -70,7 +70,30 @@ static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   return r;
 }
 
+#ifndef RETORT_ISA
+#define RETORT_ISA "generic"
+#endif
+
+// The level this addon was compiled for (see the Makefile), and whether the CPU has it. binding.ts
+// picks the file from the CPU's flags; this second check makes a hand-picked file (RETORT_ADDON_PATH)
+// fail with an error instead of SIGILL later. Nothing above this point runs level-specific code:
+// the only static initializers are the kernel registrations (a vector push per kernel).
+static bool cpu_has_isa() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const char* isa = RETORT_ISA;
+  if (std::string(isa) == "x86-64-v4") return __builtin_cpu_supports("x86-64-v4");
+  if (std::string(isa) == "x86-64-v3") return __builtin_cpu_supports("x86-64-v3");
+  if (std::string(isa) == "x86-64-v2") return __builtin_cpu_supports("x86-64-v2");
+#endif
+  return true;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
+  if (!cpu_has_isa()) {
+    napi_throw_error(env, nullptr, "retort_native: built for " RETORT_ISA ", which this CPU does not support");
+    return nullptr;
+  }
   napi_value fn;
   for (const auto& k : retort::kernel_table()) {
     napi_create_function(env, k.name, NAPI_AUTO_LENGTH, k.fn, nullptr, &fn);
@@ -81,6 +104,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_value v;
   napi_create_string_utf8(env, "oneDNN 2.6", NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, exports, "engine", v);
+  napi_create_string_utf8(env, RETORT_ISA, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, exports, "isa", v);
   return exports;
 }
 

@@ -8,13 +8,16 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CpuInfo, cpuInfo, ISA_LEVELS, type IsaLevel, isaCapFromEnv, minLevel } from './cpu.js';
 
 type F32 = Float32Array;
 type I32 = Int32Array;
 
-/** Typed view of `build/retort_native.node`. Argument order mirrors native/<Kernel>.cc. */
+/** Typed view of `build/<level>/retort_native.node`. Argument order mirrors native/<Kernel>.cc. */
 export interface NativeAddon {
   engine: string;
+  /** The level it was compiled for: 'x86-64-v2' | 'x86-64-v3' | 'x86-64-v4' | 'generic'. */
+  isa: string;
   setNumThreads(n: number): number;
   Conv2D(x: F32, filter: F32, out: F32, geom: I32): void;
   FusedConv2D(x: F32, filter: F32, out: F32, geom: I32, bias: F32, relu: number): void;
@@ -164,24 +167,68 @@ export interface NativeAddon {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** Absolute path of the built addon. */
-export const addonPath = process.env['RETORT_ADDON_PATH'] ?? join(here, '..', 'build', 'retort_native.node');
+const buildDir = join(here, '..', 'build');
 
-function load(): { addon: NativeAddon | null; reason: string } {
-  if (process.env['RETORT_NATIVE'] === '0') return { addon: null, reason: 'RETORT_NATIVE=0 is set' };
-  if (!existsSync(addonPath)) {
-    return { addon: null, reason: `${addonPath} is not built (run: npm run build:addon)` };
+/**
+ * Which addon file this process loads: RETORT_ADDON_PATH when set; on x86-64 the highest level
+ * built under build/<level>/ that the CPU has and the environment allows (see cpu.ts); elsewhere
+ * build/generic/. `level` is null when no file fits (then `why` says so).
+ */
+export function chooseAddon(
+  cpu: CpuInfo = cpuInfo(),
+  env: NodeJS.ProcessEnv = process.env,
+  built: (path: string) => boolean = existsSync,
+): { path: string; level: string | null; why: string } {
+  const own = env['RETORT_ADDON_PATH'];
+  if (own !== undefined && own !== '') return { path: own, level: 'RETORT_ADDON_PATH', why: '' };
+  if (cpu.arch !== 'x64') {
+    const path = join(buildDir, 'generic', 'retort_native.node');
+    return { path, level: 'generic', why: '' };
+  }
+  // Without readable flags (not Linux) the baseline level is the safe guess.
+  let top: IsaLevel | null = cpu.flags.size === 0 ? 'x86-64-v2' : cpu.level;
+  if (top === null)
+    return {
+      path: join(buildDir, 'x86-64-v2', 'retort_native.node'),
+      level: null,
+      why: 'this CPU lacks x86-64-v2 (SSE4.2, POPCNT), the lowest level the addon is built for',
+    };
+  const cap = isaCapFromEnv(env);
+  if (cap) top = minLevel(top, cap.cap);
+  // The highest built level at or below `top` (a partial build, e.g. ISAS=x86-64-v2, still loads).
+  for (let i = ISA_LEVELS.indexOf(top); i >= 0; i--) {
+    const level = ISA_LEVELS[i]!;
+    const path = join(buildDir, level, 'retort_native.node');
+    if (built(path)) return { path, level, why: '' };
+  }
+  const path = join(buildDir, top, 'retort_native.node');
+  return { path, level: null, why: `${path} is not built (run: npm run build:addon)` };
+}
+
+function load(): { addon: NativeAddon | null; reason: string; path: string } {
+  if (process.env['RETORT_NATIVE'] === '0')
+    return { addon: null, reason: 'RETORT_NATIVE=0 is set', path: '' };
+  let choice: ReturnType<typeof chooseAddon>;
+  try {
+    choice = chooseAddon();
+  } catch (e) {
+    return { addon: null, reason: (e as Error).message, path: '' };
+  }
+  const path = choice.path;
+  if (choice.level === null) return { addon: null, reason: choice.why, path };
+  if (!existsSync(path)) {
+    return { addon: null, reason: `${path} is not built (run: npm run build:addon)`, path };
   }
   // libgomp reads OMP_WAIT_POLICY when it is loaded (with the addon): spinning worker threads
   // starve the single JS thread between kernels (engine-notes: 2237 -> 1960 ms per step).
   if (process.env['OMP_WAIT_POLICY'] === undefined) process.env['OMP_WAIT_POLICY'] = 'passive';
   try {
-    const addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
     const threads = Number(process.env['RETORT_NUM_THREADS'] ?? process.env['OMP_NUM_THREADS'] ?? 0);
     addon.setNumThreads(threads > 0 ? threads : availableParallelism());
-    return { addon, reason: '' };
+    return { addon, reason: '', path };
   } catch (e) {
-    return { addon: null, reason: `loading ${addonPath} failed: ${(e as Error).message.split('\n')[0]}` };
+    return { addon: null, reason: `loading ${path} failed: ${(e as Error).message.split('\n')[0]}`, path };
   }
 }
 
@@ -189,3 +236,7 @@ const loaded = load();
 /** The addon, or null when it could not be loaded (then `nativeUnavailableReason` says why). */
 export const native: NativeAddon | null = loaded.addon;
 export const nativeUnavailableReason: string = loaded.reason;
+/** Absolute path of the addon file loaded (or the one that was looked for). */
+export const addonPath: string = loaded.path;
+/** The level the loaded addon was compiled for ('x86-64-v4', ..., 'generic'), or null. */
+export const nativeIsa: string | null = loaded.addon?.isa ?? null;

@@ -6,7 +6,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { copyRegisteredKernels, registerBackend } from '@tensorflow/tfjs-core';
 import { NativeBackend } from './backend.js';
-import { native, nativeUnavailableReason } from './binding.js';
+import { addonPath, native, nativeIsa, nativeUnavailableReason } from './binding.js';
 import { registerCpuBatchNormKernels } from './custom/batchnorm_kernels.js';
 import { registerCpuOptimizerKernels } from './custom/optimizer_kernels.js';
 import { registerCpuRowsKernels } from './custom/rows_kernels.js';
@@ -36,7 +36,8 @@ if (!registered) {
 
 /** True when the oneDNN addon is loaded and its kernels are registered. */
 export const nativeAvailable: boolean = native !== null;
-export { nativeCallCounts, nativeUnavailableReason };
+export * from './cpu.js';
+export { addonPath, nativeCallCounts, nativeIsa, nativeUnavailableReason };
 /** Names of the kernels that run natively (when the addon is loaded). */
 export const nativeKernelNames: readonly string[] = nativeKernels.map((k) => k.kernelName);
 export { NativeBackend } from './backend.js';

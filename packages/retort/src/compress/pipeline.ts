@@ -9,13 +9,14 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpuInfo } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { optimizerSchema, scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
-import { calibrateRanges, exportOnnx } from '../export/onnx.js';
+import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
 import { exportTfjs } from '../export/tfjs.js';
 import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
@@ -100,6 +101,12 @@ export const pipelineSchema = z.strictObject({
       /** int8 weight scales of the ONNX export: one per output channel, or one per tensor. */
       weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
       /**
+       * Which CPUs the int8 exports are right on (export/onnx/target.ts): portable (default; 7-bit
+       * weights, exact on every x86-64 and ARM64), vnni or arm64 (full 8-bit weights). Weight QAT
+       * trains on the same grid.
+       */
+      target: z.enum(['portable', 'vnni', 'arm64']).default('portable'),
+      /**
        * qat: fake-quantize the activations too (quantize/act-qat.ts); the int8 export then uses
        * the ranges observed in training instead of calibrating after it.
        */
@@ -159,6 +166,8 @@ export interface StageReport {
     maxAbsDiff: number;
     latencyB1Ms: number;
     latencyB64Ms: number;
+    /** int8 exports: the target they were written for (export/onnx/target.ts). */
+    int8Target?: string;
   };
 }
 
@@ -313,6 +322,12 @@ export async function runPipeline(
     reports.push(report('cluster', model, data, runDir, clusters));
   }
   let quant: ReturnType<typeof calibrateRanges> | undefined;
+  const int8Target = cfg.quantize?.target ?? 'portable';
+  if (cfg.export.some((f) => f.startsWith('onnx-int8'))) {
+    const notice = targetNotice(int8Target, cpuInfo());
+    log(notice.info);
+    if (notice.warning) log(`warning: ${notice.warning}`);
+  }
   if (cfg.quantize) {
     if (cfg.quantize.mode === 'qat') {
       let qat: ReturnType<typeof withWeightQat> | null = null;
@@ -337,6 +352,7 @@ export async function runPipeline(
                 }
               : t,
             model,
+            weightQmax(int8Target),
           );
           if (withAct) act = withActQat(qat, model);
           return act ?? qat;
@@ -369,9 +385,9 @@ export async function runPipeline(
     const bytes = exportOnnx(
       model,
       format === 'onnx-int8'
-        ? { quant: quant ?? calibrateRanges(model, [firstBatch(data)]), weights }
+        ? { quant: quant ?? calibrateRanges(model, [firstBatch(data)]), weights, target: int8Target }
         : format === 'onnx-int8-dynamic'
-          ? { dynamic: true, weights }
+          ? { dynamic: true, weights, target: int8Target }
           : {},
     );
     writeFileAtomic(join(runDir, 'export', `model${SUFFIX[format]}.onnx`), bytes);
@@ -399,6 +415,7 @@ export async function runPipeline(
         maxAbsDiff: c.maxAbsDiff,
         latencyB1Ms: b1[i]!.medianMs,
         latencyB64Ms: b64[i]!.medianMs,
+        ...(o.format === 'onnx' ? {} : { int8Target }),
       };
       reports.push(o.report);
       log(
@@ -420,7 +437,7 @@ export async function runPipeline(
       ];
     if (o.format !== 'onnx' && o.agreement < cfg.check.int8Agreement)
       return [
-        `${file}: top-1 agrees with the fp32 tfjs model on ${o.agreement.toFixed(2)}% of the test images (check.int8Agreement ${cfg.check.int8Agreement})`,
+        `${file}: top-1 agrees with the fp32 tfjs model on ${o.agreement.toFixed(2)}% of the test images (check.int8Agreement ${cfg.check.int8Agreement}; int8 target ${int8Target}${int8Target !== 'portable' && cpuInfo().arch === 'x64' && !cpuInfo().vnni ? ', full 8-bit weights on a CPU without VNNI' : ''})`,
       ];
     return [];
   });

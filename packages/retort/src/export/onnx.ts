@@ -14,7 +14,7 @@
  * An unsupported layer fails naming the layer and its class.
  *
  * Int8 (`quant`): batch norm folded into the preceding conv, weights and biases quantized (see
- * onnx/quant.ts), and a Q -> DQ pair on the input and after every layer, placed where
+ * onnx/quant.ts; the weight range is the target's, onnx/target.ts), and a Q -> DQ pair on the input and after every layer, placed where
  * onnxruntime 1.30's QDQ fusions want it, so that it runs integer kernels from the stem's output
  * to the logits (Fashion-MNIST ResNet-8 at batch 64: int8/fp32 latency 0.75 -> 0.44, measured
  * interleaved). Exceptions:
@@ -62,6 +62,7 @@ import {
   weightsOf,
 } from './onnx/graph.js';
 import { actQuant, Quantizer, type QuantSpec, type WeightGranularity } from './onnx/quant.js';
+import { type Int8Target, weightQmax } from './onnx/target.js';
 
 export { type ConvShape, type DynamicQuantOptions, dynamicPlan } from './onnx/dynamic.js';
 export { permute } from './onnx/graph.js';
@@ -71,6 +72,13 @@ export {
   WEIGHT_GRANULARITIES,
   type WeightGranularity,
 } from './onnx/quant.js';
+export {
+  INT8_TARGETS,
+  type Int8Target,
+  targetNotice,
+  WEIGHT_QMAX,
+  weightQmax,
+} from './onnx/target.js';
 
 export interface OnnxExportOptions {
   producer?: string;
@@ -83,6 +91,11 @@ export interface OnnxExportOptions {
   dynamic?: boolean | DynamicQuantOptions;
   /** Int8 weight scales (static or dynamic): per output channel (default) or one per tensor. */
   weights?: WeightGranularity;
+  /**
+   * Which CPUs the int8 file is right on (onnx/target.ts): 'portable' (default; 7-bit weights,
+   * exact on every x86-64 and ARM64), 'vnni' or 'arm64' (full 8-bit weights).
+   */
+  target?: Int8Target;
 }
 
 /** Layers of `model` that read `layer`'s output. */
@@ -110,14 +123,15 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
     throw new Error(
       `onnx export: weights must be 'per-channel' or 'per-tensor', got '${String(weightsMode)}'`,
     );
-  const qz = quant ? new Quantizer(g, weightsMode) : undefined;
+  const qmax = weightQmax(opts.target, 'onnx export');
+  const qz = quant ? new Quantizer(g, weightsMode, qmax) : undefined;
   const dynamic = opts.dynamic === true ? {} : opts.dynamic || undefined;
   if (quant && dynamic)
     throw new Error('onnx export: give quant (static int8) or dynamic (dynamic int8), not both');
   const minChannels = dynamic?.minChannels;
   if (minChannels !== undefined && !(Number.isInteger(minChannels) && minChannels >= 1))
     throw new Error(`onnx export: dynamic.minChannels must be a positive integer, got ${minChannels}`);
-  const dz = dynamic ? new DynamicQuantizer(g, weightsMode) : undefined;
+  const dz = dynamic ? new DynamicQuantizer(g, weightsMode, qmax) : undefined;
   const inModel = new Set(model.layers.map((l) => l.name));
   const outputLayers = new Set(model.outputs.map((o) => o.sourceLayer.name));
   // Int8 (static or dynamic): batch norms that directly follow a conv (its only consumer) are

@@ -26,7 +26,13 @@ import type { ImageDataset } from '../../src/data/dataset.js';
 import { BatchLoader } from '../../src/data/loader.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
 import { actQuant } from '../../src/export/onnx/quant.js';
-import { calibrateRanges, exportOnnx, int8QuantPoints, type QuantSpec } from '../../src/export/onnx.js';
+import {
+  calibrateRanges,
+  exportOnnx,
+  int8QuantPoints,
+  type QuantSpec,
+  WEIGHT_QMAX,
+} from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
 import { SGD } from '../../src/train/optimizers.js';
 import { fit } from '../../src/train/trainer.js';
@@ -403,7 +409,8 @@ describe('activation QAT of ResNet-8', () => {
       terms,
       data: { numExamples: 64, numClasses: 4, seed: 0 },
     });
-    const wq = withWeightQat(base, model);
+    // Weight QAT on the grid of the export's default target (portable: [-63, 63]).
+    const wq = withWeightQat(base, model, WEIGHT_QMAX.portable);
     const task = withActQat(wq, model);
     await fit(task, {
       epochs: 2,
@@ -419,7 +426,8 @@ describe('activation QAT of ResNet-8', () => {
     wq.finish();
     const kernels = prunableKernels(model).filter((k) => k.layer !== 'conv1');
     const masters = kernels.map(({ kernel }) => kernel.clone());
-    for (const { kernel } of kernels) kernel.assign(tf.tidy(() => fakeQuantKernel(kernel)));
+    for (const { kernel } of kernels)
+      kernel.assign(tf.tidy(() => fakeQuantKernel(kernel, WEIGHT_QMAX.portable)));
     const pooled = tfl.model({
       inputs: model.inputs,
       outputs: model.getLayer('avgpool').output as tfl.SymbolicTensor,
@@ -470,7 +478,11 @@ describe('activation QAT of ResNet-8', () => {
     process.stderr.write(
       `act-qat resnet8, int8 ONNX vs the fake-quantized forward: trained ranges: ${fmt(withTrained)}; calibrated after: ${fmt(calibrated)}\n`,
     );
-    assert.ok(withTrained.pooledSame > 0.5, fmt(withTrained));
+    // Measured 0.51 with the portable target's 7-bit weights (0.68 with 8-bit ones; 0.007 for ranges
+    // calibrated after training): the export folds BN into the convs after training, which moves
+    // their weight grid, so not every pooled feature lands on the trained value.
+    assert.ok(withTrained.pooledSame > 0.4, fmt(withTrained));
+    assert.equal(withTrained.agree, 1, fmt(withTrained));
     assert.ok(
       withTrained.pooledSame > 5 * calibrated.pooledSame,
       `${fmt(withTrained)} vs ${fmt(calibrated)}`,

@@ -208,7 +208,7 @@ describe('compression pipeline', () => {
     const out = join(scratch, 'p6');
     await assert.rejects(
       runPipeline(cfg, { model, teacher, data: d }, out, () => {}),
-      /compress 'p6': export check failed .*\n .*model\.int8\.onnx: top-1 agrees with the fp32 tfjs model on \d+\.\d+% of the test images \(check\.int8Agreement 100\)/,
+      /compress 'p6': export check failed .*\n .*model\.int8\.onnx: top-1 agrees with the fp32 tfjs model on \d+\.\d+% of the test images \(check\.int8Agreement 100; int8 target portable\)/,
     );
     const kept = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { stages: StageReport[] };
     assert.equal(kept.stages.at(-1)!.stage, 'export-onnx-int8');

@@ -18,7 +18,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { quantizeWeight } from '../../src/export/onnx/quant.js';
-import { dynamicPlan, exportOnnx } from '../../src/export/onnx.js';
+import { dynamicPlan, exportOnnx, WEIGHT_QMAX } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
 import { agreement, randomizeBn } from './onnx-check.js';
 
@@ -175,7 +175,13 @@ describe('ONNX dynamic int8 export in onnxruntime', () => {
 function emulated(model: tfl.LayersModel, conv: tfl.layers.Layer, x: tf.Tensor, perChannel: boolean) {
   const [kernel, bias] = conv.getWeights() as [tf.Tensor, tf.Tensor];
   const dims = kernel.shape;
-  const { q, scales } = quantizeWeight(kernel.dataSync() as Float32Array, dims, 3, perChannel);
+  const { q, scales } = quantizeWeight(
+    kernel.dataSync() as Float32Array,
+    dims,
+    3,
+    perChannel,
+    WEIGHT_QMAX.portable,
+  );
   const o = dims[3]!;
   const wq = Float32Array.from(q, (v, i) => v * scales[perChannel ? i % o : 0]!);
   const xs = x.dataSync();

@@ -5,18 +5,24 @@
  * must agree within 1e-4, int8 top-1 predictions with the fp32 model's (the agreement is printed).
  * onnx-int8 is static QDQ, activations calibrated on --calib-batches training batches;
  * onnx-int8-dynamic quantizes activations per run (no calibration); both quantize weights per
- * --weights. onnxruntime latency at batch 1 and 64 is printed (--threads intra-op threads); for
+ * --weights, on the grid of --int8-target (portable: 7-bit weights, right on every x86-64 and ARM64
+ * CPU; vnni / arm64: full 8-bit; the target and this CPU's features are printed, with a warning
+ * when the file would saturate here). onnxruntime latency at batch 1 and 64 is printed (--threads intra-op threads); for
  * int8 also the fp32 export's, timed interleaved with it, and their ratio (on a busy machine,
  * --threads 1 gives the steadiest ratio).
  * tfjs exports are loaded back with tf.loadLayersModel and compared exactly.
  */
-import '@retort/backend-native';
+
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { cpuInfo, describeCpu } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   calibrateRanges,
   exportOnnx,
+  INT8_TARGETS,
+  type Int8Target,
+  targetNotice,
   WEIGHT_GRANULARITIES,
   type WeightGranularity,
 } from '../../export/onnx.js';
@@ -50,6 +56,11 @@ const options: readonly OptionSpec[] = [
     help: 'int8 weight scales: per-channel (default) or per-tensor; onnx-int8 and onnx-int8-dynamic',
   },
   {
+    name: 'int8-target',
+    kind: 'string',
+    help: 'CPUs the int8 file is right on: portable (default; every x86-64 and ARM64), vnni or arm64 (full 8-bit weights)',
+  },
+  {
     name: 'threads',
     kind: 'number',
     help: "onnxruntime intra-op threads for the latency runs (default onnxruntime's)",
@@ -71,7 +82,7 @@ export const exportCommand: Command = {
     const o = parseOptions(argv, options, 'export', pos);
     if (o['help'] === true || pos.length !== 1) {
       console.log(
-        `usage: retort export <run folder> [--format onnx|onnx-int8|onnx-int8-dynamic|tfjs] [--weights per-channel|per-tensor] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
+        `usage: retort export <run folder> [--format onnx|onnx-int8|onnx-int8-dynamic|tfjs] [--weights per-channel|per-tensor] [--int8-target portable|vnni|arm64] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
       );
       if (pos.length !== 1 && o['help'] !== true) throw new Error('retort export: give one run folder');
       return;
@@ -94,6 +105,17 @@ export const exportCommand: Command = {
         );
       weights = v as WeightGranularity;
     }
+    let target: Int8Target = 'portable';
+    if (o['int8-target'] !== undefined) {
+      const v = String(o['int8-target']);
+      if (!(INT8_TARGETS as readonly string[]).includes(v))
+        throw new Error(`retort export: --int8-target must be ${INT8_TARGETS.join(', ')}, got '${v}'`);
+      if (!int8)
+        throw new Error(
+          `retort export: --int8-target applies to --format onnx-int8 and onnx-int8-dynamic only, not '${format}'`,
+        );
+      target = v as Int8Target;
+    }
     const threads = o['threads'] as number | undefined;
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
       throw new Error(`retort export: --threads must be a positive integer, got ${threads}`);
@@ -105,6 +127,11 @@ export const exportCommand: Command = {
         `retort export: --min-agreement applies to onnx-int8 and onnx-int8-dynamic, not ${format}`,
       );
     const { exp, data, model } = await loadRun(dir, 'export');
+    if (int8) {
+      const notice = targetNotice(target, cpuInfo());
+      process.stderr.write(`retort export: ${notice.info}\n`);
+      if (notice.warning) process.stderr.write(`retort export: warning: ${notice.warning}\n`);
+    }
     if (format === 'tfjs') {
       const out = typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', 'tfjs');
       await exportTfjs(model, out);
@@ -134,9 +161,10 @@ export const exportCommand: Command = {
       ...(quant ? { quant } : {}),
       ...(dynamic ? { dynamic } : {}),
       ...(weights ? { weights } : {}),
+      ...(int8 ? { target } : {}),
     });
     const suffix = int8
-      ? `.int8${dynamic ? '-dynamic' : ''}${weights === 'per-tensor' ? '-per-tensor' : ''}`
+      ? `.int8${dynamic ? '-dynamic' : ''}${weights === 'per-tensor' ? '-per-tensor' : ''}${target === 'portable' ? '' : `-${target}`}`
       : '';
     const out =
       typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', `${exp.model.name}${suffix}.onnx`);
@@ -175,7 +203,7 @@ export const exportCommand: Command = {
       onnxTop1: check.top1,
       top1AgreementWithRetort: check.agreement,
       maxAbsLogitDiff: check.maxAbsDiff,
-      ...(int8 ? { weights: weights ?? 'per-channel' } : {}),
+      ...(int8 ? { weights: weights ?? 'per-channel', int8Target: target, cpu: describeCpu() } : {}),
       onnxruntimeThreads: threads ?? 'default',
       onnxruntimeLatency: Object.fromEntries(latency),
       ...(fp32 ? { fp32OnnxruntimeLatency: Object.fromEntries(fp32Latency) } : {}),
@@ -185,7 +213,7 @@ export const exportCommand: Command = {
       throw new Error(`retort export: ONNX outputs differ from Retort's by ${check.maxAbsDiff} (> 1e-4)`);
     if (int8 && report.top1AgreementWithRetort < minAgree)
       throw new Error(
-        `retort export: ${out}: int8 top-1 agrees with the fp32 model on ${report.top1AgreementWithRetort.toFixed(2)}% of the ${check.images} test images (< --min-agreement ${minAgree}); the file is written, the report above`,
+        `retort export: ${out}: int8 top-1 agrees with the fp32 model on ${report.top1AgreementWithRetort.toFixed(2)}% of the ${check.images} test images (< --min-agreement ${minAgree}; int8 target ${target}${target !== 'portable' && cpuInfo().arch === 'x64' && !cpuInfo().vnni ? ', full 8-bit weights on a CPU without VNNI' : ''}); the file is written, the report above`,
       );
   },
 };

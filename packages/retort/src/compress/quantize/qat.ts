@@ -15,12 +15,15 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { StepInput, TrainTask } from '../../train/trainer.js';
 import { prunableKernels } from '../prune/magnitude.js';
 
-/** Per-output-channel symmetric int8 fake quantization of a kernel whose last axis is the output. */
-export function fakeQuantKernel(k: tf.Tensor): tf.Tensor {
+/**
+ * Per-output-channel symmetric int8 fake quantization of a kernel whose last axis is the output,
+ * on the grid [-qmax, qmax] of the export target (export/onnx/target.ts: 63 portable, 127 vnni).
+ */
+export function fakeQuantKernel(k: tf.Tensor, qmax = 127): tf.Tensor {
   return tf.tidy(() => {
     const axes = Array.from({ length: k.rank - 1 }, (_, i) => i);
-    const scale = tf.maximum(tf.div(tf.max(tf.abs(k), axes), 127), 1e-12);
-    return tf.mul(tf.clipByValue(tf.round(tf.div(k, scale)), -127, 127), scale);
+    const scale = tf.maximum(tf.div(tf.max(tf.abs(k), axes), qmax), 1e-12);
+    return tf.mul(tf.clipByValue(tf.round(tf.div(k, scale)), -qmax, qmax), scale);
   });
 }
 
@@ -29,7 +32,8 @@ export interface QatTask extends TrainTask {
   finish(): void;
 }
 
-export function withWeightQat(task: TrainTask, model: tfl.LayersModel): QatTask {
+/** `qmax`: the int8 weight grid of the export target the weights are trained for. */
+export function withWeightQat(task: TrainTask, model: tfl.LayersModel, qmax = 127): QatTask {
   const kernels = prunableKernels(model).map((k) => k.kernel);
   let master: tf.Tensor[] = kernels.map((k) => tf.keep(k.clone()));
   let quantized: tf.Tensor[] = [];
@@ -37,7 +41,7 @@ export function withWeightQat(task: TrainTask, model: tfl.LayersModel): QatTask 
     ...task,
     prepare(input: StepInput) {
       quantized = kernels.map((k, i) => {
-        const q = tf.keep(fakeQuantKernel(master[i]!));
+        const q = tf.keep(fakeQuantKernel(master[i]!, qmax));
         k.assign(q);
         return q;
       });
