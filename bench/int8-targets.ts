@@ -83,13 +83,15 @@ async function measure(
   const fp32 = exportOnnx(model);
   const checks = await checkOnnx([fp32, ...exports.map((e) => e.bytes)], model, data);
   // The first test images, as the model sees them.
-  const xs: number[] = [];
-  for (const b of data.test.epoch()) {
-    xs.push(...b.x);
-    if (xs.length >= satImages * data.shape.reduce((a, c) => a * c, 1)) break;
-  }
   const per = data.shape.reduce((a, c) => a * c, 1);
-  const sat = Float32Array.from(xs.slice(0, satImages * per));
+  const sat = new Float32Array(satImages * per);
+  let filled = 0;
+  for (const b of data.test.epoch()) {
+    const take = Math.min(b.n, satImages - filled);
+    sat.set(b.x.subarray(0, take * per), filled * per);
+    filled += take;
+    if (filled >= satImages) break;
+  }
   const rows: Row[] = [];
   for (const [i, e] of exports.entries()) {
     const layers = await int8Saturation(e.bytes, sat, [satImages, ...data.shape]);

@@ -4,8 +4,13 @@
 RETORT_KERNEL(Tile) {
   auto shape = args.dims(2), oshape = args.dims(3);
   const size_t r = shape.size();
+  if (r == 0 || oshape.size() != r) throw retort::ArgError("shape and outShape must have one rank >= 1");
   size_t in = 1, out = 1;
   for (size_t i = 0; i < r; i++) {
+    // Each output dim repeats the input dim a whole number of times (the row copies rely on it).
+    if (shape[i] < 0 || oshape[i] < 0 || (shape[i] == 0 ? oshape[i] != 0 : oshape[i] % shape[i] != 0))
+      throw retort::ArgError("outShape[" + std::to_string(i) + "] = " + std::to_string(oshape[i]) +
+                             " is not a multiple of shape[" + std::to_string(i) + "] = " + std::to_string(shape[i]));
     in *= size_t(shape[i]);
     out *= size_t(oshape[i]);
   }

@@ -8,10 +8,33 @@ static std::vector<int64_t> strides_of(const std::vector<int64_t>& shape) {
   return s;
 }
 
+// Every index the copy touches must lie inside both arrays: equal ranks, sizes >= 0, starts >= 0 and
+// start + box <= shape per dimension. The callers' element counts (Args::f32 with a length) already
+// tie each pointer to its shape, so this makes every memcpy below in bounds.
+static void check_box(const std::vector<int64_t>& sshape, const std::vector<int64_t>& sstart,
+                      const std::vector<int64_t>& dshape, const std::vector<int64_t>& dstart,
+                      const std::vector<int64_t>& box) {
+  const size_t r = box.size();
+  if (r == 0 || r > size_t(kMaxCopyRank))
+    throw ArgError("rank must be 1.." + std::to_string(kMaxCopyRank) + ", got " + std::to_string(r));
+  if (sshape.size() != r || sstart.size() != r || dshape.size() != r || dstart.size() != r)
+    throw ArgError("shape, start and size arguments must all have rank " + std::to_string(r));
+  for (size_t i = 0; i < r; i++) {
+    const std::string at = " at dim " + std::to_string(i);
+    if (box[i] < 0 || sshape[i] < 0 || dshape[i] < 0) throw ArgError("negative size" + at);
+    if (sstart[i] < 0 || sstart[i] > sshape[i] - box[i])
+      throw ArgError("source box [" + std::to_string(sstart[i]) + ", +" + std::to_string(box[i]) +
+                     ") outside size " + std::to_string(sshape[i]) + at);
+    if (dstart[i] < 0 || dstart[i] > dshape[i] - box[i])
+      throw ArgError("destination box [" + std::to_string(dstart[i]) + ", +" + std::to_string(box[i]) +
+                     ") outside size " + std::to_string(dshape[i]) + at);
+  }
+}
+
 void box_copy(const float* src, const std::vector<int64_t>& sshape, const std::vector<int64_t>& sstart, float* dst,
               const std::vector<int64_t>& dshape, const std::vector<int64_t>& dstart, const std::vector<int64_t>& box) {
+  check_box(sshape, sstart, dshape, dstart, box);
   const size_t r = box.size();
-  if (r == 0 || r > size_t(kMaxCopyRank)) throw ArgError("box_copy: rank must be 1..6");
   int64_t rows = 1;
   for (size_t i = 0; i + 1 < r; i++) rows *= box[i];
   const int64_t run = box[r - 1];

@@ -54,6 +54,10 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   override disposeData(dataId: DataId, force = false): boolean {
+    // `has` before `get`: for an id this backend does not hold, tfjs's DataStorage.get asks the
+    // engine to move the data here, which disposes through this method again, without end (tfjs's
+    // own suite: makeTensorFromDataId, kernel and gradient registry specs).
+    if (!this.data.has(dataId)) return super.disposeData(dataId, force);
     const entry = this.data.get(dataId) as CpuEntry | undefined;
     const done = super.disposeData(dataId, force);
     if (entry !== undefined && !this.data.has(dataId)) this.pool.release(entry.values);

@@ -185,8 +185,8 @@ export function chooseAddon(
     const path = join(buildDir, 'generic', 'retort_native.node');
     return { path, level: 'generic', why: '' };
   }
-  // Without readable flags (not Linux) the baseline level is the safe guess.
-  let top: IsaLevel | null = cpu.flags.size === 0 ? 'x86-64-v2' : cpu.level;
+  // Neither CPUID (no probe) nor flags (not Linux): the baseline level is the safe guess.
+  let top: IsaLevel | null = cpu.source === 'flags' && cpu.flags.size === 0 ? 'x86-64-v2' : cpu.level;
   if (top === null)
     return {
       path: join(buildDir, 'x86-64-v2', 'retort_native.node'),

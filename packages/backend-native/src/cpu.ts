@@ -1,14 +1,19 @@
 /**
- * What the CPU can run, from the kernel's view of it (`/proc/cpuinfo` flags, which Linux clears for
- * features the OS does not enable, e.g. AVX-512 without its register state saved).
+ * What the CPU can run: the x86-64 level and VNNI from the CPU itself (CPUID, asked by the small
+ * baseline addon build/cpu_probe.node), the model name and feature flags from `/proc/cpuinfo`.
+ * The flags alone are not enough: a VM seen here lists no `abm` (LZCNT, part of x86-64-v3) on a
+ * Zen 5 that runs x86-64-v4 code, so they are the fallback when the probe is not built.
  *
  * Two consumers: the addon loader picks the highest x86-64 micro-architecture level the CPU has
  * (the Makefile builds one addon per level), and the int8 exporters say whether onnxruntime's
  * integer kernels here are exact (VNNI) or saturate pairs of products in int16 (AVX2, AVX-512
  * without VNNI).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { arch } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** x86-64 micro-architecture levels the addon is built for (psABI names, as GCC's -march). */
 export type IsaLevel = 'x86-64-v2' | 'x86-64-v3' | 'x86-64-v4';
@@ -31,10 +36,12 @@ export interface CpuInfo {
   model: string;
   /** Feature flags (empty when they could not be read). */
   flags: ReadonlySet<string>;
-  /** Highest x86-64 level the flags cover; null off x86-64, below v2, or without flags. */
+  /** Highest x86-64 level the CPU runs; null off x86-64, below v2, or when unknown. */
   level: IsaLevel | null;
   /** Whether onnxruntime's integer kernels here sum u8 x s8 products in int32 (VNNI / AMX). */
   vnni: boolean;
+  /** Where `level` and `vnni` come from: the CPU (CPUID), or the OS's flag list. */
+  source: 'cpuid' | 'flags';
 }
 
 /** Highest level whose flags (and those of every level below) are all in `flags`. */
@@ -61,7 +68,21 @@ export function parseCpuinfo(text: string, cpuArch: string = arch()): CpuInfo {
     flags,
     level: cpuArch === 'x64' ? isaLevelOf(flags) : null,
     vnni: VNNI_FLAGS.some((f) => flags.has(f)),
+    source: 'flags',
   };
+}
+
+/** The probe's answer, or null when build/cpu_probe.node is missing or fails to load. */
+function probeCpu(): { level: IsaLevel | null; vnni: boolean } | null {
+  const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'cpu_probe.node');
+  if (!existsSync(path)) return null;
+  try {
+    const p = createRequire(import.meta.url)(path) as { level: string; vnni: boolean };
+    const level = (ISA_LEVELS as readonly string[]).includes(p.level) ? (p.level as IsaLevel) : null;
+    return { level, vnni: p.vnni };
+  } catch {
+    return null;
+  }
 }
 
 let cached: CpuInfo | undefined;
@@ -74,7 +95,11 @@ export function cpuInfo(): CpuInfo {
     } catch {
       // Not Linux: no flags; callers treat the level as unknown.
     }
-    cached = parseCpuinfo(text);
+    const parsed = parseCpuinfo(text);
+    const probed = parsed.arch === 'x64' ? probeCpu() : null;
+    cached = probed
+      ? { ...parsed, level: probed.level, vnni: probed.vnni || parsed.vnni, source: 'cpuid' }
+      : parsed;
   }
   return cached;
 }

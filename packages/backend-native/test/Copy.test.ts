@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { native } from '../src/binding.js';
 import { checkParity, nativeRuns, randTensor, requireNative, tf } from './parity.js';
 
 // Data movement is exact: every case compares bit for bit (rtol 0).
@@ -116,4 +117,66 @@ describe('Slice, PadV2, Tile: native vs cpu', () => {
       );
     });
   }
+});
+
+// The addon itself refuses boxes outside its arrays (tfjs checks first on the normal path; these
+// calls go straight to the binding, as a stale or buggy caller would): a JS error, no read or
+// write past a buffer.
+describe('Slice, PadV2, Tile: the addon checks every box before copying', () => {
+  requireNative();
+  const i32 = (...v: number[]) => Int32Array.from(v);
+  it('Slice out of bounds, negative begin or size, rank mismatch', () => {
+    const x = new Float32Array(9);
+    assert.throws(
+      () => native!.Slice(x, new Float32Array(100), i32(3, 3), i32(1, 1), i32(10, 10)),
+      /Slice: source box \[1, \+10\) outside size 3 at dim 0/,
+    );
+    assert.throws(
+      () => native!.Slice(x, new Float32Array(4), i32(3, 3), i32(-1, 0), i32(2, 2)),
+      /Slice: source box \[-1, \+2\) outside size 3/,
+    );
+    assert.throws(
+      () => native!.Slice(x, new Float32Array(1), i32(3, 3), i32(0, 0), i32(-1, -1)),
+      /Slice: negative size at dim 0/,
+    );
+    assert.throws(
+      () => native!.Slice(x, new Float32Array(3), i32(3, 3), i32(0), i32(3)),
+      /Slice: begin and size must have the rank of the shape/,
+    );
+    const out = new Float32Array(4);
+    native!.Slice(
+      Float32Array.from({ length: 9 }, (_, i) => i),
+      out,
+      i32(3, 3),
+      i32(1, 1),
+      i32(2, 2),
+    );
+    assert.deepEqual([...out], [4, 5, 7, 8]);
+  });
+  it('PadV2 with an output smaller than the input, or negative sizes', () => {
+    const x = new Float32Array(9);
+    assert.throws(
+      () => native!.PadV2(x, new Float32Array(4), i32(3, 3), i32(0, 0), i32(2, 2), 0),
+      /PadV2: destination box \[0, \+3\) outside size 2 at dim 0/,
+    );
+    assert.throws(
+      () => native!.PadV2(x, new Float32Array(25), i32(3, 3), i32(3, 0), i32(5, 5), 0),
+      /PadV2: destination box \[3, \+3\) outside size 5 at dim 0/,
+    );
+    assert.throws(
+      () => native!.PadV2(x, new Float32Array(9), i32(3, 3), i32(0, 0), i32(3, -3), 0),
+      /PadV2: negative size at dim 1/,
+    );
+  });
+  it('Tile with an output that is not whole repeats of the input', () => {
+    const x = new Float32Array(6);
+    assert.throws(
+      () => native!.Tile(x, new Float32Array(14), i32(2, 3), i32(2, 7)),
+      /Tile: outShape\[1\] = 7 is not a multiple of shape\[1\] = 3/,
+    );
+    assert.throws(
+      () => native!.Tile(x, new Float32Array(6), i32(2, 3), i32(6)),
+      /Tile: shape and outShape must have one rank/,
+    );
+  });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { arch } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -63,6 +63,18 @@ describe('addon levels: the machine code of each file', { skip: arch() !== 'x64'
   it('every level is built', () => {
     assert.deepEqual(levels, [...ISA_LEVELS], 'npm run build:addon builds x86-64-v2, v3 and v4');
   });
+  it('the CPU probe is built for the baseline (no AVX) and answers from CPUID', () => {
+    const probe = join(pkg, 'build', 'cpu_probe.node');
+    assert.ok(existsSync(probe), `${probe} is built`);
+    assert.deepEqual(offenders(disassemble(probe), AVX), []);
+    const c = cpuInfo();
+    assert.equal(c.source, 'cpuid');
+    // The OS may hide flags (a VM here lists no 'abm'), never invent them: CPUID is never lower.
+    const flagsOnly = parseCpuinfo(readFileSync('/proc/cpuinfo', 'utf8')).level;
+    const rank = (l: IsaLevel | null) => (l === null ? -1 : ISA_LEVELS.indexOf(l));
+    assert.ok(rank(c.level) >= rank(flagsOnly), `cpuid ${c.level} vs flags ${flagsOnly}`);
+  });
+
   it('x86-64-v2 has no AVX at all; x86-64-v3 no AVX-512; x86-64-v4 uses AVX-512', () => {
     const v2 = disassemble(addonOf('x86-64-v2'));
     assert.ok(v2.size > 100, `${v2.size} functions`);

@@ -11,6 +11,8 @@ export const slice: NativeKernel = {
     const parsed = slice_util.parseSliceParams(x as never, a.begin, a.size);
     const begin = parsed[0]!;
     const size = parsed[1]!;
+    // The same checks and errors as the cpu kernel (an out-of-bounds box); the addon checks again.
+    slice_util.assertParamsValid(x as never, begin, size);
     if (sizeOf(size) === 0) return null;
     const out = backend.makeOutputF32(size);
     addon.Slice(

@@ -100,6 +100,17 @@ export function convKernel(spec: ConvKernelSpec): NativeKernel {
       const info = convInfoOf(xShape, fShape, attrs, spec.depthwise);
       const geom = convGeometry(info, spec.depthwise);
       if (geom === null) return null;
+      // Inputs whose shapes differ from what the geometry implies (tfjs's cpu kernels index dy by
+      // its own shape and accept e.g. conv2dTranspose with an outputShape that does not produce
+      // dy): the JS kernel serves the call, so native never differs from cpu.
+      const expect: Record<string, readonly number[]> = {
+        x: xShape,
+        filter: fShape,
+        dy: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
+      };
+      const same = (t: TensorInfo, want: readonly number[] | undefined) =>
+        want !== undefined && t.shape.length === want.length && t.shape.every((d, i) => d === want[i]);
+      if (!same(a, expect[spec.inputs[0]]) || !same(b, expect[spec.inputs[1]])) return null;
       const out = backend.makeOutputF32(spec.outShape(info, attrs));
       spec.entry(addon).call(addon, backend.f32(a)!, backend.f32(b)!, out.values, geom);
       return out.info;
