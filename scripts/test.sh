@@ -15,7 +15,9 @@ if [ "$#" -gt 0 ]; then
 fi
 [ "${#files[@]}" -gt 0 ] || { echo "no test files found" >&2; exit 1; }
 export RETORT_QUIET=1
-node --import tsx --test --test-reporter=spec "${files[@]}"
+# Every test process fails if it imported the native backend but the addon did not load.
+run_tests() { node --import tsx --import ./scripts/test-require-native.mjs --test --test-reporter=spec "$@"; }
+run_tests "${files[@]}"
 if [ "$#" -eq 0 ]; then
   if [ "$(uname -m)" = x86_64 ]; then
     avx2=()
@@ -25,7 +27,7 @@ if [ "$#" -eq 0 ]; then
       esac
     done
     echo "== second pass on the AVX2 paths: ONEDNN_MAX_CPU_ISA=AVX2, ${#avx2[@]} files =="
-    ONEDNN_MAX_CPU_ISA=AVX2 node --import tsx --test --test-reporter=spec "${avx2[@]}"
+    ONEDNN_MAX_CPU_ISA=AVX2 run_tests "${avx2[@]}"
   fi
   npx tsc -p .
   npx biome check .

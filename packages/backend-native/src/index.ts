@@ -36,6 +36,13 @@ if (!registered) {
 
 /** True when the oneDNN addon is loaded and its kernels are registered. */
 export const nativeAvailable: boolean = native !== null;
+// For the test runner's exit check (scripts/test-require-native.mjs): a process that imported this
+// backend ran on the JS kernels only if the addon did not load, whatever its tests were named.
+(globalThis as Record<symbol, unknown>)[Symbol.for('retort.native.status')] = {
+  available: nativeAvailable,
+  reason: nativeUnavailableReason,
+};
+
 export * from './cpu.js';
 export { addonPath, nativeCallCounts, nativeIsa, nativeUnavailableReason };
 /** Names of the kernels that run natively (when the addon is loaded). */

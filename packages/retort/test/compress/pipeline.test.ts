@@ -72,6 +72,8 @@ describe('compression pipeline', () => {
     const int8 = reports[3]!.onnx!;
     assert.ok(fp32.maxAbsDiff <= 1e-4 && fp32.agreement === 100, `fp32 ${fp32.maxAbsDiff} ${fp32.agreement}`);
     assert.ok(int8.agreement >= 90 && int8.agreement < 100, `int8 agreement ${int8.agreement}`);
+    assert.equal(int8.int8Target, 'portable', 'the default target is recorded');
+    assert.equal(fp32.int8Target, undefined);
     assert.ok(Math.abs(fp32.top1 - reports[1]!.testTop1) < 1e-9, 'fp32 ONNX keeps the accuracy');
     assert.ok(int8.bytes < fp32.bytes / 2);
     assert.ok(existsSync(join(out, 'prune.md')) && existsSync(join(out, 'export', 'model.int8.onnx')));

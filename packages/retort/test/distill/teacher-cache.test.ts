@@ -72,11 +72,28 @@ it('caches tapped teacher features: rows by index, its own key, and a step equal
   assert.ok(c.covers(['feat']) && c.covers([]) && !c.covers(['feat', 'other']));
   assert.equal(TeacherCache.build(t, plain, 'k1', dir, taps).reused, true);
   const idx = Uint32Array.of(7, 2, 9);
-  const live = taps.view.run(tf.tensor4d(plain.makeBatch(idx).x, [3, 4, 4, 1]), false);
+  // Exact against the batches the cache was built from ([0..3], [4..7], [8, 9]; same batch sizes,
+  // same oneDNN kernels): image 7 is row 3 of the second, 2 row 2 of the first, 9 row 1 of the third.
+  const runBatch = (first: number, n: number) =>
+    taps.view.run(
+      tf.tensor4d(plain.makeBatch(Uint32Array.from({ length: n }, (_, i) => first + i)).x, [n, 4, 4, 1]),
+      false,
+    );
+  const rowsOf = (t: tf.Tensor, rows: number[], d: number) =>
+    rows.flatMap((r) => Array.from(t.dataSync().subarray(r * d, (r + 1) * d)));
+  const [b0, b1, b2] = [runBatch(0, 4), runBatch(4, 4), runBatch(8, 2)];
   const [feat] = c.lookupFeatures(idx, ['feat']);
   assert.deepEqual(feat!.shape, [3, 5]);
-  assert.deepEqual(Array.from(feat!.dataSync()), Array.from(live.features[0]!.dataSync()));
-  assert.deepEqual(Array.from(c.lookup(idx).dataSync()), Array.from(live.logits.dataSync()));
+  assert.deepEqual(Array.from(feat!.dataSync()), [
+    ...rowsOf(b1.features[0]!, [3], 5),
+    ...rowsOf(b0.features[0]!, [2], 5),
+    ...rowsOf(b2.features[0]!, [1], 5),
+  ]);
+  assert.deepEqual(Array.from(c.lookup(idx).dataSync()), [
+    ...rowsOf(b1.logits, [3], 3),
+    ...rowsOf(b0.logits, [2], 3),
+    ...rowsOf(b2.logits, [1], 3),
+  ]);
   const small = TeacherCache.build(t, plain, 'k1', dir, taps, 100);
   assert.match(
     small.featureRefusal!,
@@ -98,16 +115,27 @@ it('caches tapped teacher features: rows by index, its own key, and a step equal
     index: idx,
     epoch: 0,
   };
-  const values = [null, c, small].map((cache) => {
+  const step = (cache: TeacherCache | null) => {
     const task = buildOfflineTask({ student, teacher: t, terms, cache });
     task.prepare!(input);
     const v = task.loss(input).total.dataSync()[0]!;
     task.release!();
     return v;
-  });
-  assert.ok(Number.isFinite(values[0]!) && values[0]! > 0);
-  assert.equal(values[1], values[0], 'cached features give the live value');
-  assert.equal(values[2], values[0], 'a logits-only cache leaves the teacher live');
+  };
+  const live = step(null);
+  assert.ok(Number.isFinite(live) && live > 0);
+  // Zero the teacher: a step that still ran it now gives another value, so equality with `live`
+  // below shows the features came from the cache.
+  const weights = t.getWeights();
+  t.setWeights(weights.map((w) => tf.zerosLike(w)));
+  const poisoned = step(null);
+  assert.ok(Math.abs(poisoned - live) > 1e-3 * live, `zeroed teacher: ${poisoned} vs ${live}`);
+  // The cache holds rows computed in batches of 4 and 2, the step's batch has 3: equal to float
+  // rounding (oneDNN picks kernels by batch size and ISA), not necessarily to the bit.
+  const cached = step(c);
+  assert.ok(Math.abs(cached - live) <= 1e-6 * live, `cached features: ${cached} vs live ${live}`);
+  assert.equal(step(small), poisoned, 'a logits-only cache leaves the (zeroed) teacher live for features');
+  t.setWeights(weights);
 });
 
 it('computes once, reuses by weights+data key, and returns rows by dataset index', async () => {

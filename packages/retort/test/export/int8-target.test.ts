@@ -6,11 +6,13 @@
  * while the full 8-bit `vnni` files of the same models do saturate (the Zen 3 failure).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { parseCpuinfo } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
+import { pipelineSchema } from '../../src/compress/pipeline.js';
 import { FASHION_MNIST_DIR, loadIdxSplit } from '../../src/data/fashion-mnist.js';
 import { quantizeWeight } from '../../src/export/onnx/quant.js';
 import {
@@ -186,5 +188,37 @@ describe('int8 targets: what export says about this CPU', () => {
     assert.match(targetNotice('arm64', zen3).warning ?? '', /wrong on this CPU \(no VNNI\)/);
     assert.equal(targetNotice('vnni', zen5).warning, undefined);
     assert.match(targetNotice('vnni', zen5).info, /\[-127, 127\].*avx512f yes, vnni yes/);
+  });
+});
+
+describe('int8 targets: config and CLI', () => {
+  it('pipeline quantize.target: portable by default; an unknown target names the valid ones', () => {
+    const base = { name: 'p', student: { run: 'r' }, export: ['onnx-int8'] };
+    assert.equal(pipelineSchema.parse({ ...base, quantize: {} }).quantize?.target, 'portable');
+    assert.equal(pipelineSchema.parse({ ...base, quantize: { target: 'vnni' } }).quantize?.target, 'vnni');
+    const bad = pipelineSchema.safeParse({ ...base, quantize: { target: 'avx2' } });
+    assert.equal(bad.success, false);
+    assert.match(JSON.stringify(bad.error?.issues), /portable.*vnni.*arm64/);
+  });
+
+  it('retort export --int8-target: checked before any work; int8 formats only', () => {
+    const bin = new URL('../../bin/retort.js', import.meta.url).pathname;
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [bin, 'export', '/nonexistent', ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, RETORT_QUIET: '1' },
+      });
+    const bad = run('--format', 'onnx-int8', '--int8-target', 'avx2');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--int8-target must be portable, vnni, arm64, got 'avx2'/);
+    const fp32 = run('--format', 'onnx', '--int8-target', 'vnni');
+    assert.equal(fp32.status, 1);
+    assert.match(
+      fp32.stderr,
+      /--int8-target applies to --format onnx-int8 and onnx-int8-dynamic only, not 'onnx'/,
+    );
+    const ok = run('--format', 'onnx-int8-dynamic', '--int8-target', 'arm64');
+    assert.equal(ok.status, 1);
+    assert.match(ok.stderr, /nonexistent/, 'past the option checks: fails on the missing run folder');
   });
 });
