@@ -168,13 +168,16 @@ export async function runExperiment(
       train: data.train,
       val: data.val,
       runDir: stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
+      // A stage resumes when it left any checkpoint (last, or previous if last is damaged).
       resume:
         (opts.resume ?? false) &&
-        existsSync(
-          join(
-            stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
-            'checkpoints',
-            'last.ckpt',
+        ['last.ckpt', 'previous.ckpt'].some((f) =>
+          existsSync(
+            join(
+              stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
+              'checkpoints',
+              f,
+            ),
           ),
         ),
       log,

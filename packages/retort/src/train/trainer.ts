@@ -4,13 +4,15 @@
  * atomic checkpoints (weights, optimizer state, RNG states, epoch) and exact resumption. A non-finite
  * loss stops the run naming the step and the loss terms that went bad.
  */
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchLoader } from '../data/loader.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { RetortError } from '../util/errors.js';
 import { globalRng } from '../util/rng.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { Mean, topkCorrect } from './metrics.js';
 import { formatSeconds, Progress } from './progress.js';
 import { lrAt, type Schedule } from './schedule.js';
@@ -131,10 +133,16 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
   let globalStep = 0;
   if (opts.resume) {
     if (!ckptDir) throw new Error('resume needs a run folder');
-    const path = join(ckptDir, 'last.ckpt');
-    if (!existsSync(path)) throw new Error(`--resume: no checkpoint at ${path}`);
-    ({ startEpoch, globalStep } = await restore(path, task, opts));
-    records.push(...((loadCheckpoint(path).header.meta['records'] as EpochRecord[] | undefined) ?? []));
+    const { path, ck } = latestGoodCheckpoint(ckptDir, log);
+    ({ startEpoch, globalStep } = await restore(path, ck, task, opts));
+    records.push(...((ck.header.meta['records'] as EpochRecord[] | undefined) ?? []));
+    // metrics.jsonl may hold epochs past the checkpoint resumed from (a damaged last one): it
+    // restarts from the checkpoint's own records, so no epoch is listed twice.
+    if (opts.runDir)
+      writeFileAtomic(
+        join(opts.runDir, 'metrics.jsonl'),
+        records.map((r) => `${JSON.stringify(r)}\n`).join(''),
+      );
     log(`resumed from ${path} at epoch ${startEpoch}`);
   }
   const steps = opts.train.length;
@@ -225,7 +233,13 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
         ` ${rec.imgPerSec.toFixed(0)} img/s ${seconds.toFixed(1)}s ETA ${eta}`,
     );
     if (opts.runDir) appendFileSync(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
-    if (ckptDir) await checkpoint(join(ckptDir, 'last.ckpt'), task, opts, epoch + 1, globalStep, records);
+    if (ckptDir) {
+      // The last good checkpoint stays as previous.ckpt until the new one is fully written, so a
+      // damaged or half-written last.ckpt always has a fallback.
+      const last = join(ckptDir, 'last.ckpt');
+      if (existsSync(last)) renameSync(last, join(ckptDir, 'previous.ckpt'));
+      await checkpoint(last, task, opts, epoch + 1, globalStep, records);
+    }
     opts.onEpoch?.(rec);
   }
   return records;
@@ -269,12 +283,43 @@ async function checkpoint(
   tf.dispose(optTensors[0]!.tensor);
 }
 
+/**
+ * checkpoints/last.ckpt, or previous.ckpt with a warning when last is missing or fails its checks
+ * (truncated, flipped bits); an error naming both when neither loads.
+ */
+export function latestGoodCheckpoint(
+  ckptDir: string,
+  log: (l: string) => void,
+): { path: string; ck: Checkpoint } {
+  const last = join(ckptDir, 'last.ckpt');
+  const previous = join(ckptDir, 'previous.ckpt');
+  const problems: string[] = [];
+  for (const path of [last, previous]) {
+    if (!existsSync(path)) {
+      problems.push(`${path}: missing`);
+      continue;
+    }
+    try {
+      const ck = loadCheckpoint(path);
+      if (path !== last)
+        log(`warning: ${problems.join('; ')}; resuming from ${path} (epoch ${ck.header.epoch}) instead`);
+      return { path, ck };
+    } catch (e) {
+      if (!(e instanceof RetortError)) throw e;
+      problems.push(e.message);
+    }
+  }
+  throw new RetortError(`--resume: no usable checkpoint in ${ckptDir}: ${problems.join('; ')}`, {
+    file: last,
+  });
+}
+
 async function restore(
   path: string,
+  ck: Checkpoint,
   task: TrainTask,
   opts: FitOptions,
 ): Promise<{ startEpoch: number; globalStep: number }> {
-  const ck = loadCheckpoint(path);
   const weights = allWeights(task);
   const saved = ck.header.tensors.filter((t) => !t.name.startsWith('opt/'));
   if (saved.length !== weights.length) {

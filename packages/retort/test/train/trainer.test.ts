@@ -159,6 +159,74 @@ describe('trainer', () => {
     });
   }
 
+  it('a damaged last checkpoint (truncated, or one flipped bit) falls back to previous.ckpt; same weights as straight', async () => {
+    await tf.setBackend('native');
+    const opt = () => new SGD({ lr: 0.05, momentum: 0.9 });
+    const sched = { kind: 'constant', lr: 0.05 } as const;
+    seedEverything(5);
+    const a = makeTask();
+    await fit(a, { epochs: 3, optimizer: opt(), schedule: sched, train: loader(3), log: () => {} });
+    const straight = await weightsOf(a);
+    for (const damage of ['truncate', 'flip'] as const) {
+      const dir = mkdtempSync(join(scratch, 'run-'));
+      seedEverything(5);
+      await fit(makeTask(), {
+        epochs: 2,
+        optimizer: opt(),
+        schedule: sched,
+        train: loader(3),
+        runDir: dir,
+        log: () => {},
+      });
+      const last = join(dir, 'checkpoints', 'last.ckpt');
+      const previous = join(dir, 'checkpoints', 'previous.ckpt');
+      assert.equal(loadCheckpoint(previous).header.epoch, 1, 'the epoch-1 checkpoint is kept as previous');
+      const bytes = readFileSync(last);
+      if (damage === 'truncate') writeFileSync(last, bytes.subarray(0, bytes.length - 100));
+      else {
+        // One bit in the middle of the tensor data: a weight that would load as another number.
+        bytes[bytes.length >> 1]! ^= 0x10;
+        writeFileSync(last, bytes);
+      }
+      assert.throws(() => loadCheckpoint(last), /checksum mismatch \(damaged or truncated file\)/);
+      const lines: string[] = [];
+      seedEverything(77);
+      const c = makeTask();
+      const recs = await fit(c, {
+        epochs: 3,
+        optimizer: opt(),
+        schedule: sched,
+        train: loader(3),
+        runDir: dir,
+        resume: true,
+        log: (l) => lines.push(l),
+      });
+      unseed();
+      assert.match(
+        lines.join('\n'),
+        /warning: .*last\.ckpt: checksum mismatch .*resuming from .*previous\.ckpt \(epoch 1\)/,
+      );
+      assert.deepEqual(
+        recs.map((r) => r.epoch),
+        [1, 2, 3],
+        `${damage}: epoch 2 is trained again`,
+      );
+      const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+      assert.deepEqual(
+        metrics.map((l) => (JSON.parse(l) as { epoch: number }).epoch),
+        [1, 2, 3],
+        'metrics.jsonl lists each epoch once',
+      );
+      const resumed = await weightsOf(c);
+      for (let i = 0; i < straight.length; i++)
+        assert.deepEqual(
+          resumed[i],
+          straight[i],
+          `${damage}: weight ${i} differs from the uninterrupted run`,
+        );
+    }
+  });
+
   it('a NaN loss stops the run naming the step and the bad term', async () => {
     await tf.setBackend('native');
     const task = makeTask();
