@@ -1,44 +1,46 @@
-/** `retort <command> [options]`: each command lives in commands/<name>.ts. */
-import { compressCommand } from './commands/compress.js';
-import { demoCommand } from './commands/demo.js';
-import { evalCommand } from './commands/eval.js';
-import { distillCommand, trainCommand } from './commands/experiment.js';
-import { exportCommand } from './commands/export.js';
-import { modelsCommand } from './commands/models.js';
-
+/**
+ * `retort <command> [options]`: each command lives in commands/<name>.ts and is loaded only when it
+ * runs (the compute libraries take ~0.7 s to load; `retort --help` and early refusals need none).
+ */
 export interface Command {
   name: string;
   summary: string;
   run(argv: readonly string[]): Promise<void>;
 }
 
-const commands: readonly Command[] = [
-  trainCommand,
-  distillCommand,
-  evalCommand,
-  exportCommand,
-  compressCommand,
-  modelsCommand,
-  demoCommand,
+interface CommandEntry {
+  name: string;
+  load(): Promise<Command>;
+}
+
+const commands: readonly CommandEntry[] = [
+  { name: 'train', load: async () => (await import('./commands/experiment.js')).trainCommand },
+  { name: 'distill', load: async () => (await import('./commands/experiment.js')).distillCommand },
+  { name: 'eval', load: async () => (await import('./commands/eval.js')).evalCommand },
+  { name: 'export', load: async () => (await import('./commands/export.js')).exportCommand },
+  { name: 'compress', load: async () => (await import('./commands/compress.js')).compressCommand },
+  { name: 'models', load: async () => (await import('./commands/models.js')).modelsCommand },
+  { name: 'demo', load: async () => (await import('./commands/demo.js')).demoCommand },
 ];
 
-function usage(): string {
+async function usage(): Promise<string> {
+  const all = await Promise.all(commands.map((c) => c.load()));
   return ['usage: retort <command> [options]   (retort <command> --help for its options)', '', 'Commands:']
-    .concat(commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`))
+    .concat(all.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`))
     .join('\n');
 }
 
 async function main(argv: readonly string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
-    console.log(usage());
+    console.log(await usage());
     return;
   }
   const cmd = commands.find((c) => c.name === name);
   if (cmd === undefined) {
     throw new Error(`unknown command '${name}' (known: ${commands.map((c) => c.name).join(', ')})`);
   }
-  await cmd.run(rest);
+  await (await cmd.load()).run(rest);
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

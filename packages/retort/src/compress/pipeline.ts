@@ -13,7 +13,7 @@ import { cpuInfo } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { optimizerSchema, scheduleSchema } from '../config/experiment.js';
+import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
@@ -33,7 +33,7 @@ import { type ActQatTask, withActQat } from './quantize/act-qat.js';
 import { withWeightQat } from './quantize/qat.js';
 
 export const pipelineSchema = z.strictObject({
-  name: z.string(),
+  name: runNameSchema,
   /** The distilled student: a finished run folder of `retort distill` / `retort train`. */
   student: z.strictObject({ run: z.string() }),
   /** Fine-tuning after pruning and for QAT: CE + KD from the uncompressed model. */

@@ -2,7 +2,9 @@
  * Turns zod issues into one message a person can act on: the file, the key path, what was expected,
  * and for unknown keys the valid ones at that place.
  */
+
 import { z } from 'zod';
+import { RetortError } from '../util/errors.js';
 
 type AnySchema = z.ZodType;
 
@@ -54,6 +56,6 @@ export function formatIssues(schema: AnySchema, error: z.ZodError, where: string
 /** Parses `value` with `schema` or throws one error naming `where` and every problem. */
 export function parseOrThrow<S extends AnySchema>(schema: S, value: unknown, where: string): z.output<S> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new Error(formatIssues(schema, r.error, where));
+  if (!r.success) throw new RetortError(formatIssues(schema, r.error, where));
   return r.data;
 }

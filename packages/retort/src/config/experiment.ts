@@ -58,6 +58,15 @@ export const dataSchema = z
       });
   });
 
+/** A run name is a folder name under the runs root: never '.', '..' or a path. */
+export const runNameSchema = z
+  .string()
+  .max(200)
+  .regex(
+    /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/,
+    'letters, digits, ".", "_" and "-" only, not starting with "." (it names the run folder)',
+  );
+
 export const modelSchema = z.strictObject({
   /** A zoo name (see `retort models`). */
   name: z.string(),
@@ -113,9 +122,7 @@ export const stageSchema = z.strictObject({
 });
 
 export const experimentSchema = z.strictObject({
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only (it names the run folder)'),
+  name: runNameSchema,
   seed: z.number().int().nonnegative().default(1),
   data: dataSchema.default(dataSchema.parse({})),
   model: modelSchema,

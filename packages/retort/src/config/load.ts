@@ -1,21 +1,19 @@
 /** Loads an experiment file (YAML or JSON), applies `--set key=value` overrides, validates it. */
-import { readFileSync } from 'node:fs';
+
 import { parse as parseYaml } from 'yaml';
+import { RetortError } from '../util/errors.js';
+import { readFileBounded } from '../util/read.js';
 import { parseOrThrow } from './errors.js';
 import { type Experiment, experimentSchema } from './experiment.js';
 
 /** Reads and parses a YAML/JSON file into a plain value; errors name the file. */
 export function readConfigFile(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  // Configs are a few KB; a megabyte cap keeps a wrong path (a dataset, /dev/zero) from loading.
+  const text = readFileBounded(path, 1024 ** 2, 'config file').toString('utf8');
   try {
     return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new Error(
+    throw new RetortError(
       `${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`,
     );
   }
@@ -27,7 +25,7 @@ export function readConfigFile(path: string): unknown {
  */
 export function applyOverride(target: Record<string, unknown>, assignment: string): void {
   const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new Error(`--set ${assignment}: expected key=value`);
+  if (eq <= 0) throw new RetortError(`--set ${assignment}: expected key=value`);
   const keyPath = assignment.slice(0, eq);
   const value = parseYaml(assignment.slice(eq + 1)) as unknown;
   const tokens = [...keyPath.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) =>
@@ -39,13 +37,13 @@ export function applyOverride(target: Record<string, unknown>, assignment: strin
     const last = i === tokens.length - 1;
     if ('index' in t) {
       if (!Array.isArray(cur) || t.index >= cur.length)
-        throw new Error(`--set ${keyPath}: no element [${t.index}]`);
+        throw new RetortError(`--set ${keyPath}: no element [${t.index}]`);
       if (last) cur[t.index] = value;
       else cur = cur[t.index];
       continue;
     }
     if (cur === null || typeof cur !== 'object' || Array.isArray(cur))
-      throw new Error(`--set ${keyPath}: '${t.key}' is not inside an object`);
+      throw new RetortError(`--set ${keyPath}: '${t.key}' is not inside an object`);
     const obj = cur as Record<string, unknown>;
     if (last) obj[t.key] = value;
     else {
@@ -60,7 +58,7 @@ export function applyOverride(target: Record<string, unknown>, assignment: strin
 export function loadExperiment(path: string, overrides: readonly string[] = []): Experiment {
   const raw = readConfigFile(path);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-    throw new Error(`${path}: expected a mapping at the top level`);
+    throw new RetortError(`${path}: expected a mapping at the top level`);
   for (const o of overrides) applyOverride(raw as Record<string, unknown>, o);
   return parseOrThrow(experimentSchema, raw, path);
 }

@@ -5,8 +5,11 @@
  * 1024 G, 1024 B, rows of 32), converted here to the interleaved HWC layout the loaders use.
  * CIFAR-100 uses the fine labels (100 classes), as RepDistiller.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { RetortError } from '../util/errors.js';
+import { readFileBounded } from '../util/read.js';
 import type { ImageDataset } from './dataset.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
@@ -56,9 +59,9 @@ export function parseCifarBatch(
   const record = labelBytes + PIXELS;
   const numClasses = variant === 'cifar10' ? 10 : 100;
   if (buf.length === 0)
-    throw new Error(`${name}: empty file (expected ${variant} records of ${record} bytes)`);
+    throw new RetortError(`${name}: empty file (expected ${variant} records of ${record} bytes)`);
   if (buf.length % record !== 0)
-    throw new Error(
+    throw new RetortError(
       `${name}: ${buf.length} bytes is not a whole number of ${variant} records of ${record} bytes (truncated or not a ${variant} binary batch)`,
     );
   const count = buf.length / record;
@@ -69,7 +72,7 @@ export function parseCifarBatch(
     const base = i * record;
     const label = buf[base + labelBytes - 1]!; // CIFAR-100: the fine label is the second byte
     if (label >= numClasses)
-      throw new Error(`${name}: record ${i} has label ${label}, out of range 0..${numClasses - 1}`);
+      throw new RetortError(`${name}: record ${i} has label ${label}, out of range 0..${numClasses - 1}`);
     labels[i] = label;
     const src = base + labelBytes;
     const dst = i * PIXELS;
@@ -93,16 +96,12 @@ export function loadCifar(dir: string, variant: CifarVariant, split: 'train' | '
         existsSync(pickle) && statSync(pickle).isFile()
           ? ` (${dir} looks like the Python version; the reader needs the binary one)`
           : '';
-      throw new Error(
+      throw new RetortError(
         `${variant}: ${path} not found; point data.dir at the extracted '${FOLDER[variant]}' folder (the binary version)${python}`,
       );
     }
-    let buf: Buffer;
-    try {
-      buf = readFileSync(path);
-    } catch (e) {
-      throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    // One batch file is 30 MB (CIFAR-10) or 150 MB (CIFAR-100 train).
+    const buf = readFileBounded(path, 512 * 1024 ** 2, 'CIFAR batch');
     return parseCifarBatch(buf, variant, path);
   });
   const count = parts.reduce((a, p) => a + p.count, 0);

@@ -5,7 +5,9 @@
  * flips make no sense for them and buildData refuses them. Quoted fields with commas are supported;
  * embedded newlines are not.
  */
-import { readFileSync } from 'node:fs';
+
+import { RetortError } from '../util/errors.js';
+import { readFileBounded } from '../util/read.js';
 import type { ImageDataset } from './dataset.js';
 
 /** Splits one CSV line into fields (RFC 4180 quoting, "" as an escaped quote). */
@@ -46,21 +48,19 @@ export interface CsvOptions {
 export type CsvDataset = ImageDataset & { featureNames: string[] };
 
 /** Reads a CSV file as a dataset of [1, 1, F] float32 rows. Blank lines are skipped. */
+/** Largest CSV file read (held as text, then as float32 features). */
+export const CSV_MAX_BYTES = 512 * 1024 ** 2;
+
 export function loadCsv(path: string, opts: CsvOptions): CsvDataset {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const text = readFileBounded(path, CSV_MAX_BYTES, 'CSV file').toString('utf8');
   // Spreadsheet exports often start with a byte-order mark, which would stick to the first name.
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const headerAt = lines.findIndex((l) => l.trim() !== '');
-  if (headerAt < 0) throw new Error(`${path}: empty file; expected a header row and data rows`);
+  if (headerAt < 0) throw new RetortError(`${path}: empty file; expected a header row and data rows`);
   const header = splitCsvLine(lines[headerAt]!);
   const li = header.indexOf(opts.labelColumn);
   if (li < 0)
-    throw new Error(
+    throw new RetortError(
       `${path}: no label column '${opts.labelColumn}' (columns: ${header.join(', ')}); set data.labelColumn`,
     );
   const featureCols = featureColumns(path, header, li, opts.featureNames);
@@ -68,26 +68,43 @@ export function loadCsv(path: string, opts: CsvOptions): CsvDataset {
   const rows: { line: string; lineNo: number }[] = [];
   for (let i = headerAt + 1; i < lines.length; i++)
     if (lines[i]!.trim() !== '') rows.push({ line: lines[i]!, lineNo: i + 1 });
-  if (rows.length === 0) throw new Error(`${path}: a header row but no data rows`);
+  if (rows.length === 0) throw new RetortError(`${path}: a header row but no data rows`);
   const f = featureCols.length;
   const x = new Float32Array(rows.length * f);
   const raw: string[] = [];
+  // Every bad value is counted before refusing, so that the message says how many there are.
+  let badValues = 0;
+  let firstBad = '';
   for (const [r, { line, lineNo }] of rows.entries()) {
     const fields = splitCsvLine(line);
     if (fields.length !== header.length)
-      throw new Error(`${path}: line ${lineNo} has ${fields.length} fields, the header has ${header.length}`);
+      throw new RetortError(
+        `${path}: line ${lineNo} has ${fields.length} fields, the header has ${header.length}`,
+      );
     for (const [k, c] of featureCols.entries()) {
       const v = Number(fields[c]);
-      if (fields[c] === '' || !Number.isFinite(v))
-        throw new Error(
-          `${path}: line ${lineNo}, column '${header[c]}': '${fields[c]}' is not a finite number`,
-        );
+      // Features train as float32: 1e39 is a finite double but Infinity in float32.
+      const why =
+        fields[c] === '' || !Number.isFinite(v)
+          ? 'is not a finite number'
+          : !Number.isFinite(Math.fround(v))
+            ? 'is outside the float32 range (|x| < 3.4e38)'
+            : '';
+      if (why !== '') {
+        if (badValues++ === 0) firstBad = `line ${lineNo}, column '${header[c]}': '${fields[c]}' ${why}`;
+        continue;
+      }
       x[r * f + k] = v;
     }
     const label = fields[li]!;
-    if (label === '') throw new Error(`${path}: line ${lineNo}: empty label in column '${opts.labelColumn}'`);
+    if (label === '')
+      throw new RetortError(`${path}: line ${lineNo}: empty label in column '${opts.labelColumn}'`);
     raw.push(label);
   }
+  if (badValues > 0)
+    throw new RetortError(`${path}: ${badValues} feature value(s) refused; the first at ${firstBad}`, {
+      file: path,
+    });
   const { classNames, labels } = labelIndices(path, raw, rows, opts.classNames);
   return {
     name: path,
@@ -111,15 +128,16 @@ function featureColumns(
   expected: readonly string[] | undefined,
 ): number[] {
   const own = header.map((_, i) => i).filter((i) => i !== labelIndex);
-  if (own.length === 0) throw new Error(`${path}: no feature columns besides '${header[labelIndex]}'`);
+  if (own.length === 0) throw new RetortError(`${path}: no feature columns besides '${header[labelIndex]}'`);
   for (const i of own)
-    if (header.indexOf(header[i]!) !== i) throw new Error(`${path}: column '${header[i]}' appears twice`);
+    if (header.indexOf(header[i]!) !== i)
+      throw new RetortError(`${path}: column '${header[i]}' appears twice`);
   if (expected === undefined) return own;
   const names = own.map((i) => header[i]!);
   const missing = expected.filter((n) => !names.includes(n));
   const extra = names.filter((n) => !expected.includes(n));
   if (missing.length > 0 || extra.length > 0)
-    throw new Error(
+    throw new RetortError(
       `${path}: feature columns differ from the training file's` +
         (missing.length > 0 ? `; missing: ${missing.join(', ')}` : '') +
         (extra.length > 0 ? `; not in training: ${extra.join(', ')}` : ''),
@@ -143,7 +161,7 @@ function labelIndices(
     const labels = Int32Array.from(raw, (v, r) => {
       const i = index.get(v) ?? (/^\d+$/.test(v) ? index.get(String(Number(v))) : undefined);
       if (i === undefined)
-        throw new Error(
+        throw new RetortError(
           `${path}: line ${rows[r]!.lineNo}: label '${v}' is not one of the training classes (${classNames.join(', ')})`,
         );
       return i;
@@ -154,7 +172,7 @@ function labelIndices(
     const max = raw.reduce((m, v) => Math.max(m, Number(v)), 0);
     // Integer labels are class indices; far more classes than rows means an id column, not labels.
     if (max >= Math.max(1000, 10 * raw.length))
-      throw new Error(
+      throw new RetortError(
         `${path}: integer label ${max} for ${raw.length} rows; labels must be class indices 0..K-1 (or class names)`,
       );
     // Canonical names ('7', not '007'), so the test split's labels look up the same way.

@@ -1,3 +1,4 @@
+import { RetortError } from '../util/errors.js';
 /** In-memory image classification data, as the readers produce it. */
 export interface ImageDataset {
   /** Name for messages and cache keys, e.g. 'fashion-mnist/train'. */
@@ -14,20 +15,52 @@ export interface ImageDataset {
   classNames?: readonly string[];
 }
 
-/** Checks sizes agree and labels are in range; names the dataset in the error. */
+/**
+ * Checks a split before any training: not empty, sizes that agree, labels in range and finite
+ * values (float data); each refusal names the dataset, says how many items are bad and which is
+ * the first.
+ */
 export function validateDataset(d: ImageDataset): void {
+  if (d.count === 0) throw new RetortError(`${d.name}: empty split (0 images)`);
   const per = d.height * d.width * d.channels;
   if (d.images.length !== d.count * per) {
-    throw new Error(
+    throw new RetortError(
       `${d.name}: ${d.images.length} pixel values for ${d.count} images of ${d.height}x${d.width}x${d.channels}`,
     );
   }
   if (d.labels.length !== d.count)
-    throw new Error(`${d.name}: ${d.labels.length} labels for ${d.count} images`);
+    throw new RetortError(`${d.name}: ${d.labels.length} labels for ${d.count} images`);
+  let badLabels = 0;
+  let firstLabel = -1;
   for (let i = 0; i < d.count; i++) {
     const l = d.labels[i]!;
-    if (l < 0 || l >= d.numClasses)
-      throw new Error(`${d.name}: label ${l} at index ${i} is out of range 0..${d.numClasses - 1}`);
+    if (!(l >= 0 && l < d.numClasses) && badLabels++ === 0) firstLabel = i;
+  }
+  if (badLabels > 0)
+    throw new RetortError(
+      `${d.name}: ${badLabels} label(s) outside 0..${d.numClasses - 1}; the first is ${d.labels[firstLabel]} at index ${firstLabel}`,
+    );
+  if (d.images instanceof Float32Array) {
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < d.images.length; i++) if (!Number.isFinite(d.images[i]!) && bad++ === 0) first = i;
+    if (bad > 0)
+      throw new RetortError(
+        `${d.name}: ${bad} non-finite value(s); the first in item ${Math.floor(first / per)} (value ${d.images[first]})`,
+      );
+  }
+}
+
+/** How many items of each class; refuses a split with fewer than two classes present. */
+export function checkClasses(d: ImageDataset): void {
+  const seen = new Set<number>();
+  for (let i = 0; i < d.count && seen.size < 2; i++) seen.add(d.labels[i]!);
+  if (seen.size < 2) {
+    const only = [...seen][0];
+    const name = only !== undefined ? (d.classNames?.[only] ?? String(only)) : 'none';
+    throw new RetortError(
+      `${d.name}: every one of the ${d.count} items has class ${name}; a classifier needs at least two classes to train`,
+    );
   }
 }
 
@@ -67,9 +100,9 @@ export function trainValSplit(
   perm: Uint32Array,
 ): { train: Uint32Array; val: Uint32Array } {
   if (!(valFraction >= 0 && valFraction < 1))
-    throw new Error(`validation fraction ${valFraction} is not in [0, 1)`);
+    throw new RetortError(`validation fraction ${valFraction} is not in [0, 1)`);
   if (perm.length !== count)
-    throw new Error(`split permutation has ${perm.length} entries for ${count} items`);
+    throw new RetortError(`split permutation has ${perm.length} entries for ${count} items`);
   const nVal = Math.round(count * valFraction);
   return { val: perm.slice(0, nVal).sort(), train: perm.slice(nVal).sort() };
 }

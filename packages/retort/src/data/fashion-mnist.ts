@@ -2,8 +2,10 @@
  * Fashion-MNIST (Xiao, Rasul, Vollgraf 2017) from the IDX files of Debian's dataset-fashion-mnist.
  * Nothing is downloaded: the loader reads files the user already has.
  */
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { RetortError } from '../util/errors.js';
 import { readIdx } from './idx.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -35,7 +37,7 @@ function findFile(dir: string, base: string): string {
     const p = join(dir, name);
     if (existsSync(p)) return p;
   }
-  throw new Error(
+  throw new RetortError(
     `Fashion-MNIST file ${base}(.gz) not found in ${dir}. ` +
       (dir === FASHION_MNIST_DIR
         ? 'Install it with: apt-get install dataset-fashion-mnist, or point --data-dir at a folder with the IDX files.'
@@ -50,14 +52,17 @@ export function loadIdxSplit(dir: string, split: 'train' | 't10k', numClasses = 
   const img = readIdx(imgPath);
   const lbl = readIdx(lblPath);
   if (img.dims.length !== 3)
-    throw new Error(`${imgPath}: expected rank-3 images [N, H, W], found [${img.dims.join(', ')}]`);
+    throw new RetortError(`${imgPath}: expected rank-3 images [N, H, W], found [${img.dims.join(', ')}]`);
   if (lbl.dims.length !== 1)
-    throw new Error(`${lblPath}: expected rank-1 labels [N], found [${lbl.dims.join(', ')}]`);
+    throw new RetortError(`${lblPath}: expected rank-1 labels [N], found [${lbl.dims.join(', ')}]`);
   const [n, h, w] = img.dims as [number, number, number];
-  if (lbl.dims[0] !== n) throw new Error(`${lblPath}: ${lbl.dims[0]} labels but ${imgPath} has ${n} images`);
+  if (lbl.dims[0] !== n)
+    throw new RetortError(`${lblPath}: ${lbl.dims[0]} labels but ${imgPath} has ${n} images`);
   for (let i = 0; i < n; i++) {
     if (lbl.data[i]! >= numClasses) {
-      throw new Error(`${lblPath}: label ${lbl.data[i]} at index ${i} is out of range 0..${numClasses - 1}`);
+      throw new RetortError(
+        `${lblPath}: label ${lbl.data[i]} at index ${i} is out of range 0..${numClasses - 1}`,
+      );
     }
   }
   return { images: img.data, labels: lbl.data, count: n, height: h, width: w, numClasses };

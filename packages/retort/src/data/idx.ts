@@ -2,8 +2,15 @@
  * IDX files (MNIST, Fashion-MNIST): a big-endian header (two zero bytes, a type code, the number
  * of dimensions, then each dimension as uint32) followed by the data. Files may be gzip-compressed.
  */
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+
+import { RetortError } from '../util/errors.js';
+import { gunzipBounded, readFileBounded } from '../util/read.js';
+
+/**
+ * Largest IDX file (and largest inflated .gz) read: MNIST-sized sets are 8-50 MB, EMNIST's largest
+ * split about 640 MB. A gzip bomb stops here instead of filling memory.
+ */
+export const IDX_MAX_BYTES = 1024 ** 3;
 
 export interface IdxArray {
   /** Dimensions from the header, e.g. [60000, 28, 28]. */
@@ -14,36 +21,25 @@ export interface IdxArray {
 
 /** Reads an IDX file of unsigned bytes (type code 0x08); gzip is detected from the content. */
 export function readIdx(path: string): IdxArray {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = gunzipSync(buf);
-    } catch (e) {
-      throw new Error(`${path}: corrupt gzip data (${(e as Error).message})`);
-    }
-  }
+  let buf: Buffer = readFileBounded(path, IDX_MAX_BYTES, 'IDX file');
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipBounded(buf, IDX_MAX_BYTES, path);
   return parseIdx(buf, path);
 }
 
 /** Parses an in-memory IDX image; `name` is used in error messages. */
 export function parseIdx(buf: Uint8Array, name: string): IdxArray {
-  if (buf.length < 4) throw new Error(`${name}: too short for an IDX header (${buf.length} bytes)`);
+  if (buf.length < 4) throw new RetortError(`${name}: too short for an IDX header (${buf.length} bytes)`);
   if (buf[0] !== 0 || buf[1] !== 0) {
-    throw new Error(
+    throw new RetortError(
       `${name}: wrong magic number (expected 0x0000 then type and rank, found 0x${hex(buf, 0, 4)})`,
     );
   }
   if (buf[2] !== 0x08)
-    throw new Error(`${name}: element type 0x${hex(buf, 2, 1)} is not unsigned byte (0x08)`);
+    throw new RetortError(`${name}: element type 0x${hex(buf, 2, 1)} is not unsigned byte (0x08)`);
   const rank = buf[3]!;
-  if (rank < 1 || rank > 4) throw new Error(`${name}: rank ${rank} is not between 1 and 4`);
+  if (rank < 1 || rank > 4) throw new RetortError(`${name}: rank ${rank} is not between 1 and 4`);
   const headerBytes = 4 + 4 * rank;
-  if (buf.length < headerBytes) throw new Error(`${name}: truncated header (${buf.length} bytes)`);
+  if (buf.length < headerBytes) throw new RetortError(`${name}: truncated header (${buf.length} bytes)`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dims: number[] = [];
   let count = 1;
@@ -54,12 +50,12 @@ export function parseIdx(buf: Uint8Array, name: string): IdxArray {
   }
   const have = buf.length - headerBytes;
   if (have < count) {
-    throw new Error(
+    throw new RetortError(
       `${name}: truncated: header [${dims.join(', ')}] needs ${count} bytes of data, file has ${have}`,
     );
   }
   if (have > count)
-    throw new Error(`${name}: ${have - count} bytes of trailing data after [${dims.join(', ')}]`);
+    throw new RetortError(`${name}: ${have - count} bytes of trailing data after [${dims.join(', ')}]`);
   return { dims, data: buf.subarray(headerBytes, headerBytes + count) };
 }
 

@@ -3,6 +3,7 @@
  * recipe (RandomCrop(size, padding) with zero fill, then RandomHorizontalFlip, then Normalize), all
  * drawn from the loader's own Rng so a resumed run sees the same batches.
  */
+import { RetortError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { ImageDataset } from './dataset.js';
 
@@ -42,7 +43,7 @@ export class BatchLoader {
     readonly opts: LoaderOptions,
   ) {
     if (opts.mean.length !== data.channels || opts.std.length !== data.channels) {
-      throw new Error(
+      throw new RetortError(
         `${data.name}: mean/std have ${opts.mean.length}/${opts.std.length} entries for ${data.channels} channels`,
       );
     }
@@ -53,6 +54,11 @@ export class BatchLoader {
 
   get size(): number {
     return this.idx.length;
+  }
+
+  /** Items per batch. */
+  get batchSize(): number {
+    return this.opts.batchSize;
   }
 
   /** Batches per epoch. */

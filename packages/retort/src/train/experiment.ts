@@ -16,7 +16,7 @@ import { buildModel } from '../models/index.js';
 import { seedEverything } from '../util/rng.js';
 import { loadModelWeights, saveModelWeights } from './checkpoint.js';
 import { Adam, SGD } from './optimizers.js';
-import { prepareRunDir, writeResults } from './run-dir.js';
+import { prepareRunDir, releaseRunLock, writeResults } from './run-dir.js';
 import type { Schedule } from './schedule.js';
 import { type EpochRecord, evaluate, fit, type LrOptimizer } from './trainer.js';
 
@@ -107,109 +107,115 @@ export async function runExperiment(
   const runDir = prepareRunDir(runsRoot, exp.name, exp, {
     force: opts.force ?? false,
     resume: opts.resume ?? false,
+    log,
   });
-  seedEverything(exp.seed);
-  const data = buildData(exp.data, exp.seed);
-  const student = buildModel(exp.model.name, {
-    ...exp.model.options,
-    inputShape: data.shape,
-    numClasses: data.numClasses,
-  });
-  const teacher = loadTeacher(exp, data.shape, data.numClasses);
-  let teacherInfo: RunResults['teacher'];
-  if (teacher) {
-    const ev = evaluate(teacher, data.test);
-    teacherInfo = { model: exp.teacher!.model.name, params: teacher.countParams(), testTop1: ev.top1 };
-    log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${ev.top1.toFixed(2)}%`);
-  }
-  const results: RunResults['stages'] = [];
-  const records: EpochRecord[] = [];
-  const t0 = performance.now();
-  const dataInfo: DataInfo = {
-    numExamples: data.train.data.count,
-    numClasses: data.numClasses,
-    seed: exp.seed,
-  };
-  // Trainable parts by term label, carried from stage to stage.
-  const parts: Record<string, Parts> = {};
-  for (const [si, stage] of stages.entries()) {
-    let cache: TeacherCache | null = null;
-    const common = { student, teacher, terms: stage.terms, data: dataInfo, existingParts: parts };
-    const task0 = buildOfflineTask(common);
-    Object.assign(parts, task0.partsByTerm);
-    if (teacher && task0.usesTeacher && exp.cacheTeacher) {
-      const refusal = cacheRefusal(exp.data);
-      if (refusal) log(refusal);
-      else {
-        cache = TeacherCache.build(
-          teacher,
-          data.trainPlain,
-          data.key,
-          opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
-          task0.teacherTaps,
-        );
-        if (cache.featureRefusal) log(cache.featureRefusal);
-        const what = cache.layers.length > 0 ? `logits and features (${cache.layers.join(', ')})` : 'logits';
-        log(`teacher ${what} ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
-      }
+  try {
+    seedEverything(exp.seed);
+    const data = buildData(exp.data, exp.seed);
+    const student = buildModel(exp.model.name, {
+      ...exp.model.options,
+      inputShape: data.shape,
+      numClasses: data.numClasses,
+    });
+    const teacher = loadTeacher(exp, data.shape, data.numClasses);
+    let teacherInfo: RunResults['teacher'];
+    if (teacher) {
+      const ev = evaluate(teacher, data.test);
+      teacherInfo = { model: exp.teacher!.model.name, params: teacher.countParams(), testTop1: ev.top1 };
+      log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${ev.top1.toFixed(2)}%`);
     }
-    const task = cache ? buildOfflineTask({ ...common, cache }) : task0;
-    const optCfg = 'optimizer' in stage && stage.optimizer ? stage.optimizer : exp.optimizer;
-    const schedCfg = 'schedule' in stage && stage.schedule ? stage.schedule : exp.schedule;
-    const optimizer = makeOptimizer(optCfg);
-    const s0 = performance.now();
-    log(
-      `stage ${stage.name}: ${stage.epochs} epochs, losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
-    );
-    const recs = await fit(task, {
-      epochs: stage.epochs,
-      optimizer,
-      schedule: makeSchedule(schedCfg, optCfg.lr, stage.epochs),
-      train: data.train,
-      val: data.val,
-      runDir: stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
-      // A stage resumes when it left any checkpoint (last, or previous if last is damaged).
-      resume:
-        (opts.resume ?? false) &&
-        ['last.ckpt', 'previous.ckpt'].some((f) =>
-          existsSync(
-            join(
-              stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
-              'checkpoints',
-              f,
+    const results: RunResults['stages'] = [];
+    const records: EpochRecord[] = [];
+    const t0 = performance.now();
+    const dataInfo: DataInfo = {
+      numExamples: data.train.data.count,
+      numClasses: data.numClasses,
+      seed: exp.seed,
+    };
+    // Trainable parts by term label, carried from stage to stage.
+    const parts: Record<string, Parts> = {};
+    for (const [si, stage] of stages.entries()) {
+      let cache: TeacherCache | null = null;
+      const common = { student, teacher, terms: stage.terms, data: dataInfo, existingParts: parts };
+      const task0 = buildOfflineTask(common);
+      Object.assign(parts, task0.partsByTerm);
+      if (teacher && task0.usesTeacher && exp.cacheTeacher) {
+        const refusal = cacheRefusal(exp.data);
+        if (refusal) log(refusal);
+        else {
+          cache = TeacherCache.build(
+            teacher,
+            data.trainPlain,
+            data.key,
+            opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
+            task0.teacherTaps,
+          );
+          if (cache.featureRefusal) log(cache.featureRefusal);
+          const what =
+            cache.layers.length > 0 ? `logits and features (${cache.layers.join(', ')})` : 'logits';
+          log(`teacher ${what} ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
+        }
+      }
+      const task = cache ? buildOfflineTask({ ...common, cache }) : task0;
+      const optCfg = 'optimizer' in stage && stage.optimizer ? stage.optimizer : exp.optimizer;
+      const schedCfg = 'schedule' in stage && stage.schedule ? stage.schedule : exp.schedule;
+      const optimizer = makeOptimizer(optCfg);
+      const s0 = performance.now();
+      log(
+        `stage ${stage.name}: ${stage.epochs} epochs, losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
+      );
+      const recs = await fit(task, {
+        epochs: stage.epochs,
+        optimizer,
+        schedule: makeSchedule(schedCfg, optCfg.lr, stage.epochs),
+        train: data.train,
+        val: data.val,
+        runDir: stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
+        // A stage resumes when it left any checkpoint (last, or previous if last is damaged).
+        resume:
+          (opts.resume ?? false) &&
+          ['last.ckpt', 'previous.ckpt'].some((f) =>
+            existsSync(
+              join(
+                stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
+                'checkpoints',
+                f,
+              ),
             ),
           ),
-        ),
-      log,
-    });
-    optimizer.dispose();
-    records.push(...recs);
-    results.push({
-      name: stage.name,
-      epochs: stage.epochs,
-      losses: stage.terms.map((t) => t.label),
-      seconds: (performance.now() - s0) / 1000,
-    });
+        log,
+      });
+      optimizer.dispose();
+      records.push(...recs);
+      results.push({
+        name: stage.name,
+        epochs: stage.epochs,
+        losses: stage.terms.map((t) => t.label),
+        seconds: (performance.now() - s0) / 1000,
+      });
+    }
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const test = evaluate(student, data.test);
+    saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
+    const out: RunResults = {
+      name: exp.name,
+      runDir,
+      model: exp.model.name,
+      params: student.countParams(),
+      ...(teacherInfo ? { teacher: teacherInfo } : {}),
+      stages: results,
+      testTop1: test.top1,
+      testTop5: test.top5,
+      testLoss: test.loss,
+      trainSeconds,
+      epochs: records,
+    };
+    writeResults(runDir, out);
+    log(
+      `${exp.name}: test top-1 ${test.top1.toFixed(2)}%, ${out.params} params, ${trainSeconds.toFixed(1)} s -> ${runDir}`,
+    );
+    return out;
+  } finally {
+    releaseRunLock(join(runDir, 'lock'));
   }
-  const trainSeconds = (performance.now() - t0) / 1000;
-  const test = evaluate(student, data.test);
-  saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
-  const out: RunResults = {
-    name: exp.name,
-    runDir,
-    model: exp.model.name,
-    params: student.countParams(),
-    ...(teacherInfo ? { teacher: teacherInfo } : {}),
-    stages: results,
-    testTop1: test.top1,
-    testTop5: test.top5,
-    testLoss: test.loss,
-    trainSeconds,
-    epochs: records,
-  };
-  writeResults(runDir, out);
-  log(
-    `${exp.name}: test top-1 ${test.top1.toFixed(2)}%, ${out.params} params, ${trainSeconds.toFixed(1)} s -> ${runDir}`,
-  );
-  return out;
 }

@@ -146,6 +146,10 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
     log(`resumed from ${path} at epoch ${startEpoch}`);
   }
   const steps = opts.train.length;
+  if (steps === 0 && startEpoch < opts.epochs)
+    throw new RetortError(
+      `the training split has ${opts.train.size} items, fewer than one batch of ${opts.train.batchSize} (the last partial batch is dropped): 0 optimizer steps per epoch; lower data.batchSize or use more data`,
+    );
   const inShape = task.model.inputs[0]!.shape.slice(1) as [number, number, number];
   const progress = new Progress((opts.epochs - startEpoch) * steps);
   let done = 0;
@@ -241,6 +245,14 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       await checkpoint(last, task, opts, epoch + 1, globalStep, records);
     }
     opts.onEpoch?.(rec);
+  }
+  // A run must not end "successfully" with weights it cannot use.
+  for (const v of trainableVariables(task)) {
+    const ok = tf.tidy(() => tf.all(tf.isFinite(v)).dataSync()[0]);
+    if (!ok)
+      throw new RetortError(
+        `after epoch ${opts.epochs}: variable ${v.name} holds non-finite values (training diverged); lower the learning rate`,
+      );
   }
   return records;
 }

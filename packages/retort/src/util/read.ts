@@ -15,7 +15,7 @@ export function readFileBounded(path: string, maxBytes: number, what = 'file'): 
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new RetortError(`${what} ${path}: cannot open (${messageOf(e)})`, { file: path, cause: e });
+    throw new RetortError(`${what} ${path}: cannot read (${messageOf(e)})`, { file: path, cause: e });
   }
   try {
     const st = fstatSync(fd);

@@ -3,7 +3,16 @@
  * the installed Fashion-MNIST, the cache key, and the config checks of the `data` section.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -149,20 +158,105 @@ describe('buildData dispatch', () => {
       );
   });
 
-  it('fashion-mnist keeps its default folder and key', {
-    skip: !existsSync('/usr/share/datasets/fashion-mnist'),
-  }, () => {
+  // The set-up installs Debian's dataset-fashion-mnist, so its absence is a failure, not a skip.
+  it('fashion-mnist keeps its default folder and key', () => {
+    assert.ok(existsSync('/usr/share/datasets/fashion-mnist'), 'dataset-fashion-mnist is installed');
     const data = buildData({ ...base, dataset: 'fashion-mnist', trainLimit: 50, testLimit: 20 }, 1);
     assert.deepEqual(data.shape, [28, 28, 1]);
     assert.equal(data.numClasses, 10);
     assert.equal(data.test.size, 20);
-    assert.deepEqual(JSON.parse(data.key), {
+    const key = JSON.parse(data.key) as Record<string, unknown>;
+    assert.match(String(key['content']), /^[0-9a-f]{32}$/);
+    delete key['content'];
+    assert.deepEqual(key, {
       d: 'fashion-mnist',
       dir: '/usr/share/datasets/fashion-mnist',
       n: 50,
       val: 0,
       seed: 0,
     });
+  });
+
+  it('the key covers the bytes: an IDX file edited in place (same size and mtime) changes it', () => {
+    const dir = fresh();
+    writeMnist(dir, [6, 2, 2], [3, 2, 2], 10);
+    const k1 = buildData({ ...base, dataset: 'mnist', dir }, 1).key;
+    const img = join(dir, 'train-images-idx3-ubyte');
+    const st = statSync(img);
+    const bytes = readFileSync(img);
+    bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+    writeFileSync(img, bytes);
+    utimesSync(img, st.atime, st.mtime);
+    assert.equal(statSync(img).size, st.size);
+    assert.notEqual(buildData({ ...base, dataset: 'mnist', dir }, 1).key, k1);
+  });
+});
+
+/** An IDX dataset folder: images of `train`/`test` dims, labels cycling over `classes`. */
+function writeMnist(dir: string, train: number[], test: number[], classes: number): void {
+  const idx = (dims: number[], data: Uint8Array) => {
+    const h = Buffer.alloc(4 + 4 * dims.length);
+    h[2] = 0x08;
+    h[3] = dims.length;
+    dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i));
+    return Buffer.concat([h, data]);
+  };
+  for (const [split, dims] of [
+    ['train', train],
+    ['t10k', test],
+  ] as const) {
+    const n = dims[0]!;
+    const px = dims.reduce((a, b) => a * b, 1);
+    writeFileSync(
+      join(dir, `${split}-images-idx3-ubyte`),
+      idx(
+        dims,
+        Uint8Array.from({ length: px }, (_, i) => (i * 7) % 256),
+      ),
+    );
+    writeFileSync(
+      join(dir, `${split}-labels-idx1-ubyte`),
+      idx(
+        [n],
+        Uint8Array.from({ length: n }, (_, i) => i % classes),
+      ),
+    );
+  }
+}
+
+describe('buildData refuses data it cannot train on, with counts and the first offender', () => {
+  it('a test split of another image size (14x56 beside 28x28)', () => {
+    const dir = fresh();
+    writeMnist(dir, [4, 28, 28], [2, 14, 56], 10);
+    assert.throws(
+      () => buildData({ ...base, dataset: 'mnist', dir }, 1),
+      /t10k.*: items are 14x56x1, the training split's .* are 28x28x1/,
+    );
+  });
+
+  it('one class only', () => {
+    const dir = fresh();
+    writeMnist(dir, [5, 2, 2], [2, 2, 2], 1);
+    assert.throws(
+      () => buildData({ ...base, dataset: 'mnist', dir }, 1),
+      /every one of the 5 items has class 0; a classifier needs at least two classes/,
+    );
+  });
+
+  it('an empty split', () => {
+    const dir = fresh();
+    writeMnist(dir, [4, 2, 2], [0, 2, 2], 10);
+    assert.throws(() => buildData({ ...base, dataset: 'mnist', dir }, 1), /empty split \(0 images\)/);
+  });
+
+  it('a CSV value past float32 (1e39) names its line and column, and counts the others', () => {
+    const dir = fresh();
+    writeFileSync(join(dir, 'train.csv'), 'a,b,label\n1,2,0\n1e39,3,1\n4,-1e40,0\nx,5,1\n');
+    writeFileSync(join(dir, 'test.csv'), 'a,b,label\n1,2,0\n');
+    assert.throws(
+      () => buildData({ ...base, dataset: 'csv', dir }, 1),
+      /train\.csv: 3 feature value\(s\) refused; the first at line 3, column 'a': '1e39' is outside the float32 range/,
+    );
   });
 });
 

@@ -76,15 +76,15 @@ describe('CSV errors', () => {
   it('non-numeric or missing feature: file, line and column', () => {
     assert.throws(
       () => loadCsv(csv('bad.csv', 'a,label\n1,0\nx,1\n'), opts),
-      /bad\.csv: line 3, column 'a': 'x' is not a finite number/,
+      /bad\.csv: 1 feature value\(s\) refused; the first at line 3, column 'a': 'x' is not a finite number/,
     );
     assert.throws(
       () => loadCsv(csv('nan.csv', 'label,a,b\n0,1,NaN\n'), opts),
-      /nan\.csv: line 2, column 'b': 'NaN' is not a finite number/,
+      /nan\.csv: 1 feature value\(s\) refused; the first at line 2, column 'b': 'NaN' is not a finite number/,
     );
     assert.throws(
       () => loadCsv(csv('gap.csv', 'label,a,b\n0,,1\n'), opts),
-      /gap\.csv: line 2, column 'a': '' is not a finite number/,
+      /gap\.csv: 1 feature value\(s\) refused; the first at line 2, column 'a': '' is not a finite number/,
     );
   });
 

@@ -138,7 +138,7 @@ describe('checkpoint files', () => {
   it('what is not a regular file, or is missing, is refused by name', () => {
     refused('/dev/zero', /not a regular file/);
     refused(dir, /not a regular file/);
-    refused(join(dir, 'missing.ckpt'), /cannot open \(ENOENT\)/);
+    refused(join(dir, 'missing.ckpt'), /cannot read \(ENOENT\)/);
   });
 });
 

@@ -227,6 +227,52 @@ describe('trainer', () => {
     }
   });
 
+  it('a split smaller than one batch fails before training: 0 optimizer steps is not a run', async () => {
+    await tf.setBackend('native');
+    const few = new BatchLoader(quadrants(10, 4), {
+      batchSize: 16,
+      shuffle: true,
+      mean: [0.5],
+      std: [0.25],
+      seed: 1,
+    });
+    await assert.rejects(
+      fit(makeTask(), {
+        epochs: 1,
+        optimizer: new Adam({ lr: 0.01 }),
+        schedule: { kind: 'constant', lr: 0.01 },
+        train: few,
+        log: () => {},
+      }),
+      /the training split has 10 items, fewer than one batch of 16 .*0 optimizer steps per epoch/,
+    );
+  });
+
+  it('weights that end non-finite fail the run naming the variable, even with finite losses', async () => {
+    await tf.setBackend('native');
+    const task = makeTask();
+    // A trainable part the loss never reads: its NaN cannot show in any loss value.
+    const x = tfl.input({ shape: [2] });
+    const part = tfl.model({
+      inputs: x,
+      outputs: tfl.layers.dense({ units: 1, name: 'unused' }).apply(x) as tfl.SymbolicTensor,
+    });
+    part.setWeights(part.getWeights().map((w) => tf.fill(w.shape, Number.NaN)));
+    await assert.rejects(
+      fit(
+        { ...task, parts: [part] },
+        {
+          epochs: 1,
+          optimizer: new Adam({ lr: 0.01 }),
+          schedule: { kind: 'constant', lr: 0.01 },
+          train: loader(1),
+          log: () => {},
+        },
+      ),
+      /after epoch 1: variable .*unused.* holds non-finite values \(training diverged\)/,
+    );
+  });
+
   it('a NaN loss stops the run naming the step and the bad term', async () => {
     await tf.setBackend('native');
     const task = makeTask();

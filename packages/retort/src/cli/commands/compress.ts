@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pipelineSchema, runPipeline } from '../../compress/pipeline.js';
 import { parseOrThrow } from '../../config/errors.js';
 import { applyOverride, readConfigFile } from '../../config/load.js';
-import { prepareRunDir } from '../../train/run-dir.js';
+import { prepareRunDir, releaseRunLock } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
 import { loadRun } from './run-model.js';
@@ -40,11 +40,16 @@ export const compressCommand: Command = {
     const student = await loadRun(cfg.student.run, 'compress');
     const teacher = await loadRun(cfg.student.run, 'compress');
     const runDir = prepareRunDir(String(o['runs']), cfg.name, cfg, { force: o['force'] === true });
-    const reports = await runPipeline(
-      cfg,
-      { model: student.model, teacher: teacher.model, data: student.data },
-      runDir,
-    );
+    let reports: Awaited<ReturnType<typeof runPipeline>>;
+    try {
+      reports = await runPipeline(
+        cfg,
+        { model: student.model, teacher: teacher.model, data: student.data },
+        runDir,
+      );
+    } finally {
+      releaseRunLock(join(runDir, 'lock'));
+    }
     console.log(
       JSON.stringify({
         name: cfg.name,

@@ -1,7 +1,6 @@
 /** `retort train` and `retort distill`: run an experiment file (the library's runExperiment). */
-import '@retort/backend-native';
 import { loadExperiment } from '../../config/load.js';
-import { runExperiment } from '../../train/experiment.js';
+import { assertRunFree } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import type { Command } from '../main.js';
 
@@ -32,6 +31,9 @@ function experimentCommand(name: 'train' | 'distill', summary: string, needsTeac
       const exp = loadExperiment(file, o['set'] as string[]);
       if (needsTeacher && !exp.teacher)
         throw new Error(`retort distill: ${file} has no teacher section (use retort train for a baseline)`);
+      // Before the compute libraries load (~0.7 s): a run another process is writing fails now.
+      if (o['resume'] === true || o['force'] === true) assertRunFree(String(o['runs']), exp.name);
+      const { runExperiment } = await import('../../train/experiment.js');
       const r = await runExperiment(exp, file, {
         runsRoot: String(o['runs']),
         force: o['force'] === true,
