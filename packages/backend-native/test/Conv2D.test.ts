@@ -55,12 +55,17 @@ describe('Conv2D family: native vs cpu', () => {
 
     if ((c.dilation ?? 1) === 1) {
       it(`Conv2D gradients (BackpropInput, BackpropFilter) ${name(c)}`, () => {
-        checkParity('conv2d grads', () => {
+        const run = () => {
           const x = randTensor(c.x, 30 + i);
           const f = randTensor(w, 40 + i);
           const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv(a, b), conv(a, b))));
           return g([x, f]);
-        });
+        };
+        checkParity('conv2d grads', run);
+        // Parity alone would pass if both sides ran the JS kernels (a declined geometry, a stale addon).
+        tf.setBackend('native');
+        for (const k of ['Conv2DBackpropInput', 'Conv2DBackpropFilter'])
+          assert.ok(nativeRuns(k, () => tf.tidy(run)) >= 1, `${k} ran natively`);
       });
     }
 
@@ -85,13 +90,16 @@ describe('Conv2D family: native vs cpu', () => {
         1,
       );
       if ((c.dilation ?? 1) === 1) {
-        checkParity('fused conv2d grads', () =>
+        const grads = () =>
           tf.grads((x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(fused(x, f, b))))([
             randTensor(c.x, 80 + i),
             randTensor(w, 90 + i),
             randTensor([c.oc], 100 + i),
-          ]),
-        );
+          ]);
+        checkParity('fused conv2d grads', grads);
+        tf.setBackend('native');
+        for (const k of ['Conv2DBackpropInput', 'Conv2DBackpropFilter'])
+          assert.ok(nativeRuns(k, () => tf.tidy(grads)) >= 1, `${k} ran natively`);
       }
     });
   }
@@ -156,10 +164,12 @@ describe('DepthwiseConv2dNative family: native vs cpu', () => {
         ]);
       checkParity('depthwise grads', run);
       tf.setBackend('native');
-      assert.equal(
-        nativeRuns('DepthwiseConv2dNativeBackpropFilter', () => tf.tidy(run)),
-        1,
-      );
+      for (const k of ['DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'])
+        assert.equal(
+          nativeRuns(k, () => tf.tidy(run)),
+          1,
+          `${k} ran natively`,
+        );
     });
   }
 });

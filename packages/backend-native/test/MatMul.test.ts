@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkParity, nativeRuns, randTensor, requireNative, tf } from './parity.js';
+import { checkParity, nativeRuns, randTensor, requireNative, runOn, tf } from './parity.js';
 
 const sizeOf = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -64,14 +64,17 @@ describe('BatchMatMul: native vs cpu', () => {
 
   it('batch layouts tfjs cpu does not broadcast as such fall back to JS and agree', () => {
     // outer dims [2, 1] and [3]: tfjs flattens to batches 2 and 3 (neither equal nor 1)
+    const run = () => tf.matMul(randTensor([2, 1, 4, 5], 1), randTensor([3, 5, 2], 2));
+    // Whatever cpu does with this layout (a result or an error), native must do the same, in JS.
+    let cpuError: string | null = null;
+    try {
+      runOn('cpu', run);
+    } catch (e) {
+      cpuError = (e as Error).message;
+    }
     const runs = nativeRuns('BatchMatMul', () => {
-      try {
-        checkParity('matMul odd broadcast', () =>
-          tf.matMul(randTensor([2, 1, 4, 5], 1), randTensor([3, 5, 2], 2)),
-        );
-      } catch {
-        // tfjs cpu itself may reject this layout; all that matters is that native did not run
-      }
+      if (cpuError === null) checkParity('matMul odd broadcast', run);
+      else assert.throws(() => runOn('native', run), { message: cpuError });
     });
     assert.equal(runs, 0);
   });

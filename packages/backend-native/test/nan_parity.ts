@@ -1,7 +1,7 @@
 /**
- * Parity for outputs that may hold NaN or infinities: checkParity's relative criterion divides by the
- * largest reference magnitude, which NaN or Infinity makes meaningless. Here NaN and infinite entries
- * must match exactly, and the finite ones are compared with checkParity's criterion.
+ * Parity for outputs that may hold NaN or infinities. checkParity now routes non-finite entries
+ * itself (they must match exactly; the finite ones meet both criteria); this stays as the name
+ * tests that expect non-finite values use.
  */
 import assert from 'node:assert/strict';
 import { assertClose, runOn, type tf } from './parity.js';

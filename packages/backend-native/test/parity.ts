@@ -57,41 +57,78 @@ export function runOn(
   });
 }
 
+/** Per-element tolerance of checkParity (see assertClose). */
+export interface Tolerance {
+  /** Bound on max |a - b| / max |b| (the usual criterion for kernels whose outputs cross zero). */
+  rtol: number;
+  /**
+   * Per element: |a - b| <= atol + elementRtol * |b|, so that small elements are checked relative
+   * to themselves and not only against the largest one. atol defaults to 0.1 * rtol * max |b|
+   * (room for cancellation in outputs near zero), elementRtol to 10 * rtol.
+   */
+  atol?: number;
+  elementRtol?: number;
+}
+
 /**
- * max |a - b| / (max |b| + tiny) over all elements must be <= rtol. Normalising by the largest
- * reference magnitude is the usual relative criterion for kernels whose outputs cross zero.
+ * Two criteria on finite data: max |a - b| / (max |b| + tiny) <= rtol, and per element
+ * |a - b| <= atol + elementRtol * |b| (defaults in Tolerance). Non-finite entries must match
+ * exactly (NaN with NaN, each infinity with itself) and are left out of both criteria.
  */
-export function assertClose(a: Float32Array, b: Float32Array, rtol: number, what: string): void {
+export function assertClose(a: Float32Array, b: Float32Array, tol: number | Tolerance, what: string): void {
+  const t = typeof tol === 'number' ? { rtol: tol } : tol;
   assert.equal(a.length, b.length, `${what}: length ${a.length} vs ${b.length}`);
   let maxRef = 0;
+  for (let i = 0; i < a.length; i++) {
+    const av = a[i]!;
+    const bv = b[i]!;
+    if (!Number.isFinite(bv) || !Number.isFinite(av)) {
+      if (!(Object.is(av, bv) || (Number.isNaN(av) && Number.isNaN(bv))))
+        assert.fail(`${what}: non-finite mismatch at ${i} (${av} vs ${bv})`);
+      continue;
+    }
+    maxRef = Math.max(maxRef, Math.abs(bv));
+  }
+  const atol = t.atol ?? 0.1 * t.rtol * maxRef;
+  const elementRtol = t.elementRtol ?? 10 * t.rtol;
   let maxDiff = 0;
   let at = -1;
   for (let i = 0; i < a.length; i++) {
     const av = a[i]!;
     const bv = b[i]!;
-    if (Number.isNaN(av) !== Number.isNaN(bv)) assert.fail(`${what}: NaN mismatch at ${i} (${av} vs ${bv})`);
-    maxRef = Math.max(maxRef, Math.abs(bv));
+    if (!Number.isFinite(bv)) continue;
     const d = Math.abs(av - bv);
     if (d > maxDiff) {
       maxDiff = d;
       at = i;
     }
+    if (d > atol + elementRtol * Math.abs(bv))
+      assert.fail(
+        `${what}: element ${i}: ${av} vs ${bv} (|diff| ${d.toExponential(2)} > ${atol.toExponential(2)} + ${elementRtol} x |ref|)`,
+      );
   }
   const rel = maxDiff / (maxRef + 1e-30);
   assert.ok(
-    rel <= rtol,
-    `${what}: relative error ${rel.toExponential(2)} > ${rtol} (at ${at}: ${a[at]} vs ${b[at]})`,
+    rel <= t.rtol,
+    `${what}: relative error ${rel.toExponential(2)} > ${t.rtol} (at ${at}: ${a[at]} vs ${b[at]})`,
   );
 }
 
-/** Runs `fn` on cpu and native and checks every output (shape and values). */
-export function checkParity(what: string, fn: () => tf.Tensor | tf.Tensor[], rtol = 1e-5): void {
+/**
+ * Runs `fn` on cpu and native and checks every output (shape and values); outputs with NaN or
+ * infinities are compared entry by entry for those and by assertClose for the rest.
+ */
+export function checkParity(
+  what: string,
+  fn: () => tf.Tensor | tf.Tensor[],
+  tol: number | Tolerance = 1e-5,
+): void {
   const ref = runOn('cpu', fn);
   const got = runOn('native', fn);
   assert.equal(got.length, ref.length, `${what}: number of outputs`);
   for (let i = 0; i < ref.length; i++) {
     assert.deepEqual(got[i]!.shape, ref[i]!.shape, `${what}: output ${i} shape`);
-    assertClose(got[i]!.values, ref[i]!.values, rtol, `${what}: output ${i}`);
+    assertClose(got[i]!.values, ref[i]!.values, tol, `${what}: output ${i}`);
   }
 }
 

@@ -3,6 +3,7 @@
  * of dimensions, then each dimension as uint32) followed by the data. Files may be gzip-compressed.
  */
 
+import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { RetortError } from '../util/errors.js';
 import { gunzipBounded, readFileBounded } from '../util/read.js';
 
@@ -22,8 +23,36 @@ export interface IdxArray {
 /** Reads an IDX file of unsigned bytes (type code 0x08); gzip is detected from the content. */
 export function readIdx(path: string): IdxArray {
   let buf: Buffer = readFileBounded(path, IDX_MAX_BYTES, 'IDX file');
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipBounded(buf, IDX_MAX_BYTES, path);
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b)
+    buf = gunzipBounded(buf, inflatedSize(buf, path), path);
   return parseIdx(buf, path);
+}
+
+/**
+ * How many bytes a gzipped IDX file may inflate to: the size its own header declares (read from
+ * the first inflated bytes), so a gzip bomb stops right after the data it claims instead of at the
+ * general limit.
+ */
+function inflatedSize(gz: Buffer, path: string): number {
+  let head: Buffer;
+  try {
+    // The start of the stream only: its first kilobyte inflates to at most about a megabyte.
+    head = gunzipSync(gz.subarray(0, 1024), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch {
+    return IDX_MAX_BYTES; // the full inflate reports what is wrong
+  }
+  if (head.length < 4) return IDX_MAX_BYTES;
+  const rank = head[3]!;
+  if (rank < 1 || rank > 4 || head.length < 4 + 4 * rank) return IDX_MAX_BYTES;
+  let count = 1;
+  for (let i = 0; i < rank; i++) count *= head.readUInt32BE(4 + 4 * i);
+  const total = 4 + 4 * rank + count;
+  if (total > IDX_MAX_BYTES)
+    throw new RetortError(
+      `${path}: the header declares ${count} bytes of data, over the ${IDX_MAX_BYTES / 1024 ** 2} MiB IDX limit`,
+      { file: path },
+    );
+  return total;
 }
 
 /** Parses an in-memory IDX image; `name` is used in error messages. */

@@ -17,7 +17,7 @@ import type { ImageDataset } from './dataset.js';
 const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 
 /** Limits of one image file: its bytes, each side, and its pixels (the decoded RGBA is 4x that). */
-export const IMAGE_LIMITS = { maxBytes: 64 * 1024 ** 2, maxSide: 16384, maxPixels: 2 ** 25 } as const;
+export const IMAGE_LIMITS = { maxBytes: 64 * 1024 ** 2, maxSide: 16384, maxPixels: 2 ** 24 } as const;
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Bit depths allowed per PNG colour type (PNG spec, table 11.1). */

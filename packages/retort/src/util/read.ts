@@ -9,6 +9,11 @@ import { messageOf, RetortError } from './errors.js';
 
 const MiB = 1024 * 1024;
 
+/** '512 MiB', '1.5 MiB' or '7856 bytes'. */
+export function formatBytes(n: number): string {
+  return n >= MiB ? `${Number((n / MiB).toFixed(1))} MiB` : `${n} bytes`;
+}
+
 /** Reads `path` whole if it is a regular file of at most `maxBytes`; `what` names it in errors. */
 export function readFileBounded(path: string, maxBytes: number, what = 'file'): Buffer {
   let fd: number;
@@ -22,7 +27,7 @@ export function readFileBounded(path: string, maxBytes: number, what = 'file'): 
     if (!st.isFile()) throw new RetortError(`${what} ${path}: not a regular file`, { file: path });
     if (st.size > maxBytes)
       throw new RetortError(
-        `${what} ${path}: ${(st.size / MiB).toFixed(1)} MiB, over the ${(maxBytes / MiB).toFixed(0)} MiB limit for ${what}s`,
+        `${what} ${path}: ${formatBytes(st.size)}, over the ${formatBytes(maxBytes)} limit for ${what}s`,
         { file: path },
       );
     const buf = Buffer.allocUnsafe(st.size);
@@ -53,7 +58,7 @@ export function gunzipBounded(data: Uint8Array, maxBytes: number, path: string):
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ERR_BUFFER_TOO_LARGE')
       throw new RetortError(
-        `${path}: inflates past ${(maxBytes / MiB).toFixed(0)} MiB (corrupt or a gzip bomb)`,
+        `${path}: inflates past ${formatBytes(maxBytes)}, the size its header declares or the limit (corrupt or a gzip bomb)`,
         {
           file: path,
         },

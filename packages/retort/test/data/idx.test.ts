@@ -47,6 +47,24 @@ describe('IDX reader', () => {
     assert.throws(() => readIdx(join(dir, 'bad.gz')), /bad\.gz: corrupt gzip data/);
     assert.throws(() => readIdx(join(dir, 'missing')), /missing: cannot read \(ENOENT\)/);
   });
+  it('a gzip bomb stops at the size its header declares; a header over the limit is refused unread', () => {
+    const dir = mkdtempSync(join(scratch, 'bomb-'));
+    // Declares 10 images of 28x28 (7,856 bytes with the header), then inflates to 64 MiB of zeros.
+    const head = Buffer.from(idx([10, 28, 28], []).subarray(0, 16));
+    const bomb = join(dir, 'bomb-idx3-ubyte.gz');
+    writeFileSync(bomb, gzipSync(Buffer.concat([head, Buffer.alloc(64 * 1024 ** 2)]), { level: 9 }));
+    const t0 = performance.now();
+    assert.throws(
+      () => readIdx(bomb),
+      /bomb-idx3-ubyte\.gz: inflates past 7856 bytes, the size its header declares/,
+    );
+    assert.ok(performance.now() - t0 < 1000, 'stops early instead of inflating 64 MiB');
+    const huge = join(dir, 'huge-idx3-ubyte.gz');
+    writeFileSync(huge, gzipSync(idx([65536, 256, 256], [])));
+    assert.throws(() => readIdx(huge), /declares 4294967296 bytes of data, over the 1024 MiB IDX limit/);
+    assert.throws(() => readIdx('/dev/zero'), /IDX file \/dev\/zero: not a regular file/);
+  });
+
   it('checks a split: count mismatch, labels out of range, missing files', () => {
     const dir = mkdtempSync(join(scratch, 'fm-'));
     writeFileSync(join(dir, 'train-images-idx3-ubyte'), idx([3, 2, 2], new Array(12).fill(0)));
