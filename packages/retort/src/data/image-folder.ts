@@ -13,54 +13,18 @@ import { PNG } from 'pngjs';
 import { messageOf, RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
 import type { ImageDataset } from './dataset.js';
+import { checkPng } from './png-check.js';
 
 const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
 
 /** Limits of one image file: its bytes, each side, and its pixels (the decoded RGBA is 4x that). */
 export const IMAGE_LIMITS = { maxBytes: 64 * 1024 ** 2, maxSide: 16384, maxPixels: 2 ** 24 } as const;
 
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-/** Bit depths allowed per PNG colour type (PNG spec, table 11.1). */
-const PNG_DEPTHS: Record<number, number[]> = {
-  0: [1, 2, 4, 8, 16],
-  2: [8, 16],
-  3: [1, 2, 4, 8],
-  4: [8, 16],
-  6: [8, 16],
-};
-
-/**
- * The PNG's IHDR, checked before pngjs sees the file: pngjs sizes its inflate buffers from the
- * declared width and height, and a 74-byte file claiming 2^31 pixels aborted the process.
- */
-function checkPngHeader(buf: Buffer, path: string): void {
-  const bad = (why: string) => new RetortError(`${path}: not a valid PNG (${why})`, { file: path });
-  if (buf.length < 33 || !buf.subarray(0, 8).equals(PNG_SIGNATURE)) throw bad('no PNG signature');
-  if (buf.readUInt32BE(8) !== 13 || buf.toString('latin1', 12, 16) !== 'IHDR')
-    throw bad('IHDR is not the first chunk');
-  const width = buf.readUInt32BE(16);
-  const height = buf.readUInt32BE(20);
-  const [depth, colour, compression, filter, interlace] = [buf[24]!, buf[25]!, buf[26]!, buf[27]!, buf[28]!];
-  if (width === 0 || height === 0) throw bad(`size ${width}x${height}`);
-  if (
-    width > IMAGE_LIMITS.maxSide ||
-    height > IMAGE_LIMITS.maxSide ||
-    width * height > IMAGE_LIMITS.maxPixels
-  )
-    throw new RetortError(
-      `${path}: ${width}x${height} pixels, over the image limits (${IMAGE_LIMITS.maxSide} per side, ${IMAGE_LIMITS.maxPixels} in all)`,
-      { file: path },
-    );
-  if (!PNG_DEPTHS[colour]?.includes(depth)) throw bad(`colour type ${colour} with bit depth ${depth}`);
-  if (compression !== 0 || filter !== 0 || interlace > 1)
-    throw bad('unknown compression, filter or interlace method');
-}
-
 /** Decodes a PNG or JPEG file to RGBA bytes, [height, width, 4]; every failure is a RetortError. */
 export function decodeImage(path: string): { width: number; height: number; rgba: Uint8Array } {
   const buf = readFileBounded(path, IMAGE_LIMITS.maxBytes, 'image');
   const ext = extname(path).toLowerCase();
-  if (ext === '.png') checkPngHeader(buf, path);
+  if (ext === '.png') checkPng(buf, path, IMAGE_LIMITS);
   let out: { width: number; height: number; rgba: Uint8Array };
   try {
     if (ext === '.png') {
@@ -76,7 +40,7 @@ export function decodeImage(path: string): { width: number; height: number; rgba
         useTArray: true,
         formatAsRGBA: true,
         maxResolutionInMP: IMAGE_LIMITS.maxPixels / 1e6,
-        maxMemoryUsageInMB: 512,
+        maxMemoryUsageInMB: 256,
       });
       out = { width: img.width, height: img.height, rgba: img.data };
     }

@@ -22,7 +22,9 @@ import { runExperiment } from '../../src/train/experiment.js';
 const { onnx } = onnxProto;
 const scratch = mkdtempSync(join(tmpdir(), 'retort-pipeline-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-const data = { dataset: 'fashion-mnist', batchSize: 64, trainLimit: 512, testLimit: 256 };
+// Enough training that the student learns (about 75% in 2 epochs): an untrained one (10% = chance)
+// has near-tie logits, and int8 agreement measured on it says nothing.
+const data = { dataset: 'fashion-mnist', batchSize: 64, trainLimit: 2048, testLimit: 512 };
 
 let runs = 0;
 async function trainedRun() {
@@ -32,8 +34,8 @@ async function trainedRun() {
     seed: 1,
     model: { name: 'resnet8' },
     data,
-    optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 },
-    epochs: 1,
+    optimizer: { name: 'adam', lr: 0.003, weightDecay: 0 },
+    epochs: 2,
   });
   const r = await runExperiment(exp, 'student.yaml', { runsRoot: scratch, log: () => {} });
   const d = buildData(exp.data, exp.seed);
@@ -55,8 +57,8 @@ describe('compression pipeline', () => {
       prune: { kind: 'unstructured', sparsity: 0.5, scope: 'layer' },
       quantize: { mode: 'ptq', calibBatches: 2, weights: 'per-tensor' },
       export: ['onnx', 'onnx-int8'],
-      // a 1-epoch, 512-image student: its near-tied logits flip under int8 on a few % of images
-      check: { int8Agreement: 90 },
+      // A 72% student, per-tensor 7-bit weights: 97.7% measured on the 512 test images.
+      check: { int8Agreement: 96 },
     });
     const out = join(scratch, 'p1');
     const reports = await runPipeline(cfg, { model, teacher, data: d }, out, () => {});
@@ -71,7 +73,7 @@ describe('compression pipeline', () => {
     const fp32 = reports[2]!.onnx!;
     const int8 = reports[3]!.onnx!;
     assert.ok(fp32.maxAbsDiff <= 1e-4 && fp32.agreement === 100, `fp32 ${fp32.maxAbsDiff} ${fp32.agreement}`);
-    assert.ok(int8.agreement >= 90 && int8.agreement < 100, `int8 agreement ${int8.agreement}`);
+    assert.ok(int8.agreement >= 96, `int8 agreement ${int8.agreement}`);
     assert.equal(int8.int8Target, 'portable', 'the default target is recorded');
     assert.equal(fp32.int8Target, undefined);
     assert.ok(Math.abs(fp32.top1 - reports[1]!.testTop1) < 1e-9, 'fp32 ONNX keeps the accuracy');
@@ -107,13 +109,16 @@ describe('compression pipeline', () => {
       prune: { kind: 'structured', fraction: 0.5 },
       quantize: { mode: 'qat', calibBatches: 2 },
       export: ['onnx-int8'],
-      // a 1-epoch, 512-image student: its near-tied logits flip under int8 on a few % of images
-      check: { int8Agreement: 90 },
+      check: { int8Agreement: 97 }, // 98.4% measured
     });
     const reports = await runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p2'), () => {});
     assert.ok(reports[1]!.params < reports[0]!.params);
     assert.ok(reports[1]!.macs < reports[0]!.macs);
-    assert.ok(reports[2]!.onnx!.top1 >= 0);
+    // The int8 file is about as good as the pruned and fine-tuned model (68.9% vs 69.5% measured).
+    assert.ok(
+      Math.abs(reports[2]!.onnx!.top1 - reports[2]!.testTop1) <= 2,
+      `int8 ${reports[2]!.onnx!.top1}% vs ${reports[2]!.testTop1}%`,
+    );
   });
 
   it('low-rank + k-means stages: factorized and fine-tuned, then shared weights that stay shared', async () => {
@@ -125,8 +130,7 @@ describe('compression pipeline', () => {
       lowrank: { rank: { sizeFraction: 0.5 } },
       cluster: { clusters: 16 },
       export: ['onnx', 'onnx-int8-dynamic'],
-      // a 1-epoch, 512-image student: its near-tied logits flip under int8 on a few % of images
-      check: { int8Agreement: 90 },
+      check: { int8Agreement: 97 }, // 98.2% measured
     });
     const reports = await runPipeline(cfg, { model, teacher, data: d }, join(scratch, 'p3'), () => {});
     assert.deepEqual(
@@ -150,7 +154,7 @@ describe('compression pipeline', () => {
       `dynamic int8: ${dyn.bytes} B vs fp32 ${exported.onnx!.bytes} B`,
     );
     assert.ok(
-      Math.abs(dyn.top1 - exported.onnx!.top1) < 3,
+      Math.abs(dyn.top1 - exported.onnx!.top1) <= 2, // 0.6 pp measured
       `dynamic int8 ${dyn.top1}% vs fp32 ${exported.onnx!.top1}%`,
     );
     const stats = JSON.parse(readFileSync(join(scratch, 'p3', 'results.json'), 'utf8'));

@@ -91,12 +91,14 @@ describe('ONNX dynamic int8 export in onnxruntime', () => {
       const bytes = exportOnnx(model, { dynamic: true });
       const x = tf.randomNormal([64, ...SHAPE], 0, 1, 'float32', 9);
       const { agree, relErr } = await agreement(model, bytes, x);
-      assert.ok(agree >= 0.9, `${name}: top-1 agreement ${agree}`);
+      // Measured on these 64 inputs: 1.000 for the BN models, 0.969 for LightNN (near-tie logits).
+      const floor = name === 'lightnn' ? 0.92 : 0.98;
+      assert.ok(agree >= floor, `${name}: top-1 agreement ${agree}`);
       assert.ok(relErr <= 0.05, `${name}: max logit error ${relErr} of the logit range`);
       // Per-run scales: an input 20x larger than any seen before is handled as well (no ranges).
       const big = tf.mul(x, 20);
       const scaled = await agreement(model, bytes, big);
-      assert.ok(scaled.agree >= 0.9, `${name} x20: top-1 agreement ${scaled.agree}`);
+      assert.ok(scaled.agree >= floor, `${name} x20: top-1 agreement ${scaled.agree}`);
       assert.ok(scaled.relErr <= 0.05, `${name} x20: max logit error ${scaled.relErr}`);
       tf.dispose([x, big]);
     });
@@ -143,7 +145,7 @@ describe('ONNX dynamic int8 export in onnxruntime', () => {
     );
     const x = tf.randomNormal([64, ...SHAPE], 0, 1, 'float32', 11);
     const { agree, relErr } = await agreement(model, all, x);
-    assert.ok(agree >= 0.9 && relErr <= 0.05, `minChannels 1: agreement ${agree}, error ${relErr}`);
+    assert.ok(agree >= 0.98 && relErr <= 0.05, `minChannels 1: agreement ${agree}, error ${relErr}`);
     tf.dispose(x);
   });
 

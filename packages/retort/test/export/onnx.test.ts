@@ -130,7 +130,9 @@ describe('ONNX int8 QDQ export in onnxruntime', () => {
       const { model, spec, x } = int8Case(name, options, shape);
       const bytes = exportOnnx(model, { quant: spec });
       const { agree, relErr } = await agreement(model, bytes, x);
-      assert.ok(agree >= 0.9, `${name}: top-1 agreement ${agree}`);
+      // Measured on these 64 inputs (portable target): 1.000 for the BN models, 0.953 for LightNN,
+      // whose random logits are near ties (a third of its top-2 margins are below int8 rounding).
+      assert.ok(agree >= (name === 'lightnn' ? 0.92 : 0.98), `${name}: top-1 agreement ${agree}`);
       assert.ok(relErr <= 0.05, `${name}: max logit error ${relErr} of the logit range`);
       const fp32 = exportOnnx(model).length;
       assert.ok(bytes.length < fp32 / 2, `${name}: int8 file ${bytes.length} B vs fp32 ${fp32} B`);
@@ -163,7 +165,7 @@ describe('ONNX int8 QDQ export in onnxruntime', () => {
       assert.ok(w.type === I8 || w.type === I32);
     }
     const { agree, relErr } = await agreement(model, bytes, x);
-    assert.ok(agree >= 0.9, `per-tensor: top-1 agreement ${agree}`);
+    assert.ok(agree >= 0.98, `per-tensor: top-1 agreement ${agree}`);
     assert.ok(relErr <= 0.05, `per-tensor: max logit error ${relErr} of the logit range`);
   });
 
@@ -235,10 +237,15 @@ describe('onnxruntime latency', () => {
   it('median over repeats, throughput = batch / median', async () => {
     const { measureOrtLatency } = await import('../../src/measure/latency.js');
     const model = buildModel('lightnn', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 });
-    const l = await measureOrtLatency(exportOnnx(model), [28, 28, 1], 4, { warmup: 1, repeats: 3 });
+    const bytes = exportOnnx(model);
+    const t0 = performance.now();
+    const l = await measureOrtLatency(bytes, [28, 28, 1], 4, { warmup: 1, repeats: 3 });
+    const wallMs = performance.now() - t0;
     assert.equal(l.repeats, 3);
     assert.ok(l.medianMs > 0 && l.minMs <= l.medianMs);
-    assert.ok(Math.abs(l.throughput - 4000 / l.medianMs) < 1e-9);
+    // Checked against the clock outside the call (session creation included in wallMs).
+    assert.ok(3 * l.minMs <= wallMs, `3 x ${l.minMs} ms in ${wallMs} ms`);
+    assert.ok(l.throughput >= 4 / (wallMs / 1000) && l.throughput <= 4 / (l.minMs / 1000) + 1e-9);
   });
 
   it('several models interleaved: one latency each, rounds x repeats runs', async () => {

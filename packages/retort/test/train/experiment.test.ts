@@ -11,10 +11,12 @@ import { after, describe, it } from 'node:test';
 import '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentSchema } from '../../src/config/experiment.js';
+import { buildData } from '../../src/data/build.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
-import { saveModelWeights } from '../../src/train/checkpoint.js';
+import { loadModelWeights, saveModelWeights } from '../../src/train/checkpoint.js';
 import { runExperiment } from '../../src/train/experiment.js';
+import { evaluate } from '../../src/train/trainer.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-exp-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -61,7 +63,12 @@ describe('experiments with stages', () => {
     assert.ok(existsSync(join(r.runDir, 'model.ckpt')));
     assert.ok(existsSync(join(r.runDir, 'stages', '2-main', 'metrics.jsonl')));
     const results = JSON.parse(readFileSync(join(r.runDir, 'results.json'), 'utf8'));
-    assert.ok(results.testTop1 >= 0 && results.testTop1 <= 100);
+    // results.json reports the saved student: re-evaluating model.ckpt on the test split gives it.
+    const d = buildData(exp.data, exp.seed);
+    const saved = buildModel('lightnn', { inputShape: d.shape, numClasses: d.numClasses });
+    loadModelWeights(join(r.runDir, 'model.ckpt'), saved);
+    assert.equal(results.testTop1, evaluate(saved, d.test).top1);
+    assert.equal(results.testTop1, r.testTop1);
     assert.ok(lines.some((l) => l.startsWith('stage main:')));
   });
 
