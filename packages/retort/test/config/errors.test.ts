@@ -12,7 +12,7 @@ const schema = z.strictObject({
 it('unknown keys are named with their path and the valid keys', () => {
   assert.throws(
     () => parseOrThrow(schema, { epochs: 3, optimiser: {} }, 'exp.yaml'),
-    /^Error: exp\.yaml: unknown key 'optimiser' at \(top level\) \(valid keys: epochs, optimizer, losses\)$/,
+    /^RetortError: exp\.yaml: unknown key 'optimiser' at \(top level\) \(valid keys: epochs, optimizer, losses\)$/,
   );
   assert.throws(
     () => parseOrThrow(schema, { optimizer: { name: 'sgd', lr: 0.1, momentun: 0.9 } }, 'exp.yaml'),

@@ -76,7 +76,7 @@ describe('BatchLoader', () => {
     );
     assert.throws(
       () => validateDataset({ ...ds, labels: new Uint8Array([0, 1, 3]) }),
-      /label 3 at index 2 is out of range 0\.\.2/,
+      /1 label\(s\) outside 0\.\.2; the first is 3 at index 2/,
     );
   });
   it('channel stats and train/val split', () => {
