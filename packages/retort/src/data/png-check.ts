@@ -106,6 +106,8 @@ export function checkPng(buf: Buffer, path: string, limits: { maxSide: number; m
       finishFlush: zlibConstants.Z_SYNC_FLUSH,
     });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw bad(`pixel data inflates to more than the ${want} bytes the ${width}x${height} image needs`);
     throw bad(`pixel data does not inflate (${messageOf(e)})`);
   }
   if (got.length !== want)
