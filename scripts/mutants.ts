@@ -206,6 +206,22 @@ export const MUTANTS: Mutant[] = [
     tests: ['backend-native/test/tfjs-suite.test'],
   },
   {
+    id: 'latency-units',
+    what: 'throughput off by a factor (units)',
+    file: `${R}measure/latency.ts`,
+    find: 'throughput: (1000 * batch) / med,',
+    replace: 'throughput: (1000 * batch) / (med * 10),',
+    tests: ['measure/model-stats.test'],
+  },
+  {
+    id: 'results-top1',
+    what: "results.json reporting another number than the saved model's test top-1",
+    file: `${R}train/experiment.ts`,
+    find: 'testTop1: test.top1,',
+    replace: 'testTop1: test.top5,',
+    tests: ['train/experiment.test'],
+  },
+  {
     id: 'png-idat-length',
     what: 'PNG pixel stream length not checked',
     file: `${R}data/png-check.ts`,

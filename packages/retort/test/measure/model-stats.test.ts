@@ -83,9 +83,22 @@ describe('latency', () => {
     assert.equal(tf.memory().numTensors, before);
     assert.equal(l.repeats, 5);
     assert.ok(l.medianMs > 0 && l.minMs <= l.medianMs);
-    // Against the clock outside: all 5 timed runs fit in the call's wall time (a unit slip or runs
-    // not made would break this), and the images per second follow from the median in seconds.
+    // Against the clock outside: all 5 timed runs fit in the call's wall time (runs not made would
+    // break this), and the images per second agree, within a factor 3 (a shared machine), with a
+    // median timed here by hand (a unit slip is a factor 1000).
     assert.ok(5 * l.minMs <= wallMs, `5 x ${l.minMs} ms in ${wallMs} ms`);
-    assert.ok(l.throughput >= 4 / (wallMs / 1000) && l.throughput <= 4 / (l.minMs / 1000) + 1e-9);
+    const own: number[] = [];
+    const x = tf.zeros([4, ...(m.inputs[0]!.shape.slice(1) as number[])]);
+    for (let i = 0; i < 5; i++) {
+      const t1 = performance.now();
+      (m.predict(x) as tf.Tensor).dataSync();
+      own.push(performance.now() - t1);
+    }
+    x.dispose();
+    const byHand = 4 / (median(own) / 1000);
+    assert.ok(
+      l.throughput > byHand / 3 && l.throughput < byHand * 3,
+      `${l.throughput} img/s vs ${byHand} timed here`,
+    );
   });
 });
