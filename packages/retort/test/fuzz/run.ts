@@ -81,6 +81,7 @@ export async function fuzzTarget(
         const child = spawn(
           process.execPath,
           [
+            '--expose-gc',
             '--import',
             'tsx',
             join(here, 'worker.ts'),
@@ -179,8 +180,9 @@ export function table(tallies: readonly Tally[], n: number, seed: number, cpu: s
     'Each case is a seeded mutation (bit flips, interesting bytes and 32-bit values, truncation, cut, duplicated',
     'and inserted chunks, special tokens for text) of a valid file, read the way Retort reads it. A case passes',
     'when the reader returns or refuses with its own RetortError naming the file; crashes (signals) and hangs are',
-    'caught per case by running the cases in worker processes (a fresh one every 1,000 cases). Peak RSS is the',
-    'largest of any worker (start-up and tfjs included), so it bounds what one file makes a reader allocate.',
+    'caught per case by running the cases in worker processes (a fresh one every 1,000 cases, garbage collected',
+    'whenever RSS grew by 64 MiB). Peak RSS is the largest of any worker (start-up and tfjs included), so it',
+    'bounds what one file makes a reader allocate.',
     '',
     head,
     `|${head
