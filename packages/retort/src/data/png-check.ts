@@ -37,7 +37,8 @@ const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
   return c;
 });
 
-function crc32(b: Uint8Array): number {
+/** CRC-32 (ISO-HDLC, PNG's chunk checksum) of `b`. */
+export function crc32(b: Uint8Array): number {
   let c = -1;
   for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff]! ^ (c >>> 8);
   return (c ^ -1) >>> 0;

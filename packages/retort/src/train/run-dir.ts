@@ -60,6 +60,15 @@ function readLock(path: string): LockInfo | null {
   return null;
 }
 
+/** The error for a run folder another live process (or another host) holds. */
+function inUse(dir: string, path: string, other: LockInfo): RetortError {
+  const remote = other.host !== hostname();
+  return new RetortError(
+    `run folder ${dir} is in use by pid ${other.pid} on ${other.host} since ${other.started}; wait for it to finish${remote ? `, or remove ${path} if that run is gone` : ''}`,
+    { file: path },
+  );
+}
+
 const held = new Set<string>();
 let exitHook = false;
 
@@ -93,11 +102,7 @@ export function acquireRunLock(
     const other = readLock(path);
     if (other && other.pid === process.pid && other.host === me.host)
       throw new RetortError(`run folder ${dir} is already open in this process`, { file: path });
-    if (other && (other.host !== me.host || alive(other.pid)))
-      throw new RetortError(
-        `run folder ${dir} is in use by pid ${other.pid} on ${other.host} since ${other.started}; wait for it to finish${other.host !== me.host ? `, or remove ${path} if that run is gone` : ''}`,
-        { file: path },
-      );
+    if (other && (other.host !== me.host || alive(other.pid))) throw inUse(dir, path, other);
     log(
       `warning: ${path}: ${other ? `stale lock of pid ${other.pid} (no such process on ${me.host})` : 'unreadable lock'}; taking it over`,
     );
@@ -119,10 +124,7 @@ export function assertRunFree(root: string, name: string): void {
   const path = join(dir, 'lock');
   const other = existsSync(path) ? readLock(path) : null;
   if (other && other.pid !== process.pid && (other.host !== hostname() || alive(other.pid)))
-    throw new RetortError(
-      `run folder ${dir} is in use by pid ${other.pid} on ${other.host} since ${other.started}; wait for it to finish${other.host !== hostname() ? `, or remove ${path} if that run is gone` : ''}`,
-      { file: path },
-    );
+    throw inUse(dir, path, other);
 }
 
 /** Removes the lock at `path` if this process holds it. */

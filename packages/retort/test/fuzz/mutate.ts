@@ -5,6 +5,7 @@
  * specially. One to three per case, all drawn from a seeded generator (case i of seed s is always
  * the same bytes).
  */
+import { crc32 } from '../../src/data/png-check.js';
 import type { Rng } from '../../src/util/rng.js';
 
 const BYTES = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x20, 0x0a];
@@ -110,18 +111,6 @@ export function mutate(seed: Uint8Array, r: Rng, text: boolean): Uint8Array {
   const n = 1 + r.int(3);
   for (let k = 0; k < n; k++) b = ops[r.int(ops.length)]!(b, r);
   return b;
-}
-
-const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c;
-});
-
-function crc32(b: Uint8Array): number {
-  let c = -1;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff]! ^ (c >>> 8);
-  return (c ^ -1) >>> 0;
 }
 
 /**
