@@ -145,7 +145,9 @@ describe('run locks', () => {
     process.stderr.write(
       `second retort train failed after ${seconds.toFixed(2)} s (process start included)\n`,
     );
-    assert.ok(seconds < 2, `${seconds} s (0.8 s measured on a quiet 2-core machine)`);
+    // 0.83 s measured beside the first run on an otherwise quiet 2-core machine; 2 s with two other
+    // jobs running. The bound leaves room for a loaded CI machine.
+    assert.ok(seconds < 5, `${seconds} s`);
     assert.equal(await firstDone, 0, firstErr);
     const results = JSON.parse(readFileSync(join(root, 'twice', 'results.json'), 'utf8')) as {
       epochs: unknown[];
