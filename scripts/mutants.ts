@@ -139,7 +139,8 @@ export const MUTANTS: Mutant[] = [
     what: 'tfjs loader silently dropping every weight (the model keeps its seeded initial values)',
     file: `${R}export/tfjs.ts`,
     find: 'weightSpecs: manifest.flatMap((m) => m.weights),',
-    replace: 'weightSpecs: manifest.flatMap((m) => m.weights).map((w) => ({ ...w, name: `${w.name}x` })),',
+    replace:
+      "weightSpecs: manifest.flatMap((m) => m.weights).map((w) => ({ ...w, name: 'x'.concat(w.name) })),",
     more: [
       {
         find: '      weightData,\n    }),\n  );',

@@ -198,7 +198,7 @@ function writeMnist(dir: string, train: number[], test: number[], classes: numbe
     const h = Buffer.alloc(4 + 4 * dims.length);
     h[2] = 0x08;
     h[3] = dims.length;
-    dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i));
+    for (const [i, d] of dims.entries()) h.writeUInt32BE(d, 4 + 4 * i);
     return Buffer.concat([h, data]);
   };
   for (const [split, dims] of [

@@ -47,7 +47,7 @@ function idxBytes(dims: number[]): Uint8Array {
   const h = Buffer.alloc(4 + 4 * dims.length);
   h[2] = 0x08;
   h[3] = dims.length;
-  dims.forEach((d, i) => h.writeUInt32BE(d, 4 + 4 * i));
+  for (const [i, d] of dims.entries()) h.writeUInt32BE(d, 4 + 4 * i);
   const n = dims.reduce((a, b) => a * b, 1);
   return Buffer.concat([h, Buffer.from(Uint8Array.from({ length: n }, (_, i) => (i * 7) % 256))]);
 }
