@@ -7,11 +7,15 @@
 #include "elementwise.h"
 
 RETORT_KERNEL(AddN) {
-  const int64_t n = static_cast<int64_t>(args.length(0));
-  float* out = args.f32(0, n);
+  const int64_t n = args.len(0, "out");
+  // out may be x0 (the continuation above), and only as the very same array: a block of out is written
+  // after x0's same block is read, so a shifted overlap would read sums of other blocks, or race.
+  float* out = args.out(0, n, "out", 1);
   std::vector<const float*> xs;
-  for (size_t i = 1; i < args.size(); ++i) xs.push_back(args.f32(i, n));
-  // Blocks small enough to stay in L1 while every input is added in; `out` may be xs[0].
+  for (size_t i = 1; i < args.size(); ++i) xs.push_back(args.in(i, n, "x"));
+  if (!xs.empty() && xs[0] != out && xs[0] < out + n && out < xs[0] + n)
+    throw retort::ArgError(retort::arg_name(0, "out") + " overlaps argument 1 (x) without being the same array");
+  // Blocks small enough to stay in L1 while every input is added in.
   constexpr int64_t kBlock = 2048;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   retort::parallel_range(blocks, n * int64_t(xs.size() + 1), [&](int64_t b0, int64_t b1) {

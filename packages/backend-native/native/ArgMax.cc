@@ -4,18 +4,26 @@
 #include "reduce_common.h"
 
 RETORT_KERNEL(ArgMax) {
-  const auto dims = args.dims(2);
-  const int64_t axis = args.i64(3);
-  if (axis < 0 || axis >= int64_t(dims.size()))
-    throw retort::ArgError("axis " + std::to_string(axis) + " out of range for rank " + std::to_string(dims.size()));
+  const auto dims = args.shape(2, "shape");
+  const int64_t rank = int64_t(dims.size());
+  const int64_t axis = retort::axis_of(args.count(3, "axis", -rank, rank), rank, retort::arg_name(3, "axis"));
+  // Empty x is left to the JS kernel: R = 0 has no first row to start from.
+  const int64_t n = retort::prod(dims, retort::arg_name(2, "shape"));
+  if (n == 0) throw retort::ArgError(retort::arg_name(2, "shape") + " is empty: empty inputs are not reduced natively");
   int64_t outer = 1, inner = 1;
-  for (int64_t i = 0; i < int64_t(dims.size()); ++i) {
-    if (i < axis) outer *= dims[size_t(i)];
+  for (int64_t i = 0; i < rank; ++i) {
+    if (i < axis) outer *= dims[size_t(i)];  // every dim >= 1, so partial products stay <= n
     if (i > axis) inner *= dims[size_t(i)];
   }
-  const int64_t R = dims[size_t(axis)];
-  const float* x = args.f32(0, size_t(outer * R * inner));
-  int32_t* y = args.i32(1, size_t(outer * inner));
+  // Indices are written as int32.
+  const int64_t R = retort::in_range(dims[size_t(axis)], 1, INT32_MAX, retort::arg_name(2, "shape") + " at the axis");
+  const float* x = args.in(0, retort::prod({outer, R, inner}, "x"), "x");
+  const int64_t ny = retort::prod({outer, inner}, "out");
+  int32_t* y = const_cast<int32_t*>(args.i32(1, ny, "out"));
+  // The output is written while x is read: they must not share memory.
+  const char *xb = reinterpret_cast<const char*>(x), *yb = reinterpret_cast<const char*>(y);
+  if (ny > 0 && xb < yb + ny * int64_t(sizeof(int32_t)) && yb < xb + n * int64_t(sizeof(float)))
+    throw retort::ArgError(retort::arg_name(1, "out") + " overlaps argument 0: outputs must be fresh buffers");
   // Work items are (outer, block of columns); each column scans its rows in order, so ties and NaNs
   // resolve exactly as in the sequential JS loop.
   constexpr int64_t kBlock = 512;

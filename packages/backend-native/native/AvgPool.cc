@@ -6,6 +6,6 @@
 RETORT_KERNEL(AvgPool) {
   static retort::PrimitiveCache<retort::PoolFwdEntry> cache;
   auto g = retort::PoolGeom::from(args, 2);
-  retort::pool_forward(cache, g, dnnl::algorithm::pooling_avg_exclude_padding, args.f32(0, g.src_size()),
-                       args.f32(1, g.dst_size()));
+  retort::pool_forward(cache, g, dnnl::algorithm::pooling_avg_exclude_padding, args.in(0, g.src_size(), "x"),
+                       args.out(1, g.dst_size(), "out"));
 }

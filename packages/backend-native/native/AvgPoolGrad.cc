@@ -18,6 +18,9 @@ struct Entry {
 RETORT_KERNEL(AvgPoolGrad) {
   static retort::PrimitiveCache<Entry> cache;
   auto g = retort::PoolGeom::from(args, 2);
+  // Arrays first: no primitive is built for a geometry the buffers do not match.
+  const float* dy = args.in(0, g.dst_size(), "dy");
+  float* dx = args.out(1, g.src_size(), "dx");
   auto& e = cache.get(g.key(), [&] {
     const auto alg = algorithm::pooling_avg_include_padding;
     auto hint = retort::pool_fwd_pd(g, alg, prop_kind::forward_training);
@@ -27,8 +30,8 @@ RETORT_KERNEL(AvgPoolGrad) {
   });
   auto& eng = retort::cpu_engine();
   auto& s = retort::cpu_stream();
-  memory ddst(e.pd.diff_dst_desc(), eng, args.f32(0, g.dst_size()));
-  memory dsrc(e.pd.diff_src_desc(), eng, args.f32(1, g.src_size()));
+  memory ddst(e.pd.diff_dst_desc(), eng, const_cast<float*>(dy));
+  memory dsrc(e.pd.diff_src_desc(), eng, dx);
   e.prim.execute(s, {{DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_SRC, dsrc}});
   s.wait();
 }

@@ -3,6 +3,7 @@
 
 RETORT_KERNEL(BatchMatMul) {
   auto g = retort::MatMulGeom::from(args, 3);
-  if (g.has_bias()) throw retort::ArgError("BatchMatMul takes no bias");
-  retort::matmul_run(g, args.f32(0, g.a_size()), args.f32(1, g.b_size()), nullptr, false, args.f32(2, g.out_size()));
+  if (g.has_bias()) throw retort::ArgError(retort::arg_name(3, "geometry") + ": BatchMatMul takes no bias");
+  retort::matmul_run(g, args.in(0, g.a_size(), "a"), args.in(1, g.b_size(), "b"), nullptr, false,
+                     args.out(2, g.out_size(), "out"));
 }

@@ -3,5 +3,5 @@
 
 RETORT_KERNEL(Conv2DBackpropInput) {
   auto g = retort::ConvGeom::from(args, 3, false);
-  retort::conv_backward_data(g, args.f32(0, g.dst_size()), args.f32(1, g.wei_size()), args.f32(2, g.src_size()));
+  retort::conv_backward_data(g, args.in(0, g.dst_size(), "dy"), args.in(1, g.wei_size(), "filter"), args.out(2, g.src_size(), "dx"));
 }

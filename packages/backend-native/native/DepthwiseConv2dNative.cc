@@ -5,5 +5,5 @@
 
 RETORT_KERNEL(DepthwiseConv2dNative) {
   auto g = retort::ConvGeom::from(args, 3, true);
-  retort::conv_forward(g, args.f32(0, g.src_size()), args.f32(1, g.wei_size()), nullptr, false, args.f32(2, g.dst_size()));
+  retort::conv_forward(g, args.in(0, g.src_size(), "x"), args.in(1, g.wei_size(), "filter"), nullptr, false, args.out(2, g.dst_size(), "out"));
 }

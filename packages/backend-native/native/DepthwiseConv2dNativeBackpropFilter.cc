@@ -3,5 +3,5 @@
 
 RETORT_KERNEL(DepthwiseConv2dNativeBackpropFilter) {
   auto g = retort::ConvGeom::from(args, 3, true);
-  retort::conv_backward_weights(g, args.f32(0, g.src_size()), args.f32(1, g.dst_size()), args.f32(2, g.wei_size()));
+  retort::conv_backward_weights(g, args.in(0, g.src_size(), "x"), args.in(1, g.dst_size(), "dy"), args.out(2, g.wei_size(), "dw"));
 }

@@ -9,35 +9,41 @@
 
 namespace {
 
-// (row stride, column stride) of a parameter of length len seen as [rows, C].
+// (row stride, column stride) of a parameter of length len seen as [rows, C]; with C dividing n, every
+// index r * row + j * col (r < n / C, j < C) is below len.
 struct ParamStride {
   int64_t row, col;
 };
-ParamStride stride_of(size_t len, int64_t c, int64_t n) {
+ParamStride stride_of(int64_t len, int64_t c, int64_t n, const std::string& what) {
   if (len == 1) return {0, 0};
-  if (static_cast<int64_t>(len) == c) return {0, 1};
-  if (static_cast<int64_t>(len) == n) return {c, 1};
-  throw retort::ArgError("parameter length " + std::to_string(len) + " is neither 1, C = " + std::to_string(c) +
-                         " nor the size of x");
+  if (len == c) return {0, 1};
+  if (len == n) return {c, 1};
+  throw retort::ArgError(what + " has " + std::to_string(len) + " elements, neither 1, C = " + std::to_string(c) +
+                         " nor the size of x (" + std::to_string(n) + ")");
 }
 
 }  // namespace
 
 RETORT_KERNEL(FusedBatchNorm) {
-  const int64_t n = static_cast<int64_t>(args.length(0));
-  const int64_t c = args.i64(6);
-  const double eps = args.f64(7);
-  if (c <= 0 || n % c != 0) throw retort::ArgError("C must divide the size of x");
-  const float* x = args.f32(0, n);
-  const float* p[4];  // mean, variance, offset, scale
+  const int64_t n = args.len(0, "x");
+  const int64_t c = args.count(6, "C", 1);
+  const double eps = args.num(7, "eps");
+  if (n % c != 0)
+    throw retort::ArgError(retort::arg_name(6, "C") + " = " + std::to_string(c) + " does not divide the size of x (" +
+                           std::to_string(n) + ")");
+  const float* x = args.in(0, n, "x");
+  static const char* names[4] = {"mean", "variance", "offset", "scale"};
+  const float* p[4];
   ParamStride s[4];
   bool per_channel = true;
   for (int k = 0; k < 4; ++k) {
-    p[k] = args.f32(1 + k);
-    s[k] = stride_of(args.length(1 + k), c, n);
+    const int64_t len = args.len(1 + k, names[k]);
+    s[k] = stride_of(len, c, n, retort::arg_name(1 + k, names[k]));
+    p[k] = args.in(1 + k, len, names[k]);
     per_channel = per_channel && s[k].row == 0;
   }
-  float* out = args.f32(5, n);
+  float* out = args.out(5, n, "out");
+  if (n == 0) return;  // nothing to write (and no C-sized tables for a C the data does not bound)
   const int64_t rows = n / c;
   if (per_channel) {
     // out = off + (x - mean) * inv with inv = scale / sqrt(var + eps) once per channel.

@@ -4,7 +4,8 @@
 
 RETORT_KERNEL(FusedConv2D) {
   auto g = retort::ConvGeom::from(args, 3, false);
-  const float* bias = args.length(4) > 0 ? args.f32(4, size_t(g.oc)) : nullptr;
-  retort::conv_forward(g, args.f32(0, g.src_size()), args.f32(1, g.wei_size()), bias, args.i64(5) != 0,
-                       args.f32(2, g.dst_size()));
+  const float* bias = args.len(4, "bias") > 0 ? args.in(4, g.oc, "bias") : nullptr;
+  const bool relu = args.count(5, "relu", 0, 1) != 0;
+  retort::conv_forward(g, args.in(0, g.src_size(), "x"), args.in(1, g.wei_size(), "filter"), bias, relu,
+                       args.out(2, g.dst_size(), "out"));
 }

@@ -3,6 +3,6 @@
 #include "elementwise.h"
 
 RETORT_KERNEL(LeakyRelu) {
-  const double alpha = args.f64(2);
+  const double alpha = args.num(2, "alpha");
   retort::unary_map(args, [alpha](float x) { return x < 0.f ? float(alpha * double(x)) : x; });
 }

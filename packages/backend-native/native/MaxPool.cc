@@ -20,7 +20,7 @@ constexpr int64_t kParallelMin = 32768;  // elements below which one thread is f
 // -FLT_MAX stays only if some cell of the window holds it; otherwise the window had no number.
 void patch_empty_windows(const retort::PoolGeom& g, const float* x, float* y) {
   const float lowest = std::numeric_limits<float>::lowest();
-  const int64_t n_out = int64_t(g.dst_size());
+  const int64_t n_out = g.dst_size();
   int found = 0;
 #pragma omp parallel for simd reduction(| : found) if (n_out > kParallelMin)
   for (int64_t i = 0; i < n_out; ++i) found |= y[i] == lowest;
@@ -44,8 +44,8 @@ void patch_empty_windows(const retort::PoolGeom& g, const float* x, float* y) {
 RETORT_KERNEL(MaxPool) {
   static retort::PrimitiveCache<retort::PoolFwdEntry> cache;
   auto g = retort::PoolGeom::from(args, 2);
-  const float* x = args.f32(0, g.src_size());
-  float* y = args.f32(1, g.dst_size());
+  const float* x = args.in(0, g.src_size(), "x");
+  float* y = args.out(1, g.dst_size(), "out");
   retort::pool_forward(cache, g, dnnl::algorithm::pooling_max, x, y);
   patch_empty_windows(g, x, y);
 }

@@ -103,7 +103,7 @@ void maxpool_grad(const retort::PoolGeom& g, const float* __restrict dy, const f
       if (i >= 0 && i < g.w) col_cov[size_t(i)] = 1;
     }
 
-#pragma omp parallel for schedule(static) if (int64_t(g.src_size()) > kParallelMin)
+#pragma omp parallel for schedule(static) if (g.src_size() > kParallelMin)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t n = t / nb;
     const int64_t c0 = (t % nb) * kCB;
@@ -136,8 +136,10 @@ void maxpool_grad(const retort::PoolGeom& g, const float* __restrict dy, const f
 
 RETORT_KERNEL(MaxPoolGrad) {
   auto g = retort::PoolGeom::from(args, 3);
-  const float* dy = args.f32(0, g.dst_size());
-  const float* x = args.f32(1, g.src_size());
-  float* dx = args.f32(2, g.src_size());
+  // window_step keeps each channel's argmax as an int32 cell index ih * W + iw.
+  retort::in_range(retort::prod({g.h, g.w}, "H*W"), 0, INT32_MAX, retort::arg_name(3, "geometry") + " H*W");
+  const float* dy = args.in(0, g.dst_size(), "dy");
+  const float* x = args.in(1, g.src_size(), "x");
+  float* dx = args.out(2, g.src_size(), "dx");
   maxpool_grad(g, dy, x, dx);
 }

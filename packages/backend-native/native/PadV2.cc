@@ -4,18 +4,18 @@
 #include "copy_common.h"
 
 RETORT_KERNEL(PadV2) {
-  auto shape = args.dims(2), before = args.dims(3), oshape = args.dims(4);
-  const float value = float(args.f64(5));
-  if (before.size() != shape.size() || oshape.size() != shape.size())
-    throw retort::ArgError("before and outShape must have the rank of the shape");
-  size_t in = 1, out = 1;
-  for (size_t i = 0; i < shape.size(); i++) {
-    if (shape[i] < 0 || oshape[i] < 0) throw retort::ArgError("negative size at dim " + std::to_string(i));
-    in *= size_t(shape[i]);
-    out *= size_t(oshape[i]);
-  }
-  float* y = args.f32(1, out);
+  auto shape = args.shape(2, "shape", 1, retort::kMaxCopyRank);
+  const size_t r = shape.size();
+  auto oshape = args.shape(4, "outShape", r, r);
+  auto before = args.ints(3, "before", r);
+  // Each dim holds before + x + after with before, after >= 0 (box_copy checks the same before copying).
+  for (size_t i = 0; i < r; i++)
+    retort::in_range(before[i], 0, oshape[i] - shape[i], retort::arg_name(3, "before") + "[" + std::to_string(i) + "]");
+  const float value = float(args.num(5, "constant"));
+  const float* x = args.in(0, retort::prod(shape, "x"), "x");
+  const int64_t out = retort::prod(oshape, "out");
+  float* y = args.out(1, out, "out");
   // The pooled output buffer is dirty: fill it all, then copy the interior.
   std::fill(y, y + out, value);
-  retort::box_copy(args.f32(0, in), shape, std::vector<int64_t>(shape.size(), 0), y, oshape, before, shape);
+  retort::box_copy(x, shape, std::vector<int64_t>(r, 0), y, oshape, before, shape);
 }

@@ -8,21 +8,23 @@
 #include "common.h"
 
 RETORT_KERNEL(RetortAdamUpdate) {
-  const size_t n = args.length(0);
-  const float* p = args.f32(0, n);
-  const float* g = args.f32(1, n);
-  const float* m = args.f32(2, n);
-  const float* v = args.f32(3, n);
-  float* op = args.f32(4, n);
-  float* om = args.f32(5, n);
-  float* ov = args.f32(6, n);
-  const float lr = float(args.f64(7)), b1 = float(args.f64(8)), b2 = float(args.f64(9)), eps = float(args.f64(10));
-  const float c1 = float(args.f64(11)), c2 = float(args.f64(12)), wd = float(args.f64(13));
-  const bool decoupled = args.i64(14) != 0;
+  // Outputs are fresh pool arrays (src/kernels/RetortAdamUpdate.ts), never p, m or v: no in-place form.
+  const int64_t n = args.len(0, "p");
+  const float* p = args.in(0, n, "p");
+  const float* g = args.in(1, n, "g");
+  const float* m = args.in(2, n, "m");
+  const float* v = args.in(3, n, "v");
+  float* op = args.out(4, n, "outP");
+  float* om = args.out(5, n, "outM");
+  float* ov = args.out(6, n, "outV");
+  const float lr = float(args.num(7, "lr")), b1 = float(args.num(8, "beta1")), b2 = float(args.num(9, "beta2"));
+  const float eps = float(args.num(10, "eps")), c1 = float(args.num(11, "c1")), c2 = float(args.num(12, "c2"));
+  const float wd = float(args.num(13, "weightDecay"));
+  const bool decoupled = args.count(14, "decoupled", 0, 1) != 0;
   const float decay = decoupled ? 1.f - lr * wd : 1.f;
   const float l2 = decoupled ? 0.f : wd;
 #pragma omp parallel for simd if (n > 65536) schedule(static)
-  for (size_t i = 0; i < n; i++) {
+  for (int64_t i = 0; i < n; i++) {
     const float gi = g[i] + l2 * p[i];
     const float mi = b1 * m[i] + (1.f - b1) * gi;
     const float vi = b2 * v[i] + (1.f - b2) * gi * gi;

@@ -13,21 +13,24 @@
 #include "common.h"
 
 RETORT_KERNEL(RetortBatchNormTrain) {
-  const int64_t n = static_cast<int64_t>(args.length(0));
-  const int64_t c = args.i64(10);
-  const double eps = args.f64(11), momentum = args.f64(12);
-  if (c <= 0 || n % c != 0 || n == 0) throw retort::ArgError("C must divide the (non-zero) size of x");
+  const int64_t n = args.len(0, "x");
+  const int64_t c = args.count(10, "C", 1);
+  const double eps = args.num(11, "eps"), momentum = args.num(12, "momentum");
+  // Rows of C: every x + r * c + j below (r < rows, j < c) is inside x and y.
+  if (n == 0 || n % c != 0)
+    throw retort::ArgError(retort::arg_name(10, "C") + " = " + std::to_string(c) +
+                           " does not divide the (non-zero) size of x, " + std::to_string(n));
   const int64_t rows = n / c;
-  const float* x = args.f32(0, n);
-  const float* gamma = args.f32(1, c);
-  const float* beta = args.f32(2, c);
-  const float* run_mean = args.f32(3, c);
-  const float* run_var = args.f32(4, c);
-  float* y = args.f32(5, n);
-  float* mean_out = args.f32(6, c);
-  float* inv_out = args.f32(7, c);
-  float* new_mean = args.f32(8, c);
-  float* new_var = args.f32(9, c);
+  const float* x = args.in(0, n, "x");
+  const float* gamma = args.in(1, c, "gamma");
+  const float* beta = args.in(2, c, "beta");
+  const float* run_mean = args.in(3, c, "runMean");
+  const float* run_var = args.in(4, c, "runVar");
+  float* y = args.out(5, n, "outY");
+  float* mean_out = args.out(6, c, "outMean");
+  float* inv_out = args.out(7, c, "outInvStd");
+  float* new_mean = args.out(8, c, "outRunMean");
+  float* new_var = args.out(9, c, "outRunVar");
 
   // Sum and sum of squares in double: with float inputs the cancellation in E[x^2] - E[x]^2 costs
   // nothing visible at float precision unless |mean| / std exceeds ~1e4.
@@ -47,7 +50,9 @@ RETORT_KERNEL(RetortBatchNormTrain) {
   const double unbias = rows > 1 ? double(rows) / double(rows - 1) : 1.0;
   for (int64_t j = 0; j < c; ++j) {
     const double m = s1[j] / double(rows);
-    const double var = std::max(0.0, s2[j] / double(rows) - m * m);
+    // Clamp rounding below 0, but let NaN through (std::max(0.0, NaN) is 0; tfjs's cpu kernel keeps NaN).
+    const double raw = s2[j] / double(rows) - m * m;
+    const double var = raw < 0.0 ? 0.0 : raw;
     const double inv = 1.0 / std::sqrt(var + eps);
     mean_out[j] = float(m);
     inv_out[j] = float(inv);

@@ -9,18 +9,21 @@
 #include "common.h"
 
 RETORT_KERNEL(RetortBatchNormTrainGrad) {
-  const int64_t n = static_cast<int64_t>(args.length(0));
-  const int64_t c = args.i64(8);
-  if (c <= 0 || n % c != 0 || n == 0) throw retort::ArgError("C must divide the (non-zero) size of dy");
+  const int64_t n = args.len(0, "dy");
+  const int64_t c = args.count(8, "C", 1);
+  // Rows of C: every dy/x/dx + r * c + j below (r < rows, j < c) is inside its array.
+  if (n == 0 || n % c != 0)
+    throw retort::ArgError(retort::arg_name(8, "C") + " = " + std::to_string(c) +
+                           " does not divide the (non-zero) size of dy, " + std::to_string(n));
   const int64_t rows = n / c;
-  const float* dy = args.f32(0, n);
-  const float* x = args.f32(1, n);
-  const float* gamma = args.f32(2, c);
-  const float* mean = args.f32(3, c);
-  const float* inv = args.f32(4, c);
-  float* dx = args.f32(5, n);
-  float* dgamma = args.f32(6, c);
-  float* dbeta = args.f32(7, c);
+  const float* dy = args.in(0, n, "dy");
+  const float* x = args.in(1, n, "x");
+  const float* gamma = args.in(2, c, "gamma");
+  const float* mean = args.in(3, c, "mean");
+  const float* inv = args.in(4, c, "invStd");
+  float* dx = args.out(5, n, "outDx");
+  float* dgamma = args.out(6, c, "outDgamma");
+  float* dbeta = args.out(7, c, "outDbeta");
 
   std::vector<double> md(c), sdy(c), sdyx(c);
   for (int64_t j = 0; j < c; ++j) md[j] = mean[j];

@@ -5,17 +5,19 @@
 #include "common.h"
 
 RETORT_KERNEL(RetortSgdUpdate) {
-  const size_t n = args.length(0);
-  const float* p = args.f32(0, n);
-  const float* g = args.f32(1, n);
-  const float* b = args.f32(2, n);
-  float* op = args.f32(3, n);
-  float* ob = args.f32(4, n);
-  const float lr = float(args.f64(5)), mom = float(args.f64(6)), damp = float(args.f64(7)), wd = float(args.f64(8));
-  const bool nesterov = args.i64(9) != 0;
-  const bool first = args.i64(10) != 0;
+  // Outputs are fresh pool arrays (src/kernels/RetortSgdUpdate.ts), never p or buf: no in-place form.
+  const int64_t n = args.len(0, "p");
+  const float* p = args.in(0, n, "p");
+  const float* g = args.in(1, n, "g");
+  const float* b = args.in(2, n, "buf");
+  float* op = args.out(3, n, "outP");
+  float* ob = args.out(4, n, "outBuf");
+  const float lr = float(args.num(5, "lr")), mom = float(args.num(6, "momentum"));
+  const float damp = float(args.num(7, "dampening")), wd = float(args.num(8, "weightDecay"));
+  const bool nesterov = args.count(9, "nesterov", 0, 1) != 0;
+  const bool first = args.count(10, "firstStep", 0, 1) != 0;
 #pragma omp parallel for simd if (n > 65536) schedule(static)
-  for (size_t i = 0; i < n; i++) {
+  for (int64_t i = 0; i < n; i++) {
     const float gi = g[i] + wd * p[i];
     const float bi = first ? gi : mom * b[i] + (1.f - damp) * gi;
     ob[i] = bi;

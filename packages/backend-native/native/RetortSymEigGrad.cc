@@ -6,25 +6,52 @@
 // costs 3 n^2 m per matrix instead of 3 n^3. Values are rebuilt in double from (values, valuesLo).
 // Args: values [B*n], valuesLo [B*n], vectors [B*n*n], gValues [B*n], gVectors [B*n*n],
 //       out gA [B*n*n], then n.
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "common.h"
 
+namespace {
+
+// Scratch of one thread.
+struct GradWork {
+  std::vector<double> lam, ga, col, u;
+  explicit GradWork(int64_t n) : lam(n), ga(n * n), col(n), u(n) {}
+};
+
+}  // namespace
+
 RETORT_KERNEL(RetortSymEigGrad) {
-  const int64_t n = args.i64(6);
-  const int64_t len = static_cast<int64_t>(args.length(2));
-  if (n <= 0 || len % (n * n) != 0) throw retort::ArgError("vectors must hold B n x n matrices");
-  const int64_t b = len / (n * n);
-  const float* val = args.f32(0, b * n);
-  const float* vlo = args.f32(1, b * n);
-  const float* vec = args.f32(2, len);
-  const float* gval = args.f32(3, b * n);
-  const float* gvec = args.f32(4, len);
-  float* out = args.f32(5, len);
-#pragma omp parallel if (b > 1 && n >= 8)
+  const int64_t n = args.count(6, "n", 1);
+  const int64_t nn = retort::prod({n, n}, retort::arg_name(6, "n") + " squared");
+  const int64_t len = args.len(2, "vectors");
+  if (len % nn != 0)
+    throw retort::ArgError(retort::arg_name(2, "vectors") + " has " + std::to_string(len) +
+                           " elements, not B matrices of " + std::to_string(n) + " x " + std::to_string(n));
+  const int64_t b = len / nn;
+  const int64_t bn = retort::prod({b, n}, "values");
+  const float* val = args.in(0, bn, "values");
+  const float* vlo = args.in(1, bn, "valuesLo");
+  const float* vec = args.in(2, len, "vectors");
+  const float* gval = args.in(3, bn, "gValues");
+  const float* gvec = args.in(4, len, "gVectors");
+  float* out = args.out(5, len, "outGx");
+  if (b == 0) return;
+  // Scratch per thread, allocated here: a bad_alloc inside the parallel region would end the process.
+  const int nt = (b > 1 && n >= 8) ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), b)) : 1;
+  std::vector<GradWork> work;
+  work.reserve(nt);
+  for (int t = 0; t < nt; ++t) work.emplace_back(n);
+#pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    std::vector<double> lam(n), ga(n * n), col(n), u(n);
+    GradWork& wk = work[omp_get_thread_num()];
+    std::vector<double>& lam = wk.lam;
+    std::vector<double>& ga = wk.ga;
+    std::vector<double>& col = wk.col;
+    std::vector<double>& u = wk.u;
 #pragma omp for schedule(static)
     for (int64_t bi = 0; bi < b; ++bi) {
       const float* V = vec + bi * n * n;

@@ -2,14 +2,11 @@
 #include "copy_common.h"
 
 RETORT_KERNEL(Slice) {
-  auto shape = args.dims(2), begin = args.dims(3), size = args.dims(4);
-  if (begin.size() != shape.size() || size.size() != shape.size())
-    throw retort::ArgError("begin and size must have the rank of the shape");
-  size_t in = 1, out = 1;
-  for (size_t i = 0; i < shape.size(); i++) {
-    if (shape[i] < 0 || size[i] < 0) throw retort::ArgError("negative size at dim " + std::to_string(i));
-    in *= size_t(shape[i]);
-    out *= size_t(size[i]);
-  }
-  retort::box_copy(args.f32(0, in), shape, begin, args.f32(1, out), size, std::vector<int64_t>(size.size(), 0), size);
+  auto shape = args.shape(2, "shape", 1, retort::kMaxCopyRank);
+  auto size = args.shape(4, "size", shape.size(), shape.size());
+  auto begin = args.ints(3, "begin", shape.size());
+  const float* x = args.in(0, retort::prod(shape, "x"), "x");
+  float* out = args.out(1, retort::prod(size, "out"), "out");
+  // box_copy checks begin + size <= shape per dimension before copying.
+  retort::box_copy(x, shape, begin, out, size, std::vector<int64_t>(size.size(), 0), size);
 }

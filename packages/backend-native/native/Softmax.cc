@@ -4,9 +4,10 @@
 #include "reduce_common.h"
 
 RETORT_KERNEL(Softmax) {
-  const int64_t rows = args.i64(2), cols = args.i64(3);
-  const float* x = args.f32(0, size_t(rows * cols));
-  float* y = args.f32(1, size_t(rows * cols));
+  const int64_t rows = args.count(2, "rows"), cols = args.count(3, "cols", 1);
+  const int64_t n = retort::prod({rows, cols}, "x");
+  const float* x = args.in(0, n, "x");
+  float* y = args.out(1, n, "out");
   // exp costs ~10x a sum per element: count it so that mid-sized batches use both cores.
   const int nt = retort::threads_for(rows * cols * 8);
   retort::parallel_for(rows, nt, [&](int64_t r) {

@@ -2,6 +2,6 @@
 #include "elementwise.h"
 
 RETORT_KERNEL(Step) {
-  const float alpha = float(args.f64(2));
+  const float alpha = float(args.num(2, "alpha"));
   retort::unary_map(args, [alpha](float x) { return x > 0.f ? 1.f : (x != x ? x : alpha); });
 }

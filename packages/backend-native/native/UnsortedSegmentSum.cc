@@ -7,15 +7,19 @@
 #include "common.h"
 
 RETORT_KERNEL(UnsortedSegmentSum) {
-  const int64_t s = args.i64(3);
-  const int64_t n = static_cast<int64_t>(args.length(1));
-  const int64_t len = static_cast<int64_t>(args.length(0));
-  if (n == 0 || len % n != 0 || s < 0) throw retort::ArgError("x must hold one row per segment id");
+  const int64_t s = args.count(3, "numSegments");
+  const int64_t n = args.len(1, "ids");
+  const int64_t len = args.len(0, "x");
+  if (n == 0 || len % n != 0)
+    throw retort::ArgError(retort::arg_name(0, "x") + " has " + std::to_string(len) +
+                           " elements, not one row per id (" + std::to_string(n) + " ids)");
   const int64_t inner = len / n;
-  const float* x = args.f32(0, len);
-  const int32_t* ids = args.i32(1, n);
-  float* out = args.f32(2, s * inner);
-  std::memset(out, 0, sizeof(float) * s * inner);
+  const float* x = args.in(0, len, "x");
+  const int32_t* ids = args.i32(1, n, "ids");
+  // Ids outside [0, S) are skipped below (tfjs drops them), so out[id * inner + c] stays below S * inner.
+  const int64_t out_n = retort::prod({s, inner}, "out");
+  float* out = args.out(2, out_n, "out");
+  std::memset(out, 0, sizeof(float) * out_n);
   if (inner == 1) {
     for (int64_t i = 0; i < n; ++i)
       if (ids[i] >= 0 && ids[i] < s) out[ids[i]] += x[i];

@@ -8,9 +8,11 @@
 
 static void fused_matmul(const retort::Args& args) {
   auto g = retort::MatMulGeom::from(args, 4);
-  const float* bias = g.has_bias() ? args.f32(2, g.bias_size()) : nullptr;
-  retort::matmul_run(g, args.f32(0, g.a_size()), args.f32(1, g.b_size()), bias, args.i64(5) != 0,
-                     args.f32(3, g.out_size()));
+  const bool relu = args.count(5, "relu", 0, 1) != 0;
+  // Without a bias the array must be empty (bias_size() is 0 then), and oneDNN is given none.
+  const float* bias = args.in(2, g.bias_size(), "bias");
+  retort::matmul_run(g, args.in(0, g.a_size(), "a"), args.in(1, g.b_size(), "b"), g.has_bias() ? bias : nullptr,
+                     relu, args.out(3, g.out_size(), "out"));
 }
 
 static napi_value fused_matmul_entry(napi_env env, napi_callback_info info) {
@@ -21,6 +23,8 @@ static napi_value fused_matmul_entry(napi_env env, napi_callback_info info) {
     napi_throw_error(env, nullptr, (std::string("_FusedMatMul: oneDNN: ") + e.what()).c_str());
   } catch (const std::exception& e) {
     napi_throw_error(env, nullptr, (std::string("_FusedMatMul: ") + e.what()).c_str());
+  } catch (...) {
+    napi_throw_error(env, nullptr, "_FusedMatMul: unknown native error");
   }
   return retort::undefined(env);
 }

@@ -55,12 +55,17 @@ float* scratch(int slot, size_t n) {
 
 int num_threads() { return omp_get_max_threads(); }
 
+void relu_inplace(float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > (int64_t{1} << 16))
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] < 0.f ? 0.f : y[i];
+}
+
 }  // namespace retort
 
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   try {
     retort::Args args(env, info);
-    int n = static_cast<int>(args.i64(0));
+    const int n = static_cast<int>(args.count(0, "threads", 0, 4096));
     if (n > 0) omp_set_num_threads(n);
   } catch (const std::exception& e) {
     napi_throw_error(env, nullptr, e.what());

@@ -12,7 +12,9 @@
 namespace retort {
 
 // For each channel j: s1[j] = sum_r f1(r, j), s2[j] = sum_r f2(r, j). Body(r0, r1, a1, a2) adds the
-// rows [r0, r1) into the accumulators a1, a2 (length C each).
+// rows [r0, r1) into the accumulators a1, a2 (length C each). The callers check c >= 1 and rows * c
+// (their array length) within kMaxElems, so acc's size cannot overflow; it is allocated before the
+// parallel region, where a bad_alloc could not reach the kernel's exception handler.
 template <class Body>
 void channel_sums(int64_t rows, int64_t c, double* s1, double* s2, Body body) {
   const int max_t = (rows * c > (int64_t{1} << 15)) ? omp_get_max_threads() : 1;

@@ -33,78 +33,69 @@ struct ArgError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// ---- arguments ------------------------------------------------------------------------------
+// ---- arguments: the one shared checker -------------------------------------------------------
+// Every size, shape, stride, index and axis a kernel uses passes through these before any pointer
+// arithmetic: a kernel never trusts the JS side (src/kernels/*.ts checks too, but a stale or
+// hand-called addon must still fail with an exception, never read or write memory it does not own).
+// Each failure is an ArgError naming the argument ("argument 3 (begin): ..."); the RETORT_KERNEL
+// wrapper prefixes the kernel's name.
+//
+// Sizes are int64 and bounded by kMaxElems, and every product goes through prod(), which checks
+// overflow, so offsets computed from checked sizes cannot wrap.
+constexpr int64_t kMaxElems = int64_t{1} << 40;
+constexpr size_t kMaxRank = 8;
+
+// "argument 3 (begin)"
+std::string arg_name(size_t i, const char* name);
+
+// v in [lo, hi] or an ArgError naming `what`.
+int64_t in_range(int64_t v, int64_t lo, int64_t hi, const std::string& what);
+// Product of sizes, each >= 0, without overflow and at most kMaxElems.
+int64_t prod(std::initializer_list<int64_t> sizes, const std::string& what);
+int64_t prod(const std::vector<int64_t>& sizes, const std::string& what);
+// Every idx[k] in [0, bound).
+void indices_in(const int32_t* idx, int64_t n, int64_t bound, const std::string& what);
+// An axis in [-rank, rank) normalised to [0, rank).
+int64_t axis_of(int64_t axis, int64_t rank, const std::string& what);
+
 // Positional arguments of one call. Float32Array arguments give raw pointers into JS storage:
-// inputs are read only, outputs are arrays the JS side allocated (from its pool) for this call.
+// inputs are read only; outputs are arrays the JS side allocated (from its pool) for this call and
+// must not overlap any other argument (tfjs tensors are immutable: never write into an input).
 class Args {
  public:
-  Args(napi_env env, napi_callback_info info) : env_(env) {
-    size_t argc = 32;
-    argv_.resize(argc);
-    if (napi_get_cb_info(env, info, &argc, argv_.data(), nullptr, nullptr) != napi_ok)
-      throw ArgError("cannot read arguments");
-    argv_.resize(argc);
-  }
+  Args(napi_env env, napi_callback_info info);
   size_t size() const { return argv_.size(); }
 
-  float* f32(size_t i, size_t expected_len = SIZE_MAX) const {
-    napi_typedarray_type type;
-    size_t len = 0;
-    void* data = nullptr;
-    napi_value ab;
-    size_t off = 0;
-    if (i >= argv_.size() || napi_get_typedarray_info(env_, argv_[i], &type, &len, &data, &ab, &off) != napi_ok ||
-        type != napi_float32_array)
-      throw ArgError("argument " + std::to_string(i) + " must be a Float32Array");
-    if (expected_len != SIZE_MAX && len != expected_len)
-      throw ArgError("argument " + std::to_string(i) + " has " + std::to_string(len) + " elements, expected " +
-                     std::to_string(expected_len));
-    return static_cast<float*>(data);
-  }
-  int32_t* i32(size_t i, size_t expected_len = SIZE_MAX) const {
-    napi_typedarray_type type;
-    size_t len = 0;
-    void* data = nullptr;
-    napi_value ab;
-    size_t off = 0;
-    if (i >= argv_.size() || napi_get_typedarray_info(env_, argv_[i], &type, &len, &data, &ab, &off) != napi_ok ||
-        type != napi_int32_array)
-      throw ArgError("argument " + std::to_string(i) + " must be an Int32Array");
-    if (expected_len != SIZE_MAX && len != expected_len)
-      throw ArgError("argument " + std::to_string(i) + " has wrong length");
-    return static_cast<int32_t*>(data);
-  }
-  size_t length(size_t i) const {
-    napi_typedarray_type type;
-    size_t len = 0;
-    void* data = nullptr;
-    napi_value ab;
-    size_t off = 0;
-    if (i >= argv_.size() || napi_get_typedarray_info(env_, argv_[i], &type, &len, &data, &ab, &off) != napi_ok)
-      throw ArgError("argument " + std::to_string(i) + " must be a typed array");
-    return len;
-  }
-  int64_t i64(size_t i) const {
-    int64_t v = 0;
-    if (i >= argv_.size() || napi_get_value_int64(env_, argv_[i], &v) != napi_ok)
-      throw ArgError("argument " + std::to_string(i) + " must be a number");
-    return v;
-  }
-  double f64(size_t i) const {
-    double v = 0;
-    if (i >= argv_.size() || napi_get_value_double(env_, argv_[i], &v) != napi_ok)
-      throw ArgError("argument " + std::to_string(i) + " must be a number");
-    return v;
-  }
-  // Int32Array of dims -> vector<int64_t>
-  std::vector<int64_t> dims(size_t i) const {
-    size_t n = length(i);
-    const int32_t* p = i32(i);
-    return std::vector<int64_t>(p, p + n);
-  }
+  // Float32Array input of exactly n elements.
+  const float* in(size_t i, int64_t n, const char* name) const { return f32_checked(i, n, name); }
+  // Float32Array output of exactly n elements, disjoint from every other typed-array argument
+  // (except argument `may_alias`, when given: AddN accumulates into its own first input).
+  float* out(size_t i, int64_t n, const char* name, size_t may_alias = SIZE_MAX) const;
+  // Int32Array of exactly n elements (values unchecked: see indices_in / in_range).
+  const int32_t* i32(size_t i, int64_t n, const char* name) const;
+  // Element count of a typed array argument (of any type).
+  int64_t len(size_t i, const char* name) const;
+  // An integral number in [lo, hi].
+  int64_t count(size_t i, const char* name, int64_t lo = 0, int64_t hi = kMaxElems) const;
+  // Any number (NaN allowed: a pad constant may be NaN).
+  double num(size_t i, const char* name) const;
+  // A shape: Int32Array of rank in [min_rank, max_rank], each size >= 0, product <= kMaxElems.
+  std::vector<int64_t> shape(size_t i, const char* name, size_t min_rank = 0, size_t max_rank = kMaxRank) const;
+  // Int32Array of exactly n values, unchecked (geometry the caller validates field by field).
+  std::vector<int64_t> ints(size_t i, const char* name, size_t n) const;
+  // Int32Array of any length up to kMaxRank * 4, unchecked.
+  std::vector<int64_t> ints(size_t i, const char* name) const;
   napi_env env() const { return env_; }
 
  private:
+  struct View {
+    napi_typedarray_type type;
+    size_t len;     // elements
+    char* data;
+    size_t bytes;
+  };
+  bool view(size_t i, View* v) const;
+  float* f32_checked(size_t i, int64_t n, const char* name) const;
   napi_env env_;
   std::vector<napi_value> argv_;
 };
@@ -146,6 +137,11 @@ float* scratch(int slot, size_t n_floats);
 
 int num_threads();
 
+// y = relu(y) in place with tfjs's semantics (x < 0 ? 0 : x): NaN stays NaN and -Inf becomes 0.
+// oneDNN's relu post-op maps NaN to 0 and -Inf to NaN (its max/blend), so the fused kernels run
+// this pass after the primitive instead; it costs one read and write of the output.
+void relu_inplace(float* y, int64_t n);
+
 }  // namespace retort
 
 // Defines `napi_value name(napi_env, napi_callback_info)` that runs `body(Args&)` and converts
@@ -160,6 +156,8 @@ int num_threads();
       napi_throw_error(env, nullptr, (std::string(#NAME ": oneDNN: ") + e.what()).c_str()); \
     } catch (const std::exception& e) {                                                     \
       napi_throw_error(env, nullptr, (std::string(#NAME ": ") + e.what()).c_str());         \
+    } catch (...) {                                                                         \
+      napi_throw_error(env, nullptr, #NAME ": unknown native error");                       \
     }                                                                                       \
     return retort::undefined(env);                                                          \
   }                                                                                         \

@@ -20,14 +20,9 @@ static convolution_forward::desc fwd_desc(const ConvGeom& g, bool bias, prop_kin
                                    g.pad_l(), g.pad_r());
 }
 
-convolution_forward::primitive_desc conv_fwd_pd(const ConvGeom& g, bool bias, bool relu, prop_kind pk) {
-  primitive_attr attr;
-  if (relu) {
-    post_ops ops;
-    ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-    attr.set_post_ops(ops);
-  }
-  return convolution_forward::primitive_desc(fwd_desc(g, bias, pk), attr, cpu_engine());
+// relu runs after the primitive (relu_inplace: NaN and -Inf as tfjs treats them), not as a post-op.
+convolution_forward::primitive_desc conv_fwd_pd(const ConvGeom& g, bool bias, prop_kind pk) {
+  return convolution_forward::primitive_desc(fwd_desc(g, bias, pk), cpu_engine());
 }
 
 struct FwdEntry {
@@ -40,10 +35,10 @@ struct FwdEntry {
 void conv_forward(const ConvGeom& g, const float* x, const float* w, const float* bias, bool relu, float* y) {
   static PrimitiveCache<FwdEntry> cache;
   const bool has_bias = bias != nullptr;
-  auto& e = cache.get(g.key() + (has_bias ? "b" : "") + (relu ? "r" : ""), [&] {
+  auto& e = cache.get(g.key() + (has_bias ? "b" : ""), [&] {
     // forward_inference: training needs no extra state from the forward conv (no workspace), and the
     // inference variant lets oneDNN pick the same kernels.
-    auto pd = conv_fwd_pd(g, has_bias, relu, prop_kind::forward_inference);
+    auto pd = conv_fwd_pd(g, has_bias, prop_kind::forward_inference);
     auto user = md_tag(g.wei_dims(), g.wei_user_tag());
     bool need = pd.weights_desc() != user;
     reorder r;
@@ -64,6 +59,7 @@ void conv_forward(const ConvGeom& g, const float* x, const float* w, const float
   if (has_bias) margs.emplace(DNNL_ARG_BIAS, memory(md_tag({g.out_channels()}, tag::x), eng, const_cast<float*>(bias)));
   e.prim.execute(s, margs);
   s.wait();
+  if (relu) relu_inplace(y, g.dst_size());
 }
 
 struct BwdDataEntry {
@@ -76,7 +72,7 @@ struct BwdDataEntry {
 void conv_backward_data(const ConvGeom& g, const float* dy, const float* w, float* dx) {
   static PrimitiveCache<BwdDataEntry> cache;
   auto& e = cache.get(g.key(), [&] {
-    auto hint = conv_fwd_pd(g, false, false, prop_kind::forward_training);
+    auto hint = conv_fwd_pd(g, false, prop_kind::forward_training);
     convolution_backward_data::desc d(algorithm::convolution_direct, md_nhwc(g.src_dims()), md_any(g.wei_dims()),
                                       md_nhwc(g.dst_dims()), g.strides(), g.dilates(), g.pad_l(), g.pad_r());
     convolution_backward_data::primitive_desc pd(d, cpu_engine(), hint);
@@ -110,10 +106,15 @@ struct BwdWeiEntry {
 void conv_backward_weights(const ConvGeom& g, const float* x, const float* dy, float* dw) {
   static PrimitiveCache<BwdWeiEntry> cache;
   auto& e = cache.get(g.key(), [&] {
-    auto hint = conv_fwd_pd(g, false, false, prop_kind::forward_training);
+    auto hint = conv_fwd_pd(g, false, prop_kind::forward_training);
     convolution_backward_weights::desc d(algorithm::convolution_direct, md_nhwc(g.src_dims()), md_any(g.wei_dims()),
                                          md_nhwc(g.dst_dims()), g.strides(), g.dilates(), g.pad_l(), g.pad_r());
-    convolution_backward_weights::primitive_desc pd(d, cpu_engine(), hint);
+    // A scratchpad we own, with slack: oneDNN 2.6's jit_1x1 backward-weights kernel with strides
+    // ("reduce to unit stride" copies of src) corrupted the heap past its library-allocated
+    // scratchpad on 2 threads (x [1,8,6,1], 1x1 filter, strides [2,1]; found by the kernel fuzzer).
+    primitive_attr attr;
+    attr.set_scratchpad_mode(scratchpad_mode::user);
+    convolution_backward_weights::primitive_desc pd(d, attr, cpu_engine(), hint);
     auto user = md_tag(g.wei_dims(), g.wei_user_tag());
     bool need = pd.diff_weights_desc() != user;
     reorder r;
@@ -127,7 +128,10 @@ void conv_backward_weights(const ConvGeom& g, const float* x, const float* dy, f
   memory wuser(md_tag(g.wei_dims(), g.wei_user_tag()), eng, dw);
   memory dwei = wuser;
   if (e.needs_reorder) dwei = memory(e.pd.diff_weights_desc(), eng, scratch(2, e.pd.diff_weights_desc().get_size() / sizeof(float) + 16));
-  e.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, dwei}});
+  const size_t pad_floats = e.pd.scratchpad_desc().get_size() / sizeof(float);
+  memory pad(e.pd.scratchpad_desc(), eng, scratch(3, pad_floats + pad_floats / 2 + 4096));
+  e.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, ddst}, {DNNL_ARG_DIFF_WEIGHTS, dwei},
+                     {DNNL_ARG_SCRATCHPAD, pad}});
   if (e.needs_reorder) e.wei_reorder.execute(s, dwei, wuser);
   s.wait();
 }

@@ -44,9 +44,9 @@ void parallel_range(int64_t n, int64_t work, Body body) {
 // Args: x, out (same length), then kernel-specific scalars read by the caller.
 template <class F>
 void unary_map(const Args& args, F f) {
-  const int64_t n = static_cast<int64_t>(args.length(0));
-  const float* x = args.f32(0, n);
-  float* out = args.f32(1, n);
+  const int64_t n = args.len(0, "x");
+  const float* x = args.in(0, n, "x");
+  float* out = args.out(1, n, "out");  // disjoint from x, as the __restrict below assumes
   parallel_range(n, n, [x, out, f](int64_t begin, int64_t end) {
     const F g = f;  // a local copy: captured parameters (alpha) are not reloaded past the stores to out
     const float* __restrict xi = x;
@@ -72,8 +72,14 @@ struct BroadcastPlan {
   int64_t a_size = 1, b_size = 1;  // operand elements
 };
 
-// a_shape, b_shape: the operands' shapes (tfjs broadcasting rules; throws ArgError if incompatible).
+// a_shape, b_shape: the operands' shapes (tfjs broadcasting rules). Throws ArgError if they are
+// incompatible, a size is negative or a size (an operand's or the output's) exceeds kMaxElems. An empty
+// output (size 0) gets no dims: there is nothing to loop over.
 BroadcastPlan plan_broadcast(const std::vector<int64_t>& a_shape, const std::vector<int64_t>& b_shape);
+
+// The plan of the geometry argument i: exactly [rankA, rankB, ...aShape, ...bShape], each rank in
+// [0, kMaxBroadcastRank], each size in [0, kMaxElems].
+BroadcastPlan broadcast_geometry(const Args& args, size_t i);
 
 // out[j] = f(a[j * sa], b[j * sb]) for j < m, with (sa, sb) one of (1, 1), (1, 0), (0, 1): three
 // loops so that each one vectorizes with the broadcast operand held in a register.
@@ -94,19 +100,16 @@ inline void binary_row(const float* __restrict a, int64_t sa, const float* __res
   }
 }
 
-// Args: a, b, out, geom = Int32Array [rankA, rankB, ...aShape, ...bShape] (one array the JS side
-// reuses: allocating two shape arrays per call cost more than a small op). out has the broadcast shape.
+// Args: a, b, out, geom = Int32Array [rankA, rankB, ...aShape, ...bShape] (the JS side reuses one array
+// per length: allocating two shape arrays per call cost more than a small op). out has the broadcast shape.
 template <class F>
 void binary_map(const Args& args, F f) {
-  const size_t glen = args.length(3);
-  const int32_t* g = args.i32(3);
-  if (glen < 2 || glen < size_t(2 + g[0] + g[1]) || g[0] < 0 || g[1] < 0)
-    throw ArgError("geometry must be [rankA, rankB, ...aShape, ...bShape]");
-  const BroadcastPlan p =
-      plan_broadcast(std::vector<int64_t>(g + 2, g + 2 + g[0]), std::vector<int64_t>(g + 2 + g[0], g + 2 + g[0] + g[1]));
-  const float* a = args.f32(0, p.a_size);
-  const float* b = args.f32(1, p.b_size);
-  float* out = args.f32(2, p.size);
+  // Every offset below stays inside a, b and out: the strides are row-major over each operand's own
+  // sizes, whose products are the lengths checked here.
+  const BroadcastPlan p = broadcast_geometry(args, 3);
+  const float* a = args.in(0, p.a_size, "a");
+  const float* b = args.in(1, p.b_size, "b");
+  float* out = args.out(2, p.size, "out");
   if (p.size == 0) return;
   const int last = p.rank - 1;
   const int64_t inner = p.dims[last];

@@ -25,8 +25,7 @@ void matmul_run(const MatMulGeom& g, const float* a, const float* b, const float
   const bool fold = g.batch_b == 1 && !g.ta && g.bias_b <= 1 && g.bias_m <= 1;
   const bool two_d = fold || g.batch() == 1;
   const int64_t rows = fold ? g.batch_a * g.m : g.m;
-  const std::string key = key_of({g.batch_a, g.batch_b, g.m, g.n, g.k, g.ta, g.tb, g.bias_b, g.bias_m, g.bias_n,
-                                  relu ? 1 : 0});
+  const std::string key = key_of({g.batch_a, g.batch_b, g.m, g.n, g.k, g.ta, g.tb, g.bias_b, g.bias_m, g.bias_n});
   auto& e = cache.get(key, [&] {
     memory::desc ad, bd, od, biasd;
     if (two_d) {
@@ -40,12 +39,8 @@ void matmul_run(const MatMulGeom& g, const float* a, const float* b, const float
       od = md({g.batch(), g.m, g.n}, tag::abc);
       if (g.has_bias()) biasd = md({g.bias_b, g.bias_m, g.bias_n}, tag::abc);
     }
+    // relu runs after the primitive (relu_inplace: NaN and -Inf as tfjs treats them), not as a post-op.
     primitive_attr attr;
-    if (relu) {
-      post_ops ops;
-      ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(ops);
-    }
     auto d = g.has_bias() ? dnnl::matmul::desc(ad, bd, biasd, od) : dnnl::matmul::desc(ad, bd, od);
     dnnl::matmul::primitive_desc pd(d, attr, cpu_engine());
     return Entry{pd, dnnl::matmul(pd)};
@@ -58,6 +53,7 @@ void matmul_run(const MatMulGeom& g, const float* a, const float* b, const float
   if (g.has_bias()) margs.emplace(DNNL_ARG_BIAS, memory(e.pd.bias_desc(), eng, const_cast<float*>(bias)));
   e.prim.execute(s, margs);
   s.wait();
+  if (relu) relu_inplace(out, e.pd.dst_desc().get_size() / int64_t(sizeof(float)));
 }
 
 }  // namespace retort

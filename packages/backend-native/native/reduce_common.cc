@@ -15,18 +15,12 @@ static constexpr int64_t kSerialBelow = int64_t(1) << 18;
 
 int threads_for(int64_t work) { return work < kSerialBelow ? 1 : num_threads(); }
 
-static int64_t product(const std::vector<int64_t>& v) {
-  int64_t n = 1;
-  for (auto d : v) n *= d;
-  return n;
-}
-
 ReducePlan plan_reduce(const std::vector<int64_t>& dims, const std::vector<int64_t>& axes) {
   const int64_t rank = int64_t(dims.size());
   std::vector<bool> reduced(dims.size(), false);
   for (auto a : axes) {
-    if (a < 0 || a >= rank || reduced[size_t(a)])
-      throw ArgError("axis " + std::to_string(a) + " is out of range or repeated for rank " + std::to_string(rank));
+    in_range(a, 0, rank - 1, "axis");
+    if (reduced[size_t(a)]) throw ArgError("axis " + std::to_string(a) + " is repeated");
     reduced[size_t(a)] = true;
   }
   // Size-1 dims change no index; neighbours of the same kind index memory as one dim.
@@ -136,9 +130,11 @@ static void transpose_tile(const float* src, int64_t ss, float* dst, int64_t ds,
 }
 
 void transpose_f32(const float* x, float* y, const std::vector<int64_t>& dims0, const std::vector<int64_t>& perm0) {
+  // Nothing to move; and the loops below divide by dims, while merged dims beside a 0 may overflow.
+  const int64_t n = prod(dims0, "shape");
+  if (n == 0) return;
   std::vector<int64_t> d, p;
   simplify(dims0, perm0, d, p);
-  const int64_t n = product(dims0);
   const int nt = threads_for(2 * n);  // moving an element costs about twice summing one
   const size_t rank = d.size();
   if (rank <= 1) {

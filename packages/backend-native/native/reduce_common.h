@@ -19,10 +19,11 @@ struct ReducePlan {
   bool needs_transpose() const { return !perm.empty(); }
 };
 
-// dims: input shape; axes: reduced axes (non-negative, distinct).
+// dims: input shape, every dim >= 1; axes: reduced axes, in [0, rank) and distinct (or an ArgError).
 ReducePlan plan_reduce(const std::vector<int64_t>& dims, const std::vector<int64_t>& axes);
 
-// y = x transposed (output dim i is input dim perm[i]); any rank, f32 bits copied as they are.
+// y = x transposed (output dim i is input dim perm[i]); any rank, f32 bits copied as they are. x and y
+// hold prod(dims) elements; perm must be a permutation of 0..rank-1 (or an ArgError).
 void transpose_f32(const float* x, float* y, const std::vector<int64_t>& dims, const std::vector<int64_t>& perm);
 
 // Threads worth waking for `work` elements: 1 below a threshold where waking passive OpenMP workers
@@ -149,16 +150,23 @@ void reduce_3d(const float* x, float* y, int64_t outer, int64_t R, int64_t inner
   }
 }
 
-// Entry shared by the reduction kernels. Args: x, out, shape (Int32Array), axes (Int32Array).
+// Entry shared by the reduction kernels. Args: x, out, shape (Int32Array), axes (Int32Array): axes in
+// [0, rank), distinct (plan_reduce). x must not be empty (the JS side leaves empty tensors to tfjs's
+// cpu kernels): every dim is then >= 1, so each merged dim of the plan is at most x's checked size.
 template <class Op>
 void run_reduce(const Args& args) {
-  const auto dims = args.dims(2);
-  const auto axes = args.dims(3);
-  int64_t n = 1;
-  for (auto d : dims) n *= d;
-  const float* x = args.f32(0, size_t(n));
+  const auto dims = args.shape(2, "shape");
+  const auto raw = args.ints(3, "axes");
+  const int64_t n = prod(dims, arg_name(2, "shape"));
+  if (n == 0) throw ArgError(arg_name(2, "shape") + " is empty: empty inputs are not reduced natively");
+  std::vector<int64_t> axes(raw.size());
+  for (size_t k = 0; k < raw.size(); ++k)
+    axes[k] = in_range(raw[k], 0, int64_t(dims.size()) - 1, arg_name(3, "axes") + "[" + std::to_string(k) + "]");
+  const float* x = args.in(0, n, "x");
   const ReducePlan p = plan_reduce(dims, axes);
-  float* y = args.f32(1, size_t(p.outer * p.inner));
+  // reduce_3d indexes x as [outer, r, inner]: the split must cover x exactly.
+  if (prod({p.outer, p.r, p.inner}, "plan") != n) throw ArgError("reduction plan does not match the input size");
+  float* y = args.out(1, prod({p.outer, p.inner}, "out"), "out");
   if (p.needs_transpose()) {
     // Scratch slot 5 is this family's; kernels run one at a time, so it is never in use twice.
     float* t = scratch(5, size_t(n));

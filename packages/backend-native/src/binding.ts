@@ -219,6 +219,12 @@ function load(): { addon: NativeAddon | null; reason: string; path: string } {
   if (!existsSync(path)) {
     return { addon: null, reason: `${path} is not built (run: npm run build:addon)`, path };
   }
+  // The sanitized build (make asan) needs the ASan runtime loaded before anything else; without it
+  // the runtime kills the process while the file loads, past any catch below.
+  if (/[/\\]asan[/\\][^/\\]+$/.test(path) && !(process.env['LD_PRELOAD'] ?? '').includes('asan')) {
+    const reason = `${path} is the sanitized build: preload the ASan runtime (see scripts/asan.sh)`;
+    return { addon: null, reason, path };
+  }
   // libgomp reads OMP_WAIT_POLICY when it is loaded (with the addon): spinning worker threads
   // starve the single JS thread between kernels (engine-notes: 2237 -> 1960 ms per step).
   if (process.env['OMP_WAIT_POLICY'] === undefined) process.env['OMP_WAIT_POLICY'] = 'passive';

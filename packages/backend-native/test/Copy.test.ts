@@ -137,11 +137,11 @@ describe('Slice, PadV2, Tile: the addon checks every box before copying', () => 
     );
     assert.throws(
       () => native!.Slice(x, new Float32Array(1), i32(3, 3), i32(0, 0), i32(-1, -1)),
-      /Slice: negative size at dim 0/,
+      /Slice: argument 4 \(size\): dim 0 is negative \(-1\)/,
     );
     assert.throws(
       () => native!.Slice(x, new Float32Array(3), i32(3, 3), i32(0), i32(3)),
-      /Slice: begin and size must have the rank of the shape/,
+      /Slice: argument 4 \(size\) has rank 1, expected 2/,
     );
     const out = new Float32Array(4);
     native!.Slice(
@@ -157,26 +157,26 @@ describe('Slice, PadV2, Tile: the addon checks every box before copying', () => 
     const x = new Float32Array(9);
     assert.throws(
       () => native!.PadV2(x, new Float32Array(4), i32(3, 3), i32(0, 0), i32(2, 2), 0),
-      /PadV2: destination box \[0, \+3\) outside size 2 at dim 0/,
+      /PadV2: argument 3 \(before\)\[0\] is 0, outside \[0, -1\]/,
     );
     assert.throws(
       () => native!.PadV2(x, new Float32Array(25), i32(3, 3), i32(3, 0), i32(5, 5), 0),
-      /PadV2: destination box \[3, \+3\) outside size 5 at dim 0/,
+      /PadV2: argument 3 \(before\)\[0\] is 3, outside \[0, 2\]/,
     );
     assert.throws(
       () => native!.PadV2(x, new Float32Array(9), i32(3, 3), i32(0, 0), i32(3, -3), 0),
-      /PadV2: negative size at dim 1/,
+      /PadV2: argument 4 \(outShape\): dim 1 is negative \(-3\)/,
     );
   });
   it('Tile with an output that is not whole repeats of the input', () => {
     const x = new Float32Array(6);
     assert.throws(
       () => native!.Tile(x, new Float32Array(14), i32(2, 3), i32(2, 7)),
-      /Tile: outShape\[1\] = 7 is not a multiple of shape\[1\] = 3/,
+      /Tile: argument 3 \(outShape\)\[1\] = 7 is not a multiple of shape\[1\] = 3/,
     );
     assert.throws(
       () => native!.Tile(x, new Float32Array(6), i32(2, 3), i32(6)),
-      /Tile: shape and outShape must have one rank/,
+      /Tile: argument 3 \(outShape\) has rank 1, expected 2/,
     );
   });
 });

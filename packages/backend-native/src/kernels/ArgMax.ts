@@ -12,10 +12,13 @@ export const argMax: NativeKernel = {
     const { x } = inputs;
     const { axis } = attrs as unknown as ArgMaxAttrs;
     const values = f32Input(backend, x);
-    if (x === undefined || values === null) return null;
-    // tfjs takes the first entry when given several axes.
-    const ax = util.parseAxisParam(axis, x.shape)[0];
-    if (ax === undefined) return null;
+    // The addon takes shapes up to rank 8 (native/common.h kMaxRank).
+    if (x === undefined || values === null || x.shape.length > 8) return null;
+    // Exactly one axis: tfjs cpu throws for several (or none, as for a missing axis of a tensor of
+    // rank > 1); parseAxisParam throws as cpu's does for a bad one.
+    const axes = util.parseAxisParam(axis, x.shape);
+    const ax = axes[0];
+    if (axes.length !== 1 || ax === undefined) return null;
     const outShape = x.shape.filter((_, i) => i !== ax);
     const out = new Int32Array(sizeOf(outShape));
     addon.ArgMax(values, out, Int32Array.from(x.shape), ax);

@@ -6,6 +6,7 @@ export const conv2DBackpropInput = convKernel({
   kernelName: 'Conv2DBackpropInput',
   inputs: ['dy', 'filter'],
   depthwise: false,
+  needsDilations: false,
   shapes: (_dy, f, a) => [(a as unknown as Conv2DBackpropInputAttrs).inputShape, f.shape as Shape4],
   outShape: (info) => info.inShape,
   entry: (addon) => addon.Conv2DBackpropInput,

@@ -6,6 +6,7 @@ export const depthwiseConv2dNativeBackpropFilter = convKernel({
   kernelName: 'DepthwiseConv2dNativeBackpropFilter',
   inputs: ['x', 'dy'],
   depthwise: true,
+  needsDilations: true,
   shapes: (x, _dy, a) => [
     x.shape as Shape4,
     (a as unknown as DepthwiseConv2dNativeBackpropFilterAttrs).filterShape,

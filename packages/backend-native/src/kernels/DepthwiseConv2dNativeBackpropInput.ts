@@ -6,6 +6,7 @@ export const depthwiseConv2dNativeBackpropInput = convKernel({
   kernelName: 'DepthwiseConv2dNativeBackpropInput',
   inputs: ['dy', 'filter'],
   depthwise: true,
+  needsDilations: true,
   shapes: (_dy, f, a) => [
     (a as unknown as DepthwiseConv2dNativeBackpropInputAttrs).inputShape,
     f.shape as Shape4,

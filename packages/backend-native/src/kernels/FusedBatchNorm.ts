@@ -15,6 +15,11 @@ export const fusedBatchNorm: NativeKernel = {
   run({ inputs, attrs, backend, addon }) {
     const { x, mean, variance, offset, scale } = inputs;
     if (x === undefined || mean === undefined || variance === undefined) return null;
+    // tfjs cpu refuses parameters of different ranks (whatever their sizes): it serves those calls.
+    const rank = mean.shape.length;
+    if ([variance, offset, scale].some((p) => p !== undefined && p.shape.length !== rank)) return null;
+    const eps = attrs['varianceEpsilon'];
+    if (eps !== undefined && eps !== null && typeof eps !== 'number') return null;
     const n = sizeOf(x.shape);
     const c = x.shape[x.shape.length - 1] ?? 1;
     const given = [x, mean, variance, offset, scale].filter((t) => t !== undefined);
@@ -23,18 +28,8 @@ export const fusedBatchNorm: NativeKernel = {
     const ov = offset === undefined ? ZERO : f32Storage(backend, [offset])?.[0];
     const sv = scale === undefined ? ONE : f32Storage(backend, [scale])?.[0];
     if (req === null || ov === undefined || sv === undefined) return null;
-    const eps = attrs['varianceEpsilon'];
     const out = backend.makeOutputF32(x.shape);
-    addon.FusedBatchNorm(
-      req[0]!,
-      req[1]!,
-      req[2]!,
-      ov,
-      sv,
-      out.values,
-      c,
-      typeof eps === 'number' ? eps : 0.001,
-    );
+    addon.FusedBatchNorm(req[0]!, req[1]!, req[2]!, ov, sv, out.values, c, eps ?? 0.001);
     return out.info;
   },
 };

@@ -4,7 +4,7 @@
  * scalar biases and prelu defer to the JS kernel.
  */
 import type { FusedConv2DAttrs } from '@tensorflow/tfjs-core';
-import { convGeometry, convInfoOf, type Shape4 } from './conv_util.js';
+import { convGeometry, convInfoOf } from './conv_util.js';
 import { allF32, type NativeKernel } from './kernel.js';
 
 export const fusedConv2D: NativeKernel = {
@@ -16,9 +16,10 @@ export const fusedConv2D: NativeKernel = {
     if (preluActivationWeights !== undefined && preluActivationWeights !== null) return null;
     const act = a.activation ?? 'linear';
     if (act !== 'linear' && act !== 'relu') return null;
-    const info = convInfoOf(x.shape as Shape4, filter.shape as Shape4, attrs, false);
-    const geom = convGeometry(info, false);
-    if (geom === null) return null;
+    // Its cpu version runs cpu's Conv2D, which throws without dilations.
+    const info = convInfoOf(x.shape, filter.shape, attrs, false, true);
+    const geom = info === null ? null : convGeometry(info, false);
+    if (info === null || geom === null) return null;
     let biasValues: Float32Array = new Float32Array(0);
     if (bias !== undefined && bias !== null) {
       if (bias.shape.length !== 1 || bias.shape[0] !== info.outChannels) return null;

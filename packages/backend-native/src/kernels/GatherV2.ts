@@ -11,7 +11,7 @@ import {
   util,
 } from '@tensorflow/tfjs-core';
 import type { NativeBackend } from '../backend.js';
-import type { NativeKernel } from './kernel.js';
+import { isInt32, type NativeKernel } from './kernel.js';
 
 function i32(backend: NativeBackend, t: TensorInfo | undefined): Int32Array | null {
   if (t === undefined || t.dtype !== 'int32') return null;
@@ -51,6 +51,8 @@ export const unsortedSegmentSum: NativeKernel = {
       return null;
     const xv = backend.f32(x);
     if (xv === null || x.shape[0] !== ids.length || ids.length === 0) return null;
+    // A whole number of segments (1.5 would make a [1.5, ...] shape; the cpu kernel serves the rest).
+    if (!isInt32(numSegments, 1)) return null;
     const out = backend.makeOutputF32([numSegments, ...x.shape.slice(1)]);
     if (out.values.length === 0) return null;
     addon.UnsortedSegmentSum(xv, ids, out.values, numSegments);

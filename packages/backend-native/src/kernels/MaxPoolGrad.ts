@@ -14,6 +14,8 @@ export const maxPoolGrad: NativeKernel = {
     const a = attrs as unknown as MaxPoolGradAttrs;
     const info = poolInfo(input, a.filterSize, a.strides, a.pad, a.dimRoundingMode);
     if (info === null || !sameShape(dy.shape, info.outShape)) return null;
+    // The native loop keeps argmax cells as int32 indices into one H x W image.
+    if (info.inHeight * info.inWidth > 2 ** 31 - 1) return null;
     const geom = poolGeometry(info);
     const dyv = backend.f32(dy);
     const xv = backend.f32(input);

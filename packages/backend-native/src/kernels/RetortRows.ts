@@ -4,6 +4,12 @@ import type { NativeBackend } from '../backend.js';
 import { rowsLayout } from '../custom/rows_kernels.js';
 import type { NativeKernel } from './kernel.js';
 
+/** Every index in [0, m). Otherwise the JS kernel runs and throws its own error naming the index. */
+function inRange(idx: Int32Array, m: number): boolean {
+  for (let i = 0; i < idx.length; i++) if (!(idx[i]! >= 0 && idx[i]! < m)) return false;
+  return true;
+}
+
 function i32(backend: NativeBackend, t: TensorInfo | undefined): Int32Array | null {
   if (t === undefined || t.dtype !== 'int32') return null;
   const v = backend.data.get(t.dataId)?.values;
@@ -24,6 +30,8 @@ export const retortGatherRowsDot: NativeKernel = {
       shape: x.shape,
       cols: 'D',
     });
+    // No indices (N or K = 0): the JS kernel answers with its empty or zero result.
+    if (idx.length === 0 || !inRange(idx, m)) return null;
     const out = backend.makeOutputF32([n, k]);
     addon.RetortGatherRowsDot(t, idx, xv, out.values, m, d);
     return out.info;
@@ -44,6 +52,7 @@ export const retortGatherRowsWeightedSum: NativeKernel = {
       shape: w.shape,
       cols: 'K',
     });
+    if (idx.length === 0 || !inRange(idx, m)) return null;
     const out = backend.makeOutputF32([n, d]);
     addon.RetortGatherRowsWeightedSum(t, idx, wv, out.values, m, d);
     return out.info;
@@ -68,6 +77,8 @@ export const retortScatterRows: NativeKernel = {
       rows.shape[1] !== d
     )
       return null; // the JS kernel names the shapes
+    // D = 0 leaves M undetermined for the addon; the JS kernel still checks the indices against M.
+    if (d === 0 || !inRange(idx, m)) return null;
     const out = backend.makeOutputF32([m, d]);
     addon.RetortScatterRows(t, idx, rv, out.values, d);
     return out.info;

@@ -1,6 +1,6 @@
 /** Transpose of any rank (float32) natively: tiled 2-D core, strided outer loops (native/Transpose.cc). */
 import type { TransposeAttrs } from '@tensorflow/tfjs-core';
-import type { NativeKernel } from './kernel.js';
+import { isIntArray, type NativeKernel } from './kernel.js';
 import { f32Input } from './reduce_util.js';
 
 export const transpose: NativeKernel = {
@@ -9,7 +9,11 @@ export const transpose: NativeKernel = {
     const { x } = inputs;
     const { perm } = attrs as unknown as TransposeAttrs;
     const values = f32Input(backend, x);
-    if (x === undefined || values === null || perm.length !== x.shape.length) return null;
+    // The addon takes shapes up to rank 8 (native/common.h kMaxRank) and only true permutations (a
+    // missing perm included, the cpu kernel serves the rest).
+    if (x === undefined || values === null || x.shape.length > 8) return null;
+    const rank = x.shape.length;
+    if (!isIntArray(perm, rank, 0) || perm.some((p) => p >= rank) || new Set(perm).size !== rank) return null;
     const out = backend.makeOutputF32(perm.map((p) => x.shape[p] ?? 0));
     addon.Transpose(values, out.values, Int32Array.from(x.shape), Int32Array.from(perm));
     return out.info;

@@ -22,8 +22,9 @@ const binaryNames = [
 /** Highest broadcast rank of the native loop (kMaxBroadcastRank in native/elementwise.h). */
 const MAX_RANK = 6;
 // [rankA, rankB, ...aShape, ...bShape], refilled per call: two fresh shape arrays per call cost more
-// (~6 us) than a small op itself. The addon reads it synchronously, so one array serves every call.
-const geom = new Int32Array(2 + 2 * MAX_RANK);
+// (~6 us) than a small op itself. The addon reads it synchronously, so one array per length serves
+// every call; the length is exact because the addon ties it to the two ranks.
+const geoms = Array.from({ length: 3 + 2 * MAX_RANK }, (_, n) => new Int32Array(n));
 
 function binaryKernel(kernelName: (typeof binaryNames)[number]): NativeKernel {
   return {
@@ -37,6 +38,7 @@ function binaryKernel(kernelName: (typeof binaryNames)[number]): NativeKernel {
       const shape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
       if (shape.length > MAX_RANK) return null; // a and b have at most this rank too
       const out = backend.makeOutputF32(shape);
+      const geom = geoms[2 + a.shape.length + b.shape.length]!;
       geom[0] = a.shape.length;
       geom[1] = b.shape.length;
       geom.set(a.shape, 2);

@@ -77,3 +77,21 @@ export function sizeOf(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
+
+/**
+ * True for an integer the addon can take (int32): not NaN, not 2.5 (Int32Array.from would truncate it
+ * to 2), not 2^31 (it would wrap), and at least `min`.
+ */
+export function isInt32(v: unknown, min = -(2 ** 31)): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= 2 ** 31 - 1;
+}
+
+/** True for an array of `len` entries (any length when left out), each isInt32(., min). */
+export function isIntArray(v: unknown, len?: number, min?: number): v is number[] {
+  return Array.isArray(v) && (len === undefined || v.length === len) && v.every((x) => isInt32(x, min));
+}
+
+/** The values packed for the addon, or null when one is no int32 integer (see isInt32). */
+export function int32s(values: readonly number[]): Int32Array | null {
+  return isIntArray(values) ? Int32Array.from(values) : null;
+}

@@ -4,12 +4,17 @@
  */
 import { backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../binding.js';
-import { allF32, type NativeKernel } from './kernel.js';
+import { isPadding, isPair, isRounding } from './conv_util.js';
+import { allF32, int32s, type NativeKernel } from './kernel.js';
 
 type PoolInfo = backend_util.Conv2DInfo;
 type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 
-/** tfjs's pooling info for a 4-D NHWC input, or null when `x` is not 4-D. */
+/**
+ * tfjs's pooling info for a 4-D NHWC input, or null when `x` is not 4-D or an attribute is not one
+ * the native kernels take as given (fractional or missing sizes, strides or pads): cpu then serves
+ * the call, its result or its error.
+ */
 export function poolInfo(
   x: TensorInfo,
   filterSize: [number, number] | number,
@@ -18,6 +23,7 @@ export function poolInfo(
   dimRoundingMode?: 'floor' | 'round' | 'ceil',
 ): PoolInfo | null {
   if (x.shape.length !== 4) return null;
+  if (!isPair(filterSize) || !isPair(strides) || !isPadding(pad) || !isRounding(dimRoundingMode)) return null;
   return backend_util.computePool2DInfo(
     x.shape as [number, number, number, number],
     filterSize,
@@ -51,7 +57,8 @@ export function poolGeometry(info: PoolInfo): Int32Array | null {
   const padR = endPad(info.outWidth, info.strideWidth, kw, info.inWidth, left);
   if (padB === null || padR === null) return null;
   if (top >= kh || padB >= kh || left >= kw || padR >= kw) return null;
-  return Int32Array.from([
+  // null for a fractional or NaN field, which Int32Array would truncate into another geometry.
+  return int32s([
     info.batchSize,
     info.inHeight,
     info.inWidth,

@@ -31,7 +31,8 @@ export function nativeReduce(
 ): TensorInfo | null {
   const { x } = inputs;
   const values = f32Input(backend, x);
-  if (x === undefined || values === null) return null;
+  // The addon takes shapes up to rank 8 (native/common.h kMaxRank).
+  if (x === undefined || values === null || x.shape.length > 8) return null;
   const axes = util.parseAxisParam(axis ?? x.shape.map((_, i) => i), x.shape);
   if (new Set(axes).size !== axes.length) return null;
   const outShape: number[] = [];
