@@ -27,13 +27,20 @@ export function parseOptions(
       positional.push(arg);
       continue;
     }
-    const [rawName, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    // Split at the first '=' only: `--set=epochs=1` is the option set with the value epochs=1
+    // (String.split with a limit drops the rest, which silently truncated such values).
+    const body = arg.slice(2);
+    const eq = body.indexOf('=');
+    const rawName = eq < 0 ? body : body.slice(0, eq);
+    const inline = eq < 0 ? undefined : body.slice(eq + 1);
     const spec = specs.find((s) => s.name === rawName);
     if (spec === undefined) {
       const known = specs.map((s) => `--${s.name}`).join(', ');
       throw new Error(`retort ${command}: unknown option --${rawName} (known: ${known})`);
     }
     if (spec.kind === 'flag') {
+      if (inline !== undefined)
+        throw new Error(`retort ${command}: --${spec.name} is a flag and takes no value (got '${arg}')`);
       out[spec.name] = true;
       continue;
     }

@@ -2,6 +2,8 @@
  * `retort <command> [options]`: each command lives in commands/<name>.ts and is loaded only when it
  * runs (the compute libraries take ~0.7 s to load; `retort --help` and early refusals need none).
  */
+import { createRequire } from 'node:module';
+
 export interface Command {
   name: string;
   summary: string;
@@ -25,7 +27,11 @@ const commands: readonly CommandEntry[] = [
 
 async function usage(): Promise<string> {
   const all = await Promise.all(commands.map((c) => c.load()));
-  return ['usage: retort <command> [options]   (retort <command> --help for its options)', '', 'Commands:']
+  return [
+    'usage: retort <command> [options]   (retort <command> --help for its options; retort --version)',
+    '',
+    'Commands:',
+  ]
     .concat(all.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`))
     .join('\n');
 }
@@ -34,6 +40,12 @@ async function main(argv: readonly string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     console.log(await usage());
+    return;
+  }
+  if (name === '--version' || name === '-V') {
+    // The package's own manifest, two folders up from this file in the sources and in a build.
+    const manifest = createRequire(import.meta.url)('../../package.json') as { version: string };
+    console.log(manifest.version);
     return;
   }
   const cmd = commands.find((c) => c.name === name);
