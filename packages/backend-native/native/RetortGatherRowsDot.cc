@@ -2,22 +2,12 @@
 // [M, D] table, without materialising the [N, K, D] gathered rows (CRD's memory bank: N 128,
 // K 4097, D 128 would be 268 MB per bank and step). Dot products accumulate in float, in D order.
 // Args: table [M*D], idx (Int32Array) [N*K], x [N*D], out [N*K], then M, D.
-#include "common.h"
+#include "rows_common.h"
 
 RETORT_KERNEL(RetortGatherRowsDot) {
-  const int64_t m = args.count(4, "M", 1);
-  const int64_t d = args.count(5, "D", 1);
-  const int64_t nk = args.len(1, "idx");
-  const int64_t nd = args.len(2, "x");
-  // N from x, K from idx; N = 0 (an empty batch) leaves K open, but then idx and out are empty too.
-  if (nd % d != 0)
-    throw retort::ArgError(retort::arg_name(2, "x") + " has " + std::to_string(nd) + " elements, not N rows of D = " +
-                           std::to_string(d));
-  const int64_t n = nd / d;
-  if (n == 0 ? nk != 0 : nk % n != 0)
-    throw retort::ArgError(retort::arg_name(1, "idx") + " has " + std::to_string(nk) + " elements, not N = " +
-                           std::to_string(n) + " rows of K");
-  const int64_t k = n == 0 ? 0 : nk / n;
+  const retort::RowsShape shape = retort::rows_shape(args, 1, 2, "x", 4);
+  const int64_t m = shape.m, d = shape.d, n = shape.n, k = shape.k;
+  const int64_t nk = n * k;
   const float* table = args.in(0, retort::prod({m, d}, "table"), "table");
   const int32_t* idx = args.i32(1, retort::prod({n, k}, "idx"), "idx");
   const float* x = args.in(2, retort::prod({n, d}, "x"), "x");

@@ -3,22 +3,12 @@
 // out [N*D], then M, D.
 #include <cstring>
 
-#include "common.h"
+#include "rows_common.h"
 
 RETORT_KERNEL(RetortGatherRowsWeightedSum) {
-  const int64_t m = args.count(4, "M", 1);
-  const int64_t d = args.count(5, "D", 1);
-  const int64_t nk = args.len(1, "idx");
-  const int64_t nd = args.len(3, "out");
-  // N from out, K from idx; N = 0 (an empty batch) leaves K open, but then idx and w are empty too.
-  if (nd % d != 0)
-    throw retort::ArgError(retort::arg_name(3, "out") + " has " + std::to_string(nd) +
-                           " elements, not N rows of D = " + std::to_string(d));
-  const int64_t n = nd / d;
-  if (n == 0 ? nk != 0 : nk % n != 0)
-    throw retort::ArgError(retort::arg_name(1, "idx") + " has " + std::to_string(nk) + " elements, not N = " +
-                           std::to_string(n) + " rows of K");
-  const int64_t k = n == 0 ? 0 : nk / n;
+  const retort::RowsShape shape = retort::rows_shape(args, 1, 3, "out", 4);
+  const int64_t m = shape.m, d = shape.d, n = shape.n, k = shape.k;
+  const int64_t nk = n * k;
   const float* table = args.in(0, retort::prod({m, d}, "table"), "table");
   const int32_t* idx = args.i32(1, retort::prod({n, k}, "idx"), "idx");
   const float* w = args.in(2, retort::prod({n, k}, "w"), "w");

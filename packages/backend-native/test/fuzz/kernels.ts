@@ -9,6 +9,7 @@
  * ops' own argument checks, so the kernels see what a buggy caller could send them.
  */
 import { backend_util } from '@tensorflow/tfjs-core';
+import { unaryKernels } from '../../src/kernels/unary.js';
 
 export type DType = 'float32' | 'int32';
 
@@ -302,23 +303,8 @@ export function mutate(r: Rng, c: FuzzCase, bad: readonly number[] = BAD_NUMBERS
 // ---------------------------------------------------------------------------------------------------
 // Kernels
 
-const unaryNames = [
-  'Relu',
-  'Relu6',
-  'Elu',
-  'Exp',
-  'Log',
-  'Neg',
-  'Square',
-  'Sqrt',
-  'Rsqrt',
-  'Reciprocal',
-  'Abs',
-  'Sigmoid',
-  'Tanh',
-  'Step',
-  'LeakyRelu',
-];
+// The names the backend registers natively, so a unary kernel added there is fuzzed too.
+const unaryNames = unaryKernels.map((k) => k.kernelName);
 
 function unary(name: string): KernelFuzzer {
   return {
