@@ -6,13 +6,11 @@
  *
  *   npm run bench:accuracy -- [--seeds 3] [--epochs N] [--runs runs] [--methods kd,dkd]
  */
-import '@retort/backend-native';
+import 'retort-kd-native';
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment } from '../packages/retort/src/config/load.js';
-import type { RunResults } from '../packages/retort/src/train/experiment.js';
-import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+import { loadExperiment, type RunResults, writeFileAtomic } from 'retort-kd';
 import { argOf, meanSd, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -13,21 +13,20 @@
  * repeats just that on the saved exports, --threads sets onnxruntime's intra-op threads); int8
  * rows also export their own fp32 model so the int8 / fp32 ratio compares the same weights.
  */
-import '@retort/backend-native';
+import 'retort-kd-native';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadRun } from '../packages/retort/src/cli/commands/run-model.js';
 import {
+  loadRun,
+  measureOrtLatencies,
   type PipelineConfig,
   pipelineSchema,
+  readConfigFile,
   runPipeline,
   type StageReport,
-} from '../packages/retort/src/compress/pipeline.js';
-import { readConfigFile } from '../packages/retort/src/config/load.js';
-import { measureOrtLatencies } from '../packages/retort/src/measure/latency.js';
-import { rowArgmax } from '../packages/retort/src/util/argmax.js';
-import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+  writeFileAtomic,
+} from 'retort-kd';
 import { argOf, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -274,3 +273,10 @@ const lines = [
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileAtomic(join(root, 'bench/results/compress-fashion-mnist.md'), lines.join('\n'));
 console.log(lines.join('\n'));
+
+/** Index of the largest of row `i` of a row-major [*, k] array (the first on ties). */
+function rowArgmax(v: ArrayLike<number>, i: number, k: number): number {
+  let best = 0;
+  for (let j = 1; j < k; j++) if (v[i * k + j]! > v[i * k + best]!) best = j;
+  return best;
+}

@@ -8,8 +8,9 @@
  * disposed after every call so that the native buffer pool recycles as in training. Inputs are made
  * once per backend. A row whose native path did not run (fallback) is marked.
  */
-import { nativeAvailable, nativeCallCounts, nativeUnavailableReason } from '@retort/backend-native';
+
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeAvailable, nativeCallCounts, nativeUnavailableReason } from 'retort-kd-native';
 
 const repsArg = process.argv.indexOf('--reps');
 const reps = repsArg > 0 ? Number(process.argv[repsArg + 1]) : 9;

@@ -19,10 +19,10 @@
 import { mkdirSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { describeCpu, nativeAvailable, nativeIsa, nativeKernelNames } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
+import { describeCpu, nativeAvailable, nativeIsa, nativeKernelNames } from 'retort-kd-native';
 import '@tensorflow/tfjs-layers';
-import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+import { writeFileAtomic } from 'retort-kd';
 import {
   type AdamImpl,
   type Cell,

@@ -14,16 +14,21 @@
 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeCpu } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { loadRun } from '../packages/retort/src/cli/commands/run-model.js';
-import { buildData, type ExperimentData } from '../packages/retort/src/data/build.js';
-import { calibrateRanges, exportOnnx, type Int8Target } from '../packages/retort/src/export/onnx.js';
-import { int8Saturation } from '../packages/retort/src/measure/int8-saturation.js';
-import { checkOnnx } from '../packages/retort/src/measure/onnx-check.js';
-import { buildModel } from '../packages/retort/src/models/index.js';
-import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+import {
+  buildData,
+  buildModel,
+  calibrateRanges,
+  checkOnnx,
+  type ExperimentData,
+  exportOnnx,
+  type Int8Target,
+  int8Saturation,
+  loadRun,
+  writeFileAtomic,
+} from 'retort-kd';
+import { describeCpu } from 'retort-kd-native';
 import { argOf, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

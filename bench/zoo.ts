@@ -20,13 +20,11 @@
  * images brought it to 88.8 min of wall time (--jobs 2, 54 runs, teacher reused).
  * bench/results/zoo-fashion-mnist-60k.md keeps the full-set table.
  */
-import '@retort/backend-native';
+import 'retort-kd-native';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment } from '../packages/retort/src/config/load.js';
-import type { RunResults } from '../packages/retort/src/train/experiment.js';
-import { writeFileAtomic } from '../packages/retort/src/util/atomic.js';
+import { loadExperiment, type RunResults, writeFileAtomic } from 'retort-kd';
 import { argOf, finishedRun, meanSd, type RunTask, runMany, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

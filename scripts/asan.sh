@@ -40,8 +40,8 @@ ubsan_options="print_stacktrace=1:halt_on_error=1"
 echo "== ${#files[@]} native test files on $pkg/build/asan/retort_native.node; sanitizer logs in $logs =="
 set +e
 LD_PRELOAD="$asan_rt${LD_PRELOAD:+ $LD_PRELOAD}" ASAN_OPTIONS="$asan_options" UBSAN_OPTIONS="$ubsan_options" \
-  RETORT_ADDON_PATH="$PWD/$pkg/build/asan/retort_native.node" RETORT_QUIET=1 \
-  node --import tsx --import ./scripts/test-require-native.mjs --test --test-reporter=spec "${files[@]}" 2>&1 |
+  RETORT_ADDON_PATH="$PWD/$pkg/build/asan/retort_native.node" RETORT_QUIET=1 NODE_OPTIONS="--conditions=retort-source${NODE_OPTIONS:+ $NODE_OPTIONS}" \
+  node --conditions=retort-source --import tsx --import ./scripts/test-require-native.mjs --test --test-reporter=spec "${files[@]}" 2>&1 |
   tee "$logs/tests.log"
 rc=${PIPESTATUS[0]}
 set -e

@@ -217,10 +217,10 @@ export const MUTANTS: Mutant[] = [
   {
     id: 'results-top1',
     what: "results.json reporting another number than the saved model's test top-1",
-    file: `${R}train/experiment.ts`,
+    file: `${R}run/experiment.ts`,
     find: 'testTop1: test.top1,',
     replace: 'testTop1: test.top5,',
-    tests: ['train/experiment.test'],
+    tests: ['run/experiment.test'],
   },
   {
     id: 'png-idat-length',

@@ -15,6 +15,9 @@ if [ "$#" -gt 0 ]; then
 fi
 [ "${#files[@]}" -gt 0 ] || { echo "no test files found" >&2; exit 1; }
 export RETORT_QUIET=1
+# Workspace packages resolve to their TypeScript sources (the "retort-source" condition of their
+# package.json exports), not to the compiled dist/ that a published package uses.
+export NODE_OPTIONS="--conditions=retort-source${NODE_OPTIONS:+ $NODE_OPTIONS}"
 # Every test process fails if it imported the native backend but the addon did not load.
 run_tests() { node --import tsx --import ./scripts/test-require-native.mjs --test --test-reporter=spec "$@"; }
 run_tests "${files[@]}"

@@ -4,8 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { deepNN, lightNN } from '../../packages/retort/src/models/tutorial.js';
-import { Adam } from '../../packages/retort/src/train/optimizers.js';
+import { Adam, buildModel } from 'retort-kd';
 
 export type ModelName = 'deepnn' | 'lightnn';
 export type Mode = 'train' | 'infer';
@@ -37,7 +36,7 @@ export function makeCell(
   adam: AdamImpl = 'tfjs',
   seed = 0,
 ): Cell {
-  const m: tfl.LayersModel = model === 'deepnn' ? deepNN({ seed }) : lightNN({ seed });
+  const m: tfl.LayersModel = buildModel(model, { seed });
   const x = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', seed + 101);
   const labels = tf.tidy(() =>
     tf.cast(tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32', seed + 102) as tf.Tensor1D, 10), 'float32'),

@@ -7,8 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment } from '../../packages/retort/src/config/load.js';
-import { type RunResults, runExperiment } from '../../packages/retort/src/train/experiment.js';
+import { loadExperiment, type RunResults, runExperiment } from 'retort-kd';
 
 /** The results of a finished run of exactly this experiment under `runs`, or null. */
 export function finishedRun(runs: string, exp: { name: string }): RunResults | null {
@@ -39,7 +38,15 @@ const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../packages/ret
 /** One experiment in a child `retort train` with `threads` OpenMP threads; its log lines prefixed. */
 function runChild(task: RunTask, runs: string, threads: number, name: string): Promise<void> {
   return new Promise((done, fail) => {
-    const args = ['--import', 'tsx', cli, 'train', task.file, ...task.sets.flatMap((x) => ['--set', x])];
+    const args = [
+      '--conditions=retort-source',
+      '--import',
+      'tsx',
+      cli,
+      'train',
+      task.file,
+      ...task.sets.flatMap((x) => ['--set', x]),
+    ];
     const child = spawn(process.execPath, [...args, '--runs', runs, '--force'], {
       env: { ...process.env, RETORT_NUM_THREADS: String(threads) },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -167,6 +167,9 @@ export interface NativeAddon {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** What to run when the addon is missing: an installed package rebuilds, a source checkout makes. */
+const HOW_TO_BUILD =
+  'install g++, make and libdnnl-dev, then run `npm rebuild retort-kd-native` (in a Retort checkout: npm run build:addon)';
 const buildDir = join(here, '..', 'build');
 
 /**
@@ -202,7 +205,7 @@ export function chooseAddon(
     if (built(path)) return { path, level, why: '' };
   }
   const path = join(buildDir, top, 'retort_native.node');
-  return { path, level: null, why: `${path} is not built (run: npm run build:addon)` };
+  return { path, level: null, why: `${path} is not built (${HOW_TO_BUILD})` };
 }
 
 function load(): { addon: NativeAddon | null; reason: string; path: string } {
@@ -217,7 +220,7 @@ function load(): { addon: NativeAddon | null; reason: string; path: string } {
   const path = choice.path;
   if (choice.level === null) return { addon: null, reason: choice.why, path };
   if (!existsSync(path)) {
-    return { addon: null, reason: `${path} is not built (run: npm run build:addon)`, path };
+    return { addon: null, reason: `${path} is not built (${HOW_TO_BUILD})`, path };
   }
   // The sanitized build (make asan) needs the ASan runtime loaded before anything else; without it
   // the runtime kills the process while the file loads, past any catch below.

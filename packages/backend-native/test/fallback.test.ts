@@ -10,7 +10,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 it('runs on JS kernels with one explanatory line when the addon is missing', () => {
   const script = `
     import * as tf from '@tensorflow/tfjs-core';
-    import { nativeAvailable } from '@retort/backend-native';
+    import { nativeAvailable } from 'retort-kd-native';
     await tf.setBackend('native');
     const y = tf.conv2d(tf.ones([1, 4, 4, 2]), tf.ones([3, 3, 2, 1]), 1, 'same');
     console.log(JSON.stringify({ nativeAvailable, backend: tf.getBackend(), sum: tf.sum(y).dataSync()[0] }));

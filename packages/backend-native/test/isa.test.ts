@@ -122,7 +122,10 @@ describe('addon levels: the loader', () => {
     assert.equal(pick(cpu(ZEN5), {}, (p) => !p.includes('x86-64-v4')).level, 'x86-64-v3');
     const none = pick(cpu(ZEN5), {}, () => false);
     assert.equal(none.level, null);
-    assert.match(none.why, /x86-64-v4\/retort_native\.node is not built \(run: npm run build:addon\)/);
+    assert.match(
+      none.why,
+      /x86-64-v4\/retort_native\.node is not built \(install g\+\+, make and libdnnl-dev, then run `npm rebuild retort-kd-native`/,
+    );
     const old = pick(cpu('fpu sse sse2'));
     assert.equal(old.level, null);
     assert.match(old.why, /lacks x86-64-v2/);
@@ -166,7 +169,7 @@ describe('addon levels: every level this CPU has runs and agrees with cpu', {
   const script = `
     import * as tf from '@tensorflow/tfjs-core';
     import '@tensorflow/tfjs-layers';
-    import { nativeAvailable, nativeIsa, nativeCallCounts } from '@retort/backend-native';
+    import { nativeAvailable, nativeIsa, nativeCallCounts } from 'retort-kd-native';
     const run = async (backend) => {
       await tf.setBackend(backend);
       const x = tf.randomNormal([2, 9, 9, 5], 0, 1, 'float32', 1);

@@ -3,12 +3,7 @@
  * runs (the compute libraries take ~0.7 s to load; `retort --help` and early refusals need none).
  */
 import { createRequire } from 'node:module';
-
-export interface Command {
-  name: string;
-  summary: string;
-  run(argv: readonly string[]): Promise<void>;
-}
+import type { Command } from './command.js';
 
 interface CommandEntry {
   name: string;

@@ -8,7 +8,7 @@
  * The rank comes from an energy threshold (keep the smallest r with sum_{i <= r} s_i^2 >= e * total)
  * or a size target (the largest r whose factors hold at most a fraction of the original weights).
  */
-import { symEigF64 } from '@retort/backend-native';
+import { symEigF64 } from 'retort-kd-native';
 
 export interface Svd {
   /** Singular values, descending. */

@@ -45,3 +45,11 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(ofd.name, ofd)
   .add(ft.name, ft)
   .add(kdsvd.name, kdsvd);
+
+/**
+ * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the
+ * built-in ones; a name already taken throws.
+ */
+export function registerLoss(d: AnyLossDescriptor): void {
+  lossRegistry.add(d.name, d);
+}

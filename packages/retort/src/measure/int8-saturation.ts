@@ -22,7 +22,10 @@
  *    (the NHWC layout onnxruntime's symmetric conv kernels read).
  */
 import type { onnx as O } from 'onnx-proto';
-import { onnx } from '../export/onnx/graph.js';
+import onnxProto from 'onnx-proto';
+import { loadOrt } from '../util/ort.js';
+
+const { onnx } = onnxProto;
 
 const INT16_MAX = 32767;
 const INT16_MIN = -32768;
@@ -283,7 +286,7 @@ export async function int8Saturation(
       });
       have.add(p.fetch);
     }
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOrt('the int8 saturation check');
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish());
   try {
     const res = await session.run(

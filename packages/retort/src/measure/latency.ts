@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { InferenceSession } from 'onnxruntime-node';
+import { loadOrt } from '../util/ort.js';
 
 export interface Latency {
   batch: number;
@@ -80,7 +81,7 @@ export async function measureOrtLatencies(
   batch: number,
   opts: OrtTimingOptions = {},
 ): Promise<Latency[]> {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOrt('ONNX latency');
   const options: InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all',
     executionMode: 'sequential',

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchLoader } from '../data/loader.js';
 import { rowArgmax } from '../util/argmax.js';
+import { loadOrt } from '../util/ort.js';
 
 export interface OnnxCheck {
   /** % of test images the export classifies correctly. */
@@ -25,7 +26,7 @@ export async function checkOnnx(
   model: tfl.LayersModel,
   data: { test: BatchLoader; shape: readonly number[]; numClasses: number },
 ): Promise<OnnxCheck[]> {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOrt('checking ONNX exports');
   const sessions = await Promise.all(onnx.map((b) => ort.InferenceSession.create(b)));
   const k = data.numClasses;
   const acc = onnx.map(() => ({ correct: 0, agree: 0, maxAbsDiff: 0 }));

@@ -1,7 +1,7 @@
 /**
  * BatchNorm layer of the zoo: tfjs-layers' BatchNormalization (same weights, names, order and
  * serialized class, so saved models load as the standard layer in a browser) whose training-mode
- * forward is the fused `RetortBatchNormTrain` kernel of @retort/backend-native instead of tfjs's
+ * forward is the fused `RetortBatchNormTrain` kernel of retort-kd-native instead of tfjs's
  * moments + batchNormalization composite: two passes over the activation forward and two backward
  * instead of about twelve kernels, which is what made ResNet/WRN training elementwise-bound.
  *
@@ -10,10 +10,11 @@
  * Falls back to the inherited code when the active backend lacks the kernel (webgl, wasm) or the
  * layer is not the plain per-last-axis, centred and scaled form.
  */
-import { batchNormTrain } from '@retort/backend-native';
+
 import { getBackend, getKernel, type Tensor, tidy } from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchNormalization } from '@tensorflow/tfjs-layers/dist/layers/normalization.js';
+import { batchNormTrain } from 'retort-kd-native';
 
 type BatchNormArgs = NonNullable<Parameters<typeof tfl.layers.batchNormalization>[0]>;
 type Kwargs = Parameters<BatchNormalization['call']>[1];

@@ -5,8 +5,9 @@
  * over. Each variable's update is one fused kernel (native: one OpenMP pass; cpu: one JS loop).
  * The learning rate is a plain field so schedules can set it per step.
  */
-import { adamUpdate, sgdUpdate } from '@retort/backend-native';
+
 import * as tf from '@tensorflow/tfjs-core';
+import { adamUpdate, sgdUpdate } from 'retort-kd-native';
 
 /** A tensor with the name of the variable it belongs to (tfjs does not export this type). */
 export interface NamedTensor {

@@ -9,12 +9,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import '@retort/backend-native';
+import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import { transferWeights } from '../../src/compress/graph.js';
-import { pipelineSchema, runPipeline } from '../../src/compress/pipeline.js';
 import { prunableKernels } from '../../src/compress/prune/magnitude.js';
 import { ActFakeQuant, insertActFakeQuant, withActQat } from '../../src/compress/quantize/act-qat.js';
 import { fakeQuantAffine, fakeQuantTensor } from '../../src/compress/quantize/fake-quant.js';
@@ -34,6 +33,7 @@ import {
   WEIGHT_QMAX,
 } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
+import { pipelineSchema, runPipeline } from '../../src/run/compress.js';
 import { SGD } from '../../src/train/optimizers.js';
 import { fit } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';

@@ -8,11 +8,11 @@ import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import '@retort/backend-native';
-import { pipelineSchema } from '../../src/compress/pipeline.js';
+import 'retort-kd-native';
 import { loadExperiment, readConfigFile } from '../../src/config/load.js';
 import { parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
+import { pipelineSchema } from '../../src/run/compress.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const configs = join(root, 'configs');

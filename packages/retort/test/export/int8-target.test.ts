@@ -8,11 +8,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { parseCpuinfo } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
-import { pipelineSchema } from '../../src/compress/pipeline.js';
+import { parseCpuinfo } from 'retort-kd-native';
 import { FASHION_MNIST_DIR, loadIdxSplit } from '../../src/data/fashion-mnist.js';
 import { quantizeWeight } from '../../src/export/onnx/quant.js';
 import {
@@ -25,6 +24,7 @@ import {
 } from '../../src/export/onnx.js';
 import { int8Saturation, pairBound, pairSaturation } from '../../src/measure/int8-saturation.js';
 import { buildModel } from '../../src/models/index.js';
+import { pipelineSchema } from '../../src/run/compress.js';
 import { randomizeBn } from './onnx-check.js';
 
 const { onnx } = onnxProto;

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import '@retort/backend-native';
+import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { exportTfjs, loadTfjs } from '../../src/export/tfjs.js';
 import { buildModel } from '../../src/models/index.js';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nativeCallCounts } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { nativeCallCounts } from 'retort-kd-native';
 import { fusedBatchNorm } from '../../src/models/batchnorm.js';
 
 const args = { axis: -1, momentum: 0.9, epsilon: 1e-5 };

@@ -1,17 +1,17 @@
 /**
  * `retort compress <pipeline.yaml> [--set k=v] [--runs DIR] [--force]`: a distilled student ->
  * pruning -> quantization -> exports, one measurement table per stage in runs/<name>/ (see
- * compress/pipeline.ts for the config).
+ * run/compress.ts for the config).
  */
-import '@retort/backend-native';
+import 'retort-kd-native';
 import { join } from 'node:path';
-import { pipelineSchema, runPipeline } from '../../compress/pipeline.js';
 import { parseOrThrow } from '../../config/errors.js';
 import { applyOverride, readConfigFile } from '../../config/load.js';
+import { pipelineSchema, runPipeline } from '../../run/compress.js';
+import { loadRun } from '../../run/load.js';
 import { prepareRunDir, releaseRunLock } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../main.js';
-import { loadRun } from './run-model.js';
+import type { Command } from '../command.js';
 
 const options: readonly OptionSpec[] = [
   { name: 'set', kind: 'list', help: 'override a config key, e.g. --set prune.sparsity=0.9 (repeatable)' },

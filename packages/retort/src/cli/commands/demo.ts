@@ -3,15 +3,15 @@
  * on labels only and with KD from the teacher — and prints params, test accuracy and training time
  * for each. The three experiments are the files in configs/fashion-mnist/demo/.
  */
-import '@retort/backend-native';
+import 'retort-kd-native';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Experiment } from '../../config/experiment.js';
 import { loadExperiment } from '../../config/load.js';
-import { type RunResults, runExperiment } from '../../train/experiment.js';
+import { type RunResults, runExperiment } from '../../run/experiment.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
 

@@ -1,9 +1,9 @@
 /** `retort eval <run folder>`: test accuracy of a run's model.ckpt (or of --checkpoint with --model). */
-import '@retort/backend-native';
+import 'retort-kd-native';
+import { loadRun } from '../../run/load.js';
 import { evaluate } from '../../train/trainer.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../main.js';
-import { loadRun } from './run-model.js';
+import type { Command } from '../command.js';
 
 const options: readonly OptionSpec[] = [{ name: 'help', kind: 'flag', help: 'show this help' }];
 

@@ -2,7 +2,7 @@
 import { loadExperiment } from '../../config/load.js';
 import { assertRunFree } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const options: readonly OptionSpec[] = [
   { name: 'set', kind: 'list', help: 'override a config key, e.g. --set optimizer.lr=0.01 (repeatable)' },
@@ -33,7 +33,7 @@ function experimentCommand(name: 'train' | 'distill', summary: string, needsTeac
         throw new Error(`retort distill: ${file} has no teacher section (use retort train for a baseline)`);
       // Before the compute libraries load (~0.7 s): a run another process is writing fails now.
       if (o['resume'] === true || o['force'] === true) assertRunFree(String(o['runs']), exp.name);
-      const { runExperiment } = await import('../../train/experiment.js');
+      const { runExperiment } = await import('../../run/experiment.js');
       const r = await runExperiment(exp, file, {
         runsRoot: String(o['runs']),
         force: o['force'] === true,

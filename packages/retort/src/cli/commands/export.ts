@@ -15,8 +15,8 @@
 
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cpuInfo, describeCpu } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
+import { cpuInfo, describeCpu } from 'retort-kd-native';
 import {
   calibrateRanges,
   exportOnnx,
@@ -29,10 +29,10 @@ import {
 import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
 import { type Latency, measureOrtLatencies } from '../../measure/latency.js';
 import { checkOnnx } from '../../measure/onnx-check.js';
+import { loadRun } from '../../run/load.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../main.js';
-import { loadRun } from './run-model.js';
+import type { Command } from '../command.js';
 
 const FORMATS = ['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'];
 

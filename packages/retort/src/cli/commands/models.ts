@@ -1,9 +1,9 @@
 /** `retort models`: the zoo's names, descriptions and parameter counts for an input shape. */
-import '@retort/backend-native';
+import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel, zoo } from '../../models/index.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../main.js';
+import type { Command } from '../command.js';
 
 const options: readonly OptionSpec[] = [
   {

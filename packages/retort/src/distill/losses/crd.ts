@@ -16,9 +16,10 @@
  * default draws them from other classes instead). They come from util/rng.ts seeded by (seed, epoch,
  * example index), so a resumed run draws the same ones without sampler state.
  */
-import { gatherRowsDot, scatterRows } from '@retort/backend-native';
+
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayersModel } from '@tensorflow/tfjs-layers';
+import { gatherRowsDot, scatterRows } from 'retort-kd-native';
 import { z } from 'zod';
 import { Rng } from '../../util/rng.js';
 import { checkBatch, flattenRows, l2Normalize } from './feature-ops.js';

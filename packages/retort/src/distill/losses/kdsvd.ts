@@ -9,13 +9,14 @@
  * and teacher must agree layer by layer (the alignment compares their vectors); map sizes may not.
  *
  * tfjs has no SVD: the right singular vectors are taken as the eigenvectors of X^T X (the `symEig`
- * op of @retort/backend-native: double-precision Householder + QR, native, with Giles' gradient). At most min(HW, C) vectors exist, as in
+ * op of retort-kd-native: double-precision Householder + QR, native, with Giles' gradient). At most min(HW, C) vectors exist, as in
  * torch.svd's reduced V. SVD leaves each vector's sign free and the loss depends on it (the
  * teacher's rbf mixes two layers' signs), so it is fixed: each vector's largest-magnitude entry is
  * positive. RepDistiller's signs are whatever LAPACK returns.
  */
-import { symEig } from '@retort/backend-native';
+
 import * as tf from '@tensorflow/tfjs-core';
+import { symEig } from 'retort-kd-native';
 import { z } from 'zod';
 import { STAGES, type Stage } from './at.js';
 import { l2Normalize } from './feature-ops.js';

@@ -15,7 +15,7 @@
  *  - `vnni`: full 8-bit weights [-127, 127], for machines known to have AVX512-VNNI, AVX-VNNI or AMX.
  *  - `arm64`: full 8-bit weights, for ARM64 machines.
  */
-import type { CpuInfo } from '@retort/backend-native';
+import type { CpuInfo } from 'retort-kd-native';
 
 export type Int8Target = 'portable' | 'vnni' | 'arm64';
 export const INT8_TARGETS: readonly Int8Target[] = ['portable', 'vnni', 'arm64'];

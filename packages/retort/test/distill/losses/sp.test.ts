@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import '@retort/backend-native';
+import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseOrThrow } from '../../../src/config/errors.js';
 import { sp, spLoss } from '../../../src/distill/losses/sp.js';

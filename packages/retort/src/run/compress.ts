@@ -9,10 +9,17 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpuInfo } from '@retort/backend-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { cpuInfo } from 'retort-kd-native';
 import { z } from 'zod';
+import { clusterModel, withClusterFinetune } from '../compress/cluster-model.js';
+import { edgeLayers, factorizeModel } from '../compress/lowrank-model.js';
+import { MaskSet } from '../compress/prune/magnitude.js';
+import { sparsityAt } from '../compress/prune/schedule.js';
+import { pruneChannels } from '../compress/prune/structured.js';
+import { type ActQatTask, withActQat } from '../compress/quantize/act-qat.js';
+import { withWeightQat } from '../compress/quantize/qat.js';
 import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
@@ -21,16 +28,9 @@ import { exportTfjs } from '../export/tfjs.js';
 import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
 import { checkOnnx } from '../measure/onnx-check.js';
-import { makeOptimizer, makeSchedule } from '../train/experiment.js';
+import { makeOptimizer, makeSchedule } from '../train/from-config.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { clusterModel, withClusterFinetune } from './cluster-model.js';
-import { edgeLayers, factorizeModel } from './lowrank-model.js';
-import { MaskSet } from './prune/magnitude.js';
-import { sparsityAt } from './prune/schedule.js';
-import { pruneChannels } from './prune/structured.js';
-import { type ActQatTask, withActQat } from './quantize/act-qat.js';
-import { withWeightQat } from './quantize/qat.js';
 
 export const pipelineSchema = z.strictObject({
   name: runNameSchema,

@@ -8,14 +8,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import '@retort/backend-native';
+import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
+import { runExperiment } from '../../src/run/experiment.js';
 import { loadModelWeights, saveModelWeights } from '../../src/train/checkpoint.js';
-import { runExperiment } from '../../src/train/experiment.js';
 import { evaluate } from '../../src/train/trainer.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-exp-'));

@@ -3,15 +3,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { parseOrThrow } from '../../config/errors.js';
-import { type Experiment, experimentSchema } from '../../config/experiment.js';
-import { buildData, type ExperimentData } from '../../data/build.js';
-import { buildModel } from '../../models/index.js';
-import { loadModelWeights } from '../../train/checkpoint.js';
+import { parseOrThrow } from '../config/errors.js';
+import { type Experiment, experimentSchema } from '../config/experiment.js';
+import { buildData, type ExperimentData } from '../data/build.js';
+import { buildModel } from '../models/index.js';
+import { loadModelWeights } from '../train/checkpoint.js';
 
 export async function loadRun(
   dir: string,
-  command: string,
+  command = 'loadRun',
 ): Promise<{ exp: Experiment; data: ExperimentData; model: tfl.LayersModel }> {
   const cfgPath = join(dir, 'config.json');
   const ckpt = join(dir, 'model.ckpt');

@@ -7,18 +7,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { Experiment, OptimizerConfig, ScheduleConfig } from '../config/experiment.js';
+import type { Experiment } from '../config/experiment.js';
 import { buildData } from '../data/build.js';
 import type { DataInfo, Parts } from '../distill/losses/types.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
 import { buildModel } from '../models/index.js';
+import { loadModelWeights, saveModelWeights } from '../train/checkpoint.js';
+import { makeOptimizer, makeSchedule } from '../train/from-config.js';
+import { prepareRunDir, releaseRunLock, writeResults } from '../train/run-dir.js';
+import { type EpochRecord, evaluate, fit } from '../train/trainer.js';
 import { seedEverything } from '../util/rng.js';
-import { loadModelWeights, saveModelWeights } from './checkpoint.js';
-import { Adam, SGD } from './optimizers.js';
-import { prepareRunDir, releaseRunLock, writeResults } from './run-dir.js';
-import type { Schedule } from './schedule.js';
-import { type EpochRecord, evaluate, fit, type LrOptimizer } from './trainer.js';
 
 export interface RunOptions {
   /** Folder that holds run folders (default 'runs'). */
@@ -42,33 +41,6 @@ export interface RunResults {
   testLoss: number;
   trainSeconds: number;
   epochs: EpochRecord[];
-}
-
-export function makeOptimizer(c: OptimizerConfig): LrOptimizer {
-  if (c.name === 'sgd')
-    return new SGD({ lr: c.lr, momentum: c.momentum, nesterov: c.nesterov, weightDecay: c.weightDecay });
-  return new Adam({
-    lr: c.lr,
-    beta1: c.beta1,
-    beta2: c.beta2,
-    eps: c.eps,
-    weightDecay: c.weightDecay,
-    decoupled: c.name === 'adamw',
-  });
-}
-
-export function makeSchedule(c: ScheduleConfig, lr: number, epochs: number): Schedule {
-  const warm = { warmupEpochs: c.warmupEpochs, warmupFrom: c.warmupFrom };
-  switch (c.kind) {
-    case 'constant':
-      return { kind: 'constant', lr, ...warm };
-    case 'step':
-      return { kind: 'step', lr, stepSize: c.stepSize, gamma: c.gamma, ...warm };
-    case 'multistep':
-      return { kind: 'multistep', lr, milestones: c.milestones, gamma: c.gamma, ...warm };
-    case 'cosine':
-      return { kind: 'cosine', lr, epochs, minLr: c.minLr, ...warm };
-  }
 }
 
 /** Loads a teacher's weights from a run folder (its model.ckpt) or a checkpoint file. */

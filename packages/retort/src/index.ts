@@ -1,0 +1,137 @@
+/**
+ * Retort's public API: the one entry a user (and bench/) imports. Everything not exported here is
+ * internal and may change between versions.
+ *
+ * Importing this module registers the `native` tfjs backend (oneDNN addon; it falls back to the
+ * JavaScript kernels kernel by kernel when the addon is not built). Images are NHWC throughout:
+ * `[N, H, W, C]` float32, normalized as the dataset's `mean`/`std` say.
+ *
+ * ```js
+ * import { train, distill } from 'retort-kd';
+ * const teacher = await train({ name: 't', model: { name: 'resnet20' }, epochs: 5 });
+ * const student = await distill({
+ *   name: 's', model: { name: 'resnet8' }, teacher: { model: { name: 'resnet20' }, run: teacher.runDir },
+ *   losses: [{ name: 'ce', weight: 0.1 }, { name: 'kd', weight: 0.9, T: 4 }],
+ * });
+ * console.log(student.testTop1);
+ * ```
+ */
+import 'retort-kd-native';
+import type { z } from 'zod';
+import { parseOrThrow } from './config/errors.js';
+import { type Experiment, experimentSchema } from './config/experiment.js';
+import { loadExperiment } from './config/load.js';
+import { type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
+import { RetortError } from './util/errors.js';
+
+// ---- the compute backend
+export { describeCpu, nativeAvailable, nativeIsa, nativeUnavailableReason } from 'retort-kd-native';
+export { clusterModel, withClusterFinetune } from './compress/cluster-model.js';
+export { factorizeModel } from './compress/lowrank-model.js';
+// ---- compression stages
+export { MaskSet, magnitudeMasks, prunableKernels } from './compress/prune/magnitude.js';
+export { GradualPruner, sparsityAt } from './compress/prune/schedule.js';
+export { pruneChannels } from './compress/prune/structured.js';
+export { withActQat } from './compress/quantize/act-qat.js';
+export { foldBatchNorms } from './compress/quantize/fold-bn.js';
+export { withWeightQat } from './compress/quantize/qat.js';
+// ---- configuration
+export { formatIssues } from './config/errors.js';
+export {
+  dataSchema,
+  type Experiment,
+  experimentSchema,
+  type LossEntry,
+  modelSchema,
+  optimizerSchema,
+  scheduleSchema,
+  teacherSchema,
+} from './config/experiment.js';
+export { applyOverride, loadExperiment, readConfigFile } from './config/load.js';
+// ---- data
+export { buildData, type DataConfig, type ExperimentData } from './data/build.js';
+export { loadCifar } from './data/cifar.js';
+export { loadCsv } from './data/csv.js';
+export { type ImageDataset, validateDataset } from './data/dataset.js';
+export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './data/fashion-mnist.js';
+export { readIdx } from './data/idx.js';
+export { loadImageFolder } from './data/image-folder.js';
+export { type Batch, BatchLoader, type LoaderOptions } from './data/loader.js';
+export type {
+  AnyLossDescriptor,
+  LossContext,
+  LossDescriptor,
+  LossNeeds,
+  NetOutputs,
+  PaperRef,
+  Parts,
+  TapNeeds,
+} from './distill/losses/types.js';
+// ---- distillation: the loss registry (register your own method) and the offline scheme
+export { lossRegistry, registerLoss } from './distill/registry.js';
+export { buildOfflineTask, type OfflineTask, parseTerms } from './distill/schemes/offline.js';
+export { TeacherCache } from './distill/teacher-cache.js';
+export { INT8_TARGETS, type Int8Target, targetNotice, weightQmax } from './export/onnx/target.js';
+// ---- exports and measurements
+export { calibrateRanges, exportOnnx, type OnnxExportOptions } from './export/onnx.js';
+export { exportTfjs, loadTfjs } from './export/tfjs.js';
+export { int8Saturation, type LayerSaturation } from './measure/int8-saturation.js';
+export { measureLatency, measureOrtLatencies, measureOrtLatency } from './measure/latency.js';
+export { type ModelStats, modelStats, statsTable } from './measure/model-stats.js';
+export { checkOnnx, type OnnxCheck } from './measure/onnx-check.js';
+// ---- models and taps
+export { type BuildOptions, buildModel, modelTaps, type ZooEntry, zoo } from './models/index.js';
+export { type PipelineConfig, pipelineSchema, runPipeline, type StageReport } from './run/compress.js';
+// ---- runs (what the CLI calls)
+export { loadTeacher, type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
+export { loadRun } from './run/load.js';
+export { type TappedModel, tapModel } from './taps/taps.js';
+export { loadCheckpoint, loadModelWeights, saveCheckpoint, saveModelWeights } from './train/checkpoint.js';
+export { makeOptimizer, makeSchedule } from './train/from-config.js';
+export { Adam, type AdamConfig, SGD, type SgdConfig } from './train/optimizers.js';
+export { lrAt, type Schedule } from './train/schedule.js';
+// ---- training
+export { type EpochRecord, evaluate, type FitOptions, fit, type TrainTask } from './train/trainer.js';
+export { writeFileAtomic } from './util/atomic.js';
+export { RetortError } from './util/errors.js';
+export { seedEverything } from './util/rng.js';
+
+/** An experiment as a user writes it (defaults not yet applied), or the path of a YAML/JSON file. */
+export type ExperimentInput = z.input<typeof experimentSchema> | string;
+
+export interface TrainOptions extends RunOptions {
+  /** `key=value` overrides, as `--set` on the command line (only with a config path). */
+  overrides?: readonly string[];
+}
+
+function resolveExperiment(
+  config: ExperimentInput,
+  overrides: readonly string[] = [],
+): {
+  exp: Experiment;
+  where: string;
+} {
+  if (typeof config === 'string') return { exp: loadExperiment(config, overrides), where: config };
+  if (overrides.length > 0) throw new RetortError('overrides apply to a config file path, not to an object');
+  return { exp: parseOrThrow(experimentSchema, config, 'experiment'), where: 'experiment' };
+}
+
+/**
+ * Trains `config.model` with its losses (cross-entropy by default) into `<runsRoot>/<name>/`:
+ * config.json, metrics.jsonl, checkpoints/, model.ckpt, results.json. Resolves to results.json.
+ */
+export async function train(config: ExperimentInput, opts: TrainOptions = {}): Promise<RunResults> {
+  const { exp, where } = resolveExperiment(config, opts.overrides);
+  return runExperiment(exp, where, opts);
+}
+
+/**
+ * Distils `config.model` from `config.teacher` (offline: the teacher is frozen) with the listed
+ * losses, e.g. `[{ name: 'ce', weight: 0.1 }, { name: 'kd', weight: 0.9, T: 4 }]`. Same run folder
+ * and result as `train`; a config without a teacher is refused.
+ */
+export async function distill(config: ExperimentInput, opts: TrainOptions = {}): Promise<RunResults> {
+  const { exp, where } = resolveExperiment(config, opts.overrides);
+  if (exp.teacher === undefined) throw new RetortError(`${where}: distill needs a 'teacher' section`);
+  return runExperiment(exp, where, opts);
+}
