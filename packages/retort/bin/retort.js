@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 // The `retort` command. An installed package runs its compiled JavaScript (dist/). A Retort source
 // checkout (src/ present) runs the TypeScript sources through tsx, a development dependency there,
-// with the workspace packages resolved to their sources too, so that a dist/ left behind can never
-// shadow newer code.
-import { spawnSync } from 'node:child_process';
+// in this same process, with the workspace packages resolved to their sources too (the
+// "retort-source" export condition), so that a dist/ left behind can never shadow newer code.
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { register } from 'node:module';
 
-const source = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+const source = new URL('../src/cli/main.ts', import.meta.url);
 if (existsSync(source)) {
-  const args = ['--conditions=retort-source', '--import', 'tsx', source, ...process.argv.slice(2)];
-  const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
-  process.exitCode = r.status ?? 1;
+  register(
+    'data:text/javascript,export async function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, "retort-source"] }); }',
+  );
+  const tsx = await import('tsx/esm/api');
+  tsx.register();
+  await import(source.href);
 } else {
   await import(new URL('../dist/cli/main.js', import.meta.url).href);
 }

@@ -47,7 +47,8 @@ export {
   scheduleSchema,
   teacherSchema,
 } from './config/experiment.js';
-export { applyOverride, loadExperiment, readConfigFile } from './config/load.js';
+export { applyOverride, loadExperiment, readConfigFile, readConfigMapping } from './config/load.js';
+export { runFolder } from './config/paths.js';
 // ---- data
 export { buildData, type DataConfig, type ExperimentData } from './data/build.js';
 export { loadCifar } from './data/cifar.js';
@@ -80,12 +81,20 @@ export { measureLatency, measureOrtLatencies, measureOrtLatency } from './measur
 export { type ModelStats, modelStats, statsTable } from './measure/model-stats.js';
 export { checkOnnx, type OnnxCheck } from './measure/onnx-check.js';
 // ---- models and taps
+export { withZeroInit } from './models/common.js';
 export { type BuildOptions, buildModel, modelTaps, type ZooEntry, zoo } from './models/index.js';
+export { type LayerRow, modelSummary } from './models/summary.js';
 export { type PipelineConfig, pipelineSchema, runPipeline, type StageReport } from './run/compress.js';
 // ---- runs (what the CLI calls)
 export { loadTeacher, type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
 export { loadRun } from './run/load.js';
 export { type TappedModel, tapModel } from './taps/taps.js';
+// ---- teachers: a tfjs model in this process, an ONNX file (onnxruntime), a tfjs model folder
+export { layersTeacher } from './teachers/layers.js';
+export { loadTeacherSource, teacherTop1 } from './teachers/load.js';
+export { type OnnxTeacherConfig, onnxTeacher } from './teachers/onnx.js';
+export { loadLayersModelFile, tfjsTeacher } from './teachers/tfjs.js';
+export type { Teacher, TeacherView } from './teachers/types.js';
 export { loadCheckpoint, loadModelWeights, saveCheckpoint, saveModelWeights } from './train/checkpoint.js';
 export { makeOptimizer, makeSchedule } from './train/from-config.js';
 export { Adam, type AdamConfig, SGD, type SgdConfig } from './train/optimizers.js';

@@ -1,6 +1,23 @@
-/** What every `retort <command>` module exports (apart from main.ts, so imports stay one-way). */
+/**
+ * What every `retort <command>` module exports, and each command's one-line summary. The summaries
+ * live here, in a module that loads nothing, so that `retort --help` lists the commands without
+ * loading any of them (they bring in tfjs and the addon, most of a second).
+ */
 export interface Command {
-  name: string;
+  name: CommandName;
   summary: string;
   run(argv: readonly string[]): Promise<void>;
 }
+
+export const SUMMARIES = {
+  train: 'train a model (teacher or baseline student) from an experiment file',
+  distill: 'distil a student from a trained teacher (experiment file with a teacher)',
+  eval: "evaluate a run's model on the test split (loss, top-1, top-5)",
+  export:
+    "export a run's model to ONNX (fp32, static int8 QDQ or dynamic int8) or tfjs format, checked after writing",
+  compress: 'prune, quantize and export a distilled student (pipeline file), measuring each stage',
+  models: 'list the model zoo with parameter counts; `models <name>` shows its layers and taps',
+  demo: 'Fashion-MNIST: teacher, student on labels, student with KD; one comparison table',
+} as const;
+
+export type CommandName = keyof typeof SUMMARIES;

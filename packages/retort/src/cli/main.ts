@@ -1,12 +1,13 @@
 /**
  * `retort <command> [options]`: each command lives in commands/<name>.ts and is loaded only when it
- * runs (the compute libraries take ~0.7 s to load; `retort --help` and early refusals need none).
+ * runs (the compute libraries take ~0.7 s to load; `retort --help`, `--version` and early refusals
+ * need none: the summaries come from command.ts, which loads nothing).
  */
 import { createRequire } from 'node:module';
-import type { Command } from './command.js';
+import { type Command, type CommandName, SUMMARIES } from './command.js';
 
 interface CommandEntry {
-  name: string;
+  name: CommandName;
   load(): Promise<Command>;
 }
 
@@ -20,21 +21,20 @@ const commands: readonly CommandEntry[] = [
   { name: 'demo', load: async () => (await import('./commands/demo.js')).demoCommand },
 ];
 
-async function usage(): Promise<string> {
-  const all = await Promise.all(commands.map((c) => c.load()));
+function usage(): string {
   return [
     'usage: retort <command> [options]   (retort <command> --help for its options; retort --version)',
     '',
     'Commands:',
   ]
-    .concat(all.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`))
+    .concat(commands.map((c) => `  ${c.name.padEnd(10)} ${SUMMARIES[c.name]}`))
     .join('\n');
 }
 
 async function main(argv: readonly string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
-    console.log(await usage());
+    console.log(usage());
     return;
   }
   if (name === '--version' || name === '-V') {
@@ -49,6 +49,12 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   await (await cmd.load()).run(rest);
 }
+
+// `retort models | head` closes the pipe early: that ends the command, it is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 main(process.argv.slice(2)).catch((e: unknown) => {
   console.error(`retort: ${(e as Error).message}`);

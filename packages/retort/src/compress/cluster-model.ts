@@ -218,10 +218,10 @@ export function withClusterFinetune(
   let before: tf.Tensor1D[] = [];
   return {
     ...task,
-    prepare(input: StepInput) {
+    prepare(input: StepInput): void | Promise<void> {
       tf.dispose(before);
       before = bound.map((b) => tf.keep(tf.tidy(() => tf.gather(tf.reshape(b.kernel, [-1]), b.reps))));
-      task.prepare?.(input);
+      return task.prepare?.(input);
     },
     release() {
       task.release?.();

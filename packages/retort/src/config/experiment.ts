@@ -74,13 +74,68 @@ export const modelSchema = z.strictObject({
   options: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
 });
 
-export const teacherSchema = z.strictObject({
-  model: modelSchema,
-  /** A run folder of `retort train` whose model.ckpt holds the teacher weights. */
-  run: z.string().optional(),
-  /** Or a checkpoint file. */
-  checkpoint: z.string().optional(),
-});
+const EXTERNAL_ONLY = ['layout', 'inputSize', 'channels', 'mean', 'std', 'taps'] as const;
+
+/**
+ * The teacher: a zoo model with its weights (`model` + `run` or `checkpoint`), an ONNX file
+ * (`onnx`, run in onnxruntime; e.g. exported from PyTorch) or a tfjs layers model (`tfjs`: its
+ * model.json). External teachers say how they preprocess images when it differs from the data's.
+ */
+export const teacherSchema = z
+  .strictObject({
+    /** A zoo model (see `retort models`). */
+    model: modelSchema.optional(),
+    /** A run of `retort train` (its name under the runs root, or a folder) whose model.ckpt holds the weights. */
+    run: z.string().optional(),
+    /** Or a checkpoint file. */
+    checkpoint: z.string().optional(),
+    /** An ONNX file. */
+    onnx: z.string().optional(),
+    /** A tfjs layers model: the path of its model.json. */
+    tfjs: z.string().optional(),
+    /** ONNX: layout of the image input, 'nchw' (PyTorch) or 'nhwc'. */
+    layout: z.enum(['nchw', 'nhwc']).optional(),
+    /** [H, W] the teacher takes, when its file leaves it open; images are resized to it. */
+    inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+    /** Channels the teacher takes, when its file leaves it open (3 from gray data repeats it). */
+    channels: z.number().int().positive().optional(),
+    /** The teacher's own normalization: per-channel mean and std of [0, 1] pixels (one value = all). */
+    mean: z.array(z.number()).min(1).optional(),
+    std: z.array(z.number().positive()).min(1).optional(),
+    /** Short names for the teacher's tensors, usable in a loss's taps.teacher: {stage3: '/layer3/...'}. */
+    taps: z.record(z.string(), z.string().min(1)).optional(),
+  })
+  .superRefine((t, ctx) => {
+    const sources = (['model', 'onnx', 'tfjs'] as const).filter((k) => t[k] !== undefined);
+    if (sources.length !== 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `give exactly one of model (a zoo teacher with run or checkpoint), onnx or tfjs; got ${sources.length === 0 ? 'none' : sources.join(' and ')}`,
+      });
+    if (t.model === undefined)
+      for (const k of ['run', 'checkpoint'] as const)
+        if (t[k] !== undefined)
+          ctx.addIssue({ code: 'custom', path: [k], message: 'applies to a zoo teacher (with model) only' });
+    if (t.model !== undefined)
+      for (const k of EXTERNAL_ONLY)
+        if (t[k] !== undefined)
+          ctx.addIssue({ code: 'custom', path: [k], message: 'applies to onnx and tfjs teachers only' });
+    if (t.onnx !== undefined && t.layout === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['layout'],
+        message: "required for an onnx teacher: 'nchw' (PyTorch) or 'nhwc'",
+      });
+    if (t.onnx === undefined && t.layout !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['layout'],
+        message: 'applies to onnx teachers only (tfjs models are NHWC)',
+      });
+  });
+
+export type TeacherConfig = z.output<typeof teacherSchema>;
 
 export const optimizerSchema = z.strictObject({
   name: z.enum(['sgd', 'adam', 'adamw']).default('sgd'),

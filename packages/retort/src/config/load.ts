@@ -1,10 +1,12 @@
 /** Loads an experiment file (YAML or JSON), applies `--set key=value` overrides, validates it. */
 
+import { dirname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
 import { parseOrThrow } from './errors.js';
 import { type Experiment, experimentSchema } from './experiment.js';
+import { resolveConfigPaths } from './paths.js';
 
 /** Reads and parses a YAML/JSON file into a plain value; errors name the file. */
 export function readConfigFile(path: string): unknown {
@@ -54,11 +56,23 @@ export function applyOverride(target: Record<string, unknown>, assignment: strin
   }
 }
 
-/** The validated experiment from `path` plus overrides. */
-export function loadExperiment(path: string, overrides: readonly string[] = []): Experiment {
+/**
+ * A config file's top-level mapping with its relative paths resolved against the file's folder,
+ * then `key=value` overrides applied (their paths stay relative to the working directory, as a
+ * shell user expects of a command-line value).
+ */
+export function readConfigMapping(path: string, overrides: readonly string[] = []): Record<string, unknown> {
   const raw = readConfigFile(path);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     throw new RetortError(`${path}: expected a mapping at the top level`);
-  for (const o of overrides) applyOverride(raw as Record<string, unknown>, o);
+  const rec = raw as Record<string, unknown>;
+  resolveConfigPaths(rec, dirname(path));
+  for (const o of overrides) applyOverride(rec, o);
+  return rec;
+}
+
+/** The validated experiment from `path` plus overrides. */
+export function loadExperiment(path: string, overrides: readonly string[] = []): Experiment {
+  const raw = readConfigMapping(path, overrides);
   return parseOrThrow(experimentSchema, raw, path);
 }

@@ -18,7 +18,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchLoader } from '../data/loader.js';
-import type { TappedModel } from '../taps/taps.js';
+import { weightsDigest } from '../teachers/digest.js';
+import { asTeacher } from '../teachers/layers.js';
+import type { Teacher, TeacherView } from '../teachers/types.js';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 
 /** Why teacher outputs cannot be cached for this data, or null when they can. */
@@ -32,20 +34,12 @@ export function cacheRefusal(data: { cropPadding: number; hflip: boolean }): str
   return aug ? `teacher outputs not cached: ${aug} change the inputs every epoch` : null;
 }
 
-/** SHA-256 over every weight's shape and bytes, in order. */
-export function weightsHash(model: tfl.LayersModel): string {
-  const h = createHash('sha256');
-  for (const w of model.weights) {
-    const v = w.read().dataSync() as Float32Array;
-    h.update(w.shape.join('x'));
-    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-  }
-  return h.digest('hex');
-}
+/** SHA-256 over every weight's shape and bytes, in order (a tfjs teacher's cache identity). */
+export const weightsHash: (model: tfl.LayersModel) => string = weightsDigest;
 
 /** Teacher taps to cache along with the logits: the tapped view and its layer names, in order. */
 export interface CachedTaps {
-  view: TappedModel;
+  view: TeacherView;
   layers: readonly string[];
 }
 
@@ -72,14 +66,15 @@ export class TeacherCache {
    * (or its tapped view) over `plain` (the un-augmented training loader) and writes it atomically.
    * Taps whose features would exceed `maxFeatureBytes` are not cached (featureRefusal says why).
    */
-  static build(
-    teacher: tfl.LayersModel,
+  static async build(
+    teacherOrModel: Teacher | tfl.LayersModel,
     plain: BatchLoader,
     dataKey: string,
     dir: string,
     taps?: CachedTaps,
     maxFeatureBytes = DEFAULT_MAX_FEATURE_BYTES,
-  ): TeacherCache {
+  ): Promise<TeacherCache> {
+    const teacher = asTeacher(teacherOrModel);
     const size = plain.data.count;
     const per = taps ? taps.view.shapes.map((s) => s.reduce((a, b) => a * b, 1)) : [];
     const featBytes = per.reduce((a, b) => a + b, 0) * size * 4;
@@ -89,11 +84,11 @@ export class TeacherCache {
     const cached = taps && refusal === null ? taps : undefined;
     const layers = cached ? [...cached.layers] : [];
     const shapes = cached ? cached.view.shapes : [];
-    const h = createHash('sha256').update(weightsHash(teacher)).update(dataKey);
+    const h = createHash('sha256').update(teacher.identity()).update(dataKey);
     if (layers.length > 0) h.update(`\0taps:${layers.join(',')}`);
     const key = h.digest('hex').slice(0, 32);
     const path = join(dir, `${key}.ckpt`);
-    const K = teacher.outputs[0]!.shape.at(-1) as number;
+    const K = teacher.numClasses;
     if (existsSync(path)) {
       const ck = loadCheckpoint(path);
       const v = ck.values.get('logits');
@@ -117,14 +112,13 @@ export class TeacherCache {
     }
     const logits = new Float32Array(size * K);
     const features = layers.map((_, i) => new Float32Array(size * per[i]!));
-    const shape = teacher.inputs[0]!.shape.slice(1) as number[];
+    const shape = [plain.data.height, plain.data.width, plain.data.channels];
+    const view = cached ? cached.view : teacher.tap([]);
     for (const b of plain.epoch()) {
-      const outs = tf.tidy(() => {
-        const x = tf.tensor(b.x, [b.n, ...shape]);
-        if (!cached) return [teacher.predict(x) as tf.Tensor];
-        const r = cached.view.run(x, false);
-        return [r.logits, ...r.features];
-      });
+      const x = tf.tensor(b.x, [b.n, ...shape]);
+      const r = await view.run(x);
+      x.dispose();
+      const outs = [r.logits, ...r.features];
       const put = (vals: Float32Array, dst: Float32Array, d: number) => {
         for (let k = 0; k < b.n; k++) dst.set(vals.subarray(k * d, (k + 1) * d), b.index[k]! * d);
       };

@@ -47,7 +47,35 @@ export interface ModelTaps {
 }
 
 export type Sym = tfl.SymbolicTensor;
-type Initializer = ReturnType<typeof tfl.initializers.randomNormal>;
+type Initializer =
+  | ReturnType<typeof tfl.initializers.randomNormal>
+  | ReturnType<typeof tfl.initializers.zeros>;
+
+let zeroInit = 0;
+
+/**
+ * Runs `build` with every random initializer of the zoo replaced by zeros: for parameter counts and
+ * layer summaries, where weight values are never read (drawing VGG-19's 20M random weights in
+ * JavaScript takes over a second).
+ */
+export function withZeroInit<T>(build: () => T): T {
+  zeroInit++;
+  try {
+    return build();
+  } finally {
+    zeroInit--;
+  }
+}
+
+/** tfjs's randomNormal initializer, or zeros inside withZeroInit. */
+export function randomNormalInit(args: Parameters<typeof tfl.initializers.randomNormal>[0]): Initializer {
+  return zeroInit > 0 ? tfl.initializers.zeros() : tfl.initializers.randomNormal(args);
+}
+
+/** tfjs's randomUniform initializer, or zeros inside withZeroInit. */
+export function randomUniformInit(args: Parameters<typeof tfl.initializers.randomUniform>[0]): Initializer {
+  return zeroInit > 0 ? tfl.initializers.zeros() : tfl.initializers.randomUniform(args);
+}
 
 /** How convolutions are initialised (biases, where present, are zero for 'kaiming-fan-out'). */
 export type ConvInit =
@@ -110,11 +138,11 @@ export class Net {
   }
 
   private normal(stddev: number): Initializer {
-    return tfl.initializers.randomNormal({ mean: 0, stddev, ...this.nextSeed() });
+    return randomNormalInit({ mean: 0, stddev, ...this.nextSeed() });
   }
 
   private uniform(bound: number): Initializer {
-    return tfl.initializers.randomUniform({ minval: -bound, maxval: bound, ...this.nextSeed() });
+    return randomUniformInit({ minval: -bound, maxval: bound, ...this.nextSeed() });
   }
 
   /** Pads like PyTorch's padding = k // 2 and returns the tfjs padding mode to use after it. */

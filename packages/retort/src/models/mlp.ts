@@ -6,7 +6,7 @@
  * init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { ZooOptions } from './common.js';
+import { randomUniformInit, type ZooOptions } from './common.js';
 
 export interface MlpOptions extends ZooOptions {
   /** Hidden layer widths, e.g. [64] (default) or [256, 128]. */
@@ -23,7 +23,7 @@ export function mlp(opts: MlpOptions = {}): tfl.LayersModel {
   let fanIn = inputShape.reduce((a, b) => a * b, 1);
   let i = 0;
   const init = (fan: number, s: number | undefined) =>
-    tfl.initializers.randomUniform({
+    randomUniformInit({
       minval: -1 / Math.sqrt(fan),
       maxval: 1 / Math.sqrt(fan),
       ...(s === undefined ? {} : { seed: s }),

@@ -31,6 +31,7 @@
  * kh * kw or in_features), so training from scratch behaves like the tutorial.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
+import { randomUniformInit } from './common.js';
 
 /** Options shared by both tutorial models. */
 export interface TutorialNetOptions {
@@ -44,13 +45,13 @@ export interface TutorialNetOptions {
   name?: string;
 }
 
-type Init = ReturnType<typeof tfl.initializers.randomUniform>;
+type Init = ReturnType<typeof randomUniformInit>;
 
 /** PyTorch's default Conv2d/Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. */
 function torchDefaultInit(fanIn: number, seed: number | undefined): { kernel: Init; bias: Init } {
   const bound = 1 / Math.sqrt(fanIn);
   const uniform = (s: number | undefined): Init =>
-    tfl.initializers.randomUniform(
+    randomUniformInit(
       s === undefined ? { minval: -bound, maxval: bound } : { minval: -bound, maxval: bound, seed: s },
     );
   return { kernel: uniform(seed), bias: uniform(seed === undefined ? undefined : seed + 1) };

@@ -6,14 +6,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Experiment } from '../config/experiment.js';
 import { buildData } from '../data/build.js';
 import type { DataInfo, Parts } from '../distill/losses/types.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
 import { buildModel } from '../models/index.js';
-import { loadModelWeights, saveModelWeights } from '../train/checkpoint.js';
+import { loadTeacherSource, type TeacherData, teacherTop1 } from '../teachers/load.js';
+import type { Teacher } from '../teachers/types.js';
+import { saveModelWeights } from '../train/checkpoint.js';
 import { makeOptimizer, makeSchedule } from '../train/from-config.js';
 import { prepareRunDir, releaseRunLock, writeResults } from '../train/run-dir.js';
 import { type EpochRecord, evaluate, fit } from '../train/trainer.js';
@@ -43,24 +44,18 @@ export interface RunResults {
   epochs: EpochRecord[];
 }
 
-/** Loads a teacher's weights from a run folder (its model.ckpt) or a checkpoint file. */
-export function loadTeacher(
+/**
+ * The experiment's teacher (zoo run or checkpoint, ONNX file, tfjs model), or undefined when it has
+ * none; `taps` are the teacher taps its losses use.
+ */
+export async function loadTeacher(
   exp: Experiment,
-  shape: [number, number, number],
-  numClasses: number,
-): tfl.LayersModel | undefined {
+  data: TeacherData,
+  runsRoot = 'runs',
+  taps: readonly string[] = [],
+): Promise<Teacher | undefined> {
   if (!exp.teacher) return undefined;
-  const t = exp.teacher;
-  const model = buildModel(t.model.name, { ...t.model.options, inputShape: shape, numClasses });
-  const path = t.checkpoint ?? (t.run ? join(t.run, 'model.ckpt') : undefined);
-  if (path === undefined)
-    throw new Error('teacher: give run (a run folder of `retort train`) or checkpoint (a file)');
-  if (!existsSync(path))
-    throw new Error(
-      `teacher weights ${path} not found (train the teacher first: retort train <teacher config>)`,
-    );
-  loadModelWeights(path, model);
-  return model;
+  return loadTeacherSource(exp.teacher, data, { runsRoot, taps });
 }
 
 export async function runExperiment(
@@ -89,12 +84,16 @@ export async function runExperiment(
       inputShape: data.shape,
       numClasses: data.numClasses,
     });
-    const teacher = loadTeacher(exp, data.shape, data.numClasses);
+    const teacherTaps = [
+      ...new Set(stages.flatMap((s) => s.terms.flatMap((t) => Object.values(t.taps.teacher)))),
+    ];
+    const teacher = await loadTeacher(exp, data, runsRoot, teacherTaps);
     let teacherInfo: RunResults['teacher'];
     if (teacher) {
-      const ev = evaluate(teacher, data.test);
-      teacherInfo = { model: exp.teacher!.model.name, params: teacher.countParams(), testTop1: ev.top1 };
-      log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${ev.top1.toFixed(2)}%`);
+      const top1 = await teacherTop1(teacher, data.test);
+      const model = exp.teacher?.model?.name ?? teacher.description;
+      teacherInfo = { model, params: teacher.params ?? 0, testTop1: top1 };
+      log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${top1.toFixed(2)}%`);
     }
     const results: RunResults['stages'] = [];
     const records: EpochRecord[] = [];
@@ -115,7 +114,7 @@ export async function runExperiment(
         const refusal = cacheRefusal(exp.data);
         if (refusal) log(refusal);
         else {
-          cache = TeacherCache.build(
+          cache = await TeacherCache.build(
             teacher,
             data.trainPlain,
             data.key,

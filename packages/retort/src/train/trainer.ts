@@ -43,7 +43,7 @@ export interface TrainTask {
   /** The loss of one batch; runs inside the optimizer's gradient tape. */
   loss(input: StepInput): LossOutput;
   /** Work outside the tape before each step (e.g. a frozen teacher's forward pass). */
-  prepare?(input: StepInput): void;
+  prepare?(input: StepInput): void | Promise<void>;
   /** Frees what `prepare` made, after the step. */
   release?(): void;
 }
@@ -167,7 +167,7 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       let termValues: Record<string, number> = {};
       let logitsHit = 0;
       const input: StepInput = { x, y, index: b.index, epoch };
-      task.prepare?.(input);
+      await task.prepare?.(input);
       let total: tf.Scalar;
       try {
         total = opts.optimizer.minimize(

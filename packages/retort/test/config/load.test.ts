@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, it } from 'node:test';
 import { applyOverride, loadExperiment } from '../../src/config/load.js';
+import { runFolder } from '../../src/config/paths.js';
 
 // Every temporary folder of this file lives under one scratch root, removed after the tests.
 const scratch = mkdtempSync(join(tmpdir(), 'retort-test-'));
@@ -46,4 +47,46 @@ it('errors name the file and key', () => {
     /--set losses\[3\]\.T: no element \[3\]/,
   );
   assert.throws(() => applyOverride({}, 'novalue'), /expected key=value/);
+});
+
+it("paths in a config resolve against the config file's folder; run names and --set values do not", () => {
+  const sub = mkdtempSync(join(scratch, 'proj-'));
+  mkdirSync(join(sub, 'cfg'));
+  const p = join(sub, 'cfg', 'kd.yaml');
+  writeFileSync(
+    p,
+    [
+      'name: s',
+      'model: { name: lightnn }',
+      'data: { dataset: csv, dir: ../data }',
+      'teacher: { model: { name: deepnn }, checkpoint: ./t.ckpt }',
+      '',
+    ].join('\n'),
+  );
+  const e = loadExperiment(p);
+  assert.equal(e.data.dir, join(sub, 'data'));
+  assert.equal(e.teacher?.checkpoint, join(sub, 'cfg', 't.ckpt'));
+  // The same file read from elsewhere gives the same paths: process.cwd() plays no part.
+  const cwd = process.cwd();
+  process.chdir(scratch);
+  try {
+    assert.equal(loadExperiment(join('.', relative(scratch, p))).data.dir, join(sub, 'data'));
+  } finally {
+    process.chdir(cwd);
+  }
+  // A value typed on the command line is the user's own path, relative to where they are.
+  assert.equal(loadExperiment(p, ['data.dir=here']).data.dir, 'here');
+  // A run: a bare name is a run under the runs root; with a slash it is a path.
+  writeFileSync(
+    p,
+    'name: s\nmodel: { name: lightnn }\nteacher: { model: { name: deepnn }, run: fmnist-t }\n',
+  );
+  assert.equal(loadExperiment(p).teacher?.run, 'fmnist-t');
+  assert.equal(runFolder('fmnist-t', 'myruns'), join('myruns', 'fmnist-t'));
+  writeFileSync(
+    p,
+    'name: s\nmodel: { name: lightnn }\nteacher: { model: { name: deepnn }, run: ../runs/t }\n',
+  );
+  assert.equal(loadExperiment(p).teacher?.run, join(sub, 'runs', 't'));
+  assert.equal(runFolder(join(sub, 'runs', 't'), 'myruns'), join(sub, 'runs', 't'));
 });

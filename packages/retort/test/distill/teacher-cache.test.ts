@@ -9,7 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { BatchLoader } from '../../src/data/loader.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
 import { cacheRefusal, TeacherCache } from '../../src/distill/teacher-cache.js';
-import { tapModel } from '../../src/taps/taps.js';
+import { layersTeacher } from '../../src/teachers/layers.js';
 import { Rng } from '../../src/util/rng.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tcache-'));
@@ -63,22 +63,21 @@ it('caches tapped teacher features: rows by index, its own key, and a step equal
   await tf.setBackend('native');
   const plain = dataset(10);
   const t = tapped(3);
-  const taps = { view: tapModel(t, ['feat']), layers: ['feat'] };
-  const logitsOnly = TeacherCache.build(t, plain, 'k1', dir);
-  const c = TeacherCache.build(t, plain, 'k1', dir, taps);
+  const taps = { view: layersTeacher(t).tap(['feat']), layers: ['feat'] };
+  const logitsOnly = await TeacherCache.build(t, plain, 'k1', dir);
+  const c = await TeacherCache.build(t, plain, 'k1', dir, taps);
   assert.notEqual(c.path, logitsOnly.path, 'the taps change the key');
   assert.deepEqual(c.layers, ['feat']);
   assert.equal(c.featureRefusal, null);
   assert.ok(c.covers(['feat']) && c.covers([]) && !c.covers(['feat', 'other']));
-  assert.equal(TeacherCache.build(t, plain, 'k1', dir, taps).reused, true);
+  assert.equal((await TeacherCache.build(t, plain, 'k1', dir, taps)).reused, true);
   const idx = Uint32Array.of(7, 2, 9);
   // Exact against the batches the cache was built from ([0..3], [4..7], [8, 9]; same batch sizes,
   // same oneDNN kernels): image 7 is row 3 of the second, 2 row 2 of the first, 9 row 1 of the third.
   const runBatch = (first: number, n: number) =>
     taps.view.run(
       tf.tensor4d(plain.makeBatch(Uint32Array.from({ length: n }, (_, i) => first + i)).x, [n, 4, 4, 1]),
-      false,
-    );
+    ) as { logits: tf.Tensor2D; features: tf.Tensor[] };
   const rowsOf = (t: tf.Tensor, rows: number[], d: number) =>
     rows.flatMap((r) => Array.from(t.dataSync().subarray(r * d, (r + 1) * d)));
   const [b0, b1, b2] = [runBatch(0, 4), runBatch(4, 4), runBatch(8, 2)];
@@ -94,7 +93,7 @@ it('caches tapped teacher features: rows by index, its own key, and a step equal
     ...rowsOf(b0.logits, [2], 3),
     ...rowsOf(b2.logits, [1], 3),
   ]);
-  const small = TeacherCache.build(t, plain, 'k1', dir, taps, 100);
+  const small = await TeacherCache.build(t, plain, 'k1', dir, taps, 100);
   assert.match(
     small.featureRefusal!,
     /teacher features not cached: taps feat take 0 MiB for 10 images, over the 0 MiB limit/,
@@ -142,12 +141,16 @@ it('computes once, reuses by weights+data key, and returns rows by dataset index
   await tf.setBackend('native');
   const plain = dataset(10, Uint32Array.of(1, 3, 5, 7, 9));
   const t = teacher();
-  const a = TeacherCache.build(t, plain, 'k1', dir);
+  const a = await TeacherCache.build(t, plain, 'k1', dir);
   assert.equal(a.reused, false);
-  const b = TeacherCache.build(t, plain, 'k1', dir);
+  const b = await TeacherCache.build(t, plain, 'k1', dir);
   assert.equal(b.reused, true);
   assert.equal(b.path, a.path);
-  assert.notEqual(TeacherCache.build(t, plain, 'k2', dir).path, a.path, 'data key must change the cache');
+  assert.notEqual(
+    (await TeacherCache.build(t, plain, 'k2', dir)).path,
+    a.path,
+    'data key must change the cache',
+  );
   const idx = Uint32Array.of(9, 3);
   const got = Array.from(b.lookup(idx).dataSync());
   // Exact against the batches the cache was built from ([1, 3, 5, 7] then [9]: same inputs, same
@@ -162,7 +165,7 @@ it('computes once, reuses by weights+data key, and returns rows by dataset index
   for (const [i, v] of other.entries())
     assert.ok(Math.abs(got[i]! - v) <= 1e-5 * Math.max(1, Math.abs(v)), `row value ${i}: ${got[i]} vs ${v}`);
   const t2 = teacher(); // other weights: another cache
-  assert.notEqual(TeacherCache.build(t2, plain, 'k1', dir).path, a.path);
+  assert.notEqual((await TeacherCache.build(t2, plain, 'k1', dir)).path, a.path);
 });
 
 it('refuses with a reason under augmentation', () => {

@@ -6,12 +6,13 @@
 import 'retort-kd-native';
 import { join } from 'node:path';
 import { parseOrThrow } from '../../config/errors.js';
-import { applyOverride, readConfigFile } from '../../config/load.js';
+import { readConfigMapping } from '../../config/load.js';
+import { runFolder } from '../../config/paths.js';
 import { pipelineSchema, runPipeline } from '../../run/compress.js';
 import { loadRun } from '../../run/load.js';
 import { prepareRunDir, releaseRunLock } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../command.js';
+import { type Command, SUMMARIES } from '../command.js';
 
 const options: readonly OptionSpec[] = [
   { name: 'set', kind: 'list', help: 'override a config key, e.g. --set prune.sparsity=0.9 (repeatable)' },
@@ -22,7 +23,7 @@ const options: readonly OptionSpec[] = [
 
 export const compressCommand: Command = {
   name: 'compress',
-  summary: 'prune, quantize and export a distilled student (pipeline file), measuring each stage',
+  summary: SUMMARIES.compress,
   async run(argv) {
     const files: string[] = [];
     const o = parseOptions(argv, options, 'compress', files);
@@ -34,11 +35,11 @@ export const compressCommand: Command = {
         throw new Error('retort compress: give one pipeline file');
       return;
     }
-    const raw = readConfigFile(files[0]!) as Record<string, unknown>;
-    for (const s of o['set'] as string[]) applyOverride(raw, s);
+    const raw = readConfigMapping(files[0]!, o['set'] as string[]);
     const cfg = parseOrThrow(pipelineSchema, raw, files[0]!);
-    const student = await loadRun(cfg.student.run, 'compress');
-    const teacher = await loadRun(cfg.student.run, 'compress');
+    const studentRun = runFolder(cfg.student.run, String(o['runs']));
+    const student = await loadRun(studentRun, 'compress');
+    const teacher = await loadRun(studentRun, 'compress');
     const runDir = prepareRunDir(String(o['runs']), cfg.name, cfg, { force: o['force'] === true });
     let reports: Awaited<ReturnType<typeof runPipeline>>;
     try {

@@ -11,7 +11,7 @@ import type { Experiment } from '../../config/experiment.js';
 import { loadExperiment } from '../../config/load.js';
 import { type RunResults, runExperiment } from '../../run/experiment.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../command.js';
+import { type Command, SUMMARIES } from '../command.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
 
@@ -44,7 +44,7 @@ function finishedRun(runs: string, exp: Experiment): RunResults | null {
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'Fashion-MNIST: teacher, student on labels, student with KD; one comparison table',
+  summary: SUMMARIES.demo,
   async run(argv) {
     const o = parseOptions(argv, options, 'demo');
     if (o['help'] === true) {

@@ -3,13 +3,13 @@ import 'retort-kd-native';
 import { loadRun } from '../../run/load.js';
 import { evaluate } from '../../train/trainer.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../command.js';
+import { type Command, SUMMARIES } from '../command.js';
 
 const options: readonly OptionSpec[] = [{ name: 'help', kind: 'flag', help: 'show this help' }];
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: "evaluate a run's model on the test split (loss, top-1, top-5)",
+  summary: SUMMARIES.eval,
   async run(argv) {
     const pos: string[] = [];
     const o = parseOptions(argv, options, 'eval', pos);

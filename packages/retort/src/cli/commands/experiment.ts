@@ -2,7 +2,7 @@
 import { loadExperiment } from '../../config/load.js';
 import { assertRunFree } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../command.js';
+import { type Command, SUMMARIES } from '../command.js';
 
 const options: readonly OptionSpec[] = [
   { name: 'set', kind: 'list', help: 'override a config key, e.g. --set optimizer.lr=0.01 (repeatable)' },
@@ -12,7 +12,8 @@ const options: readonly OptionSpec[] = [
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
-function experimentCommand(name: 'train' | 'distill', summary: string, needsTeacher: boolean): Command {
+function experimentCommand(name: 'train' | 'distill', needsTeacher: boolean): Command {
+  const summary = SUMMARIES[name];
   return {
     name,
     summary,
@@ -52,13 +53,5 @@ function experimentCommand(name: 'train' | 'distill', summary: string, needsTeac
   };
 }
 
-export const trainCommand = experimentCommand(
-  'train',
-  'train a model (teacher or baseline student) from an experiment file',
-  false,
-);
-export const distillCommand = experimentCommand(
-  'distill',
-  'distil a student from a trained teacher (experiment file with a teacher)',
-  true,
-);
+export const trainCommand = experimentCommand('train', false);
+export const distillCommand = experimentCommand('distill', true);

@@ -32,7 +32,7 @@ import { checkOnnx } from '../../measure/onnx-check.js';
 import { loadRun } from '../../run/load.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
-import type { Command } from '../command.js';
+import { type Command, SUMMARIES } from '../command.js';
 
 const FORMATS = ['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'];
 
@@ -75,8 +75,7 @@ const options: readonly OptionSpec[] = [
 
 export const exportCommand: Command = {
   name: 'export',
-  summary:
-    "export a run's model to ONNX (fp32, static int8 QDQ or dynamic int8) or tfjs format, checked after writing",
+  summary: SUMMARIES.export,
   async run(argv) {
     const pos: string[] = [];
     const o = parseOptions(argv, options, 'export', pos);

@@ -39,13 +39,13 @@ export function withWeightQat(task: TrainTask, model: tfl.LayersModel, qmax = 12
   let quantized: tf.Tensor[] = [];
   return {
     ...task,
-    prepare(input: StepInput) {
+    prepare(input: StepInput): void | Promise<void> {
       quantized = kernels.map((k, i) => {
         const q = tf.keep(fakeQuantKernel(master[i]!, qmax));
         k.assign(q);
         return q;
       });
-      task.prepare?.(input);
+      return task.prepare?.(input);
     },
     release() {
       task.release?.();

@@ -12,6 +12,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { parseOrThrow } from '../../config/errors.js';
 import type { LossEntry } from '../../config/experiment.js';
 import { tapModel } from '../../taps/taps.js';
+import { asTeacher } from '../../teachers/layers.js';
+import type { Teacher, TeacherView } from '../../teachers/types.js';
 import type { StepInput, TrainTask } from '../../train/trainer.js';
 import type { AnyLossDescriptor, DataInfo, NetOutputs, Parts } from '../losses/types.js';
 import { lossRegistry } from '../registry.js';
@@ -79,13 +81,14 @@ export interface OfflineTask extends TrainTask {
   /** Whether the teacher runs at all. */
   usesTeacher: boolean;
   /** The teacher's tapped view and its tap layers (what a TeacherCache must hold to replace it). */
-  teacherTaps?: { view: ReturnType<typeof tapModel>; layers: readonly string[] } | undefined;
+  teacherTaps?: { view: TeacherView; layers: readonly string[] } | undefined;
 }
 
 /** Builds the trainer's task for `student` distilled from a frozen `teacher` with `terms`. */
 export function buildOfflineTask(opts: {
   student: tfl.LayersModel;
-  teacher?: tfl.LayersModel | undefined;
+  /** A frozen teacher: any Teacher (teachers/), or a tfjs model. */
+  teacher?: Teacher | tfl.LayersModel | undefined;
   terms: readonly Term[];
   cache?: TeacherCache | null | undefined;
   /** The training data, for methods whose parts depend on it (CRD's memory bank). */
@@ -96,7 +99,8 @@ export function buildOfflineTask(opts: {
    */
   existingParts?: Readonly<Record<string, Parts>> | undefined;
 }): OfflineTask {
-  const { student, teacher, terms } = opts;
+  const { student, terms } = opts;
+  const teacher = opts.teacher ? asTeacher(opts.teacher) : undefined;
   const sLayers = unique(terms.flatMap((t) => Object.values(t.taps.student)));
   const tLayers = unique(terms.flatMap((t) => Object.values(t.taps.teacher)));
   const usesTeacher = terms.some(
@@ -109,8 +113,7 @@ export function buildOfflineTask(opts: {
     throw new Error(`loss ${who.join(', ')} needs a teacher, and the experiment has none`);
   }
   const sView = tapModel(student, sLayers);
-  const tView = teacher ? tapModel(teacher, tLayers) : undefined;
-  if (teacher) teacher.trainable = false;
+  const tView = teacher?.tap(tLayers);
   // A cache serves the step only when it holds every teacher tap (or none is needed).
   const cache = opts.cache?.covers(tLayers) ? opts.cache : null;
 
@@ -153,11 +156,22 @@ export function buildOfflineTask(opts: {
     partsByTerm,
     usesTeacher,
     teacherTaps: tView ? { view: tView, layers: tLayers } : undefined,
-    prepare(input: StepInput) {
+    prepare(input: StepInput): void | Promise<void> {
       if (!usesTeacher) return;
-      teacherOut = cache
-        ? { logits: cache.lookup(input.index), features: cache.lookupFeatures(input.index, tLayers) }
-        : tf.tidy(() => tView!.run(input.x, false));
+      if (cache) {
+        teacherOut = {
+          logits: cache.lookup(input.index),
+          features: cache.lookupFeatures(input.index, tLayers),
+        };
+        return;
+      }
+      // A teacher in this process answers at once; one in onnxruntime answers with a promise.
+      const r = tView!.run(input.x);
+      if (r instanceof Promise)
+        return r.then((v) => {
+          teacherOut = v;
+        });
+      teacherOut = r;
     },
     release() {
       if (teacherOut) tf.dispose([teacherOut.logits, ...teacherOut.features]);

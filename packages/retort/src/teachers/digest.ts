@@ -1,0 +1,14 @@
+/** Digests that key teacher caches. */
+import { createHash } from 'node:crypto';
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+/** SHA-256 over every weight's shape and bytes, in order. */
+export function weightsDigest(model: tfl.LayersModel): string {
+  const h = createHash('sha256');
+  for (const w of model.weights) {
+    const v = w.read().dataSync() as Float32Array;
+    h.update(w.shape.join('x'));
+    h.update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  }
+  return h.digest('hex');
+}

@@ -1,0 +1,92 @@
+/** The teacher an experiment's `teacher` section names, loaded and checked against the data. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TeacherConfig } from '../config/experiment.js';
+import { runFolder } from '../config/paths.js';
+import type { BatchLoader } from '../data/loader.js';
+import { buildModel } from '../models/index.js';
+import { loadModelWeights } from '../train/checkpoint.js';
+import { RetortError } from '../util/errors.js';
+import { layersTeacher } from './layers.js';
+import { onnxTeacher } from './onnx.js';
+import type { DataInput } from './preprocess.js';
+import { tfjsTeacher } from './tfjs.js';
+import type { Teacher } from './types.js';
+
+export interface TeacherData extends DataInput {
+  shape: [number, number, number];
+  numClasses: number;
+}
+
+/**
+ * Loads the teacher: a zoo model with the weights of a run (a bare run name is a folder under
+ * `runsRoot`) or a checkpoint, an ONNX file or a tfjs model. `taps` are the teacher taps every
+ * loss of the run will ask for (an ONNX teacher binds them as extra graph outputs now).
+ */
+export async function loadTeacherSource(
+  t: TeacherConfig,
+  data: TeacherData,
+  opts: { runsRoot?: string; taps?: readonly string[] } = {},
+): Promise<Teacher> {
+  let teacher: Teacher;
+  if (t.onnx !== undefined) {
+    teacher = await onnxTeacher(
+      {
+        path: t.onnx,
+        layout: t.layout ?? 'nchw',
+        taps: t.taps,
+        inputSize: t.inputSize,
+        channels: t.channels,
+        mean: t.mean,
+        std: t.std,
+      },
+      data,
+      opts.taps ?? [],
+      'teacher',
+    );
+  } else if (t.tfjs !== undefined) {
+    teacher = await tfjsTeacher(
+      { path: t.tfjs, inputSize: t.inputSize, channels: t.channels, mean: t.mean, std: t.std },
+      data,
+      'teacher',
+    );
+  } else {
+    const m = t.model!;
+    const model = buildModel(m.name, { ...m.options, inputShape: data.shape, numClasses: data.numClasses });
+    const path =
+      t.checkpoint ?? (t.run ? join(runFolder(t.run, opts.runsRoot ?? 'runs'), 'model.ckpt') : undefined);
+    if (path === undefined)
+      throw new RetortError('teacher: give run (a run of `retort train`) or checkpoint (a file)');
+    if (!existsSync(path))
+      throw new RetortError(
+        `teacher weights ${path} not found (train the teacher first: retort train <teacher config>)`,
+      );
+    loadModelWeights(path, model);
+    teacher = layersTeacher(model, { description: `${m.name} from ${path}` });
+  }
+  if (teacher.numClasses !== data.numClasses) {
+    teacher.dispose();
+    throw new RetortError(
+      `teacher: ${teacher.description} has ${teacher.numClasses} classes and the data ${data.numClasses}`,
+    );
+  }
+  return teacher;
+}
+
+/** Top-1 accuracy (%) of a teacher on `loader`'s images, in inference mode. */
+export async function teacherTop1(teacher: Teacher, loader: BatchLoader): Promise<number> {
+  const view = teacher.tap([]);
+  const shape = [loader.data.height, loader.data.width, loader.data.channels];
+  let correct = 0;
+  let n = 0;
+  for (const b of loader.epoch()) {
+    const x = tf.tensor(b.x, [b.n, ...shape]);
+    const r = await view.run(x);
+    const pred = (await tf.argMax(r.logits, 1).data()) as Int32Array;
+    tf.dispose([x, r.logits, ...r.features]);
+    for (let i = 0; i < b.n; i++) if (pred[i] === b.y[i]) correct++;
+    n += b.n;
+  }
+  return n === 0 ? 0 : (100 * correct) / n;
+}
