@@ -83,6 +83,7 @@ export { checkOnnx, type OnnxCheck } from './measure/onnx-check.js';
 // ---- models and taps
 export { withZeroInit } from './models/common.js';
 export { type BuildOptions, buildModel, modelTaps, type ZooEntry, zoo } from './models/index.js';
+export { loadStateDict, readTorchStateDict, type TorchTensor } from './models/pytorch/state-dict.js';
 export { type LayerRow, modelSummary } from './models/summary.js';
 export { type PipelineConfig, pipelineSchema, runPipeline, type StageReport } from './run/compress.js';
 // ---- runs (what the CLI calls)

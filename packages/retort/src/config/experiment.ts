@@ -89,6 +89,8 @@ export const teacherSchema = z
     run: z.string().optional(),
     /** Or a checkpoint file. */
     checkpoint: z.string().optional(),
+    /** Or a PyTorch state dict (torch.save(model.state_dict()), .pt/.pth) with RepDistiller's names. */
+    stateDict: z.string().optional(),
     /** An ONNX file. */
     onnx: z.string().optional(),
     /** A tfjs layers model: the path of its model.json. */
@@ -114,13 +116,18 @@ export const teacherSchema = z
         message: `give exactly one of model (a zoo teacher with run or checkpoint), onnx or tfjs; got ${sources.length === 0 ? 'none' : sources.join(' and ')}`,
       });
     if (t.model === undefined)
-      for (const k of ['run', 'checkpoint'] as const)
+      for (const k of ['run', 'checkpoint', 'stateDict'] as const)
         if (t[k] !== undefined)
           ctx.addIssue({ code: 'custom', path: [k], message: 'applies to a zoo teacher (with model) only' });
     if (t.model !== undefined)
       for (const k of EXTERNAL_ONLY)
-        if (t[k] !== undefined)
-          ctx.addIssue({ code: 'custom', path: [k], message: 'applies to onnx and tfjs teachers only' });
+        if (t[k] !== undefined && (t.stateDict === undefined || k === 'layout' || k === 'taps'))
+          ctx.addIssue({
+            code: 'custom',
+            path: [k],
+            message:
+              'applies to onnx and tfjs teachers (and mean/std/inputSize/channels to stateDict ones) only',
+          });
     if (t.onnx !== undefined && t.layout === undefined)
       ctx.addIssue({
         code: 'custom',

@@ -10,6 +10,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 const PATH_KEYS: readonly (readonly [string, string])[] = [
   ['data', 'dir'],
   ['teacher', 'checkpoint'],
+  ['teacher', 'stateDict'],
   ['teacher', 'run'],
   ['student', 'run'],
   ['teacher', 'onnx'],

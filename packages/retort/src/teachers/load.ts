@@ -6,11 +6,12 @@ import type { TeacherConfig } from '../config/experiment.js';
 import { runFolder } from '../config/paths.js';
 import type { BatchLoader } from '../data/loader.js';
 import { buildModel } from '../models/index.js';
+import { loadStateDict } from '../models/pytorch/state-dict.js';
 import { loadModelWeights } from '../train/checkpoint.js';
 import { RetortError } from '../util/errors.js';
 import { layersTeacher } from './layers.js';
 import { onnxTeacher } from './onnx.js';
-import type { DataInput } from './preprocess.js';
+import { type DataInput, inputAdapter } from './preprocess.js';
 import { tfjsTeacher } from './tfjs.js';
 import type { Teacher } from './types.js';
 
@@ -54,10 +55,28 @@ export async function loadTeacherSource(
   } else {
     const m = t.model!;
     const model = buildModel(m.name, { ...m.options, inputShape: data.shape, numClasses: data.numClasses });
-    const path =
-      t.checkpoint ?? (t.run ? join(runFolder(t.run, opts.runsRoot ?? 'runs'), 'model.ckpt') : undefined);
-    if (path === undefined)
-      throw new RetortError('teacher: give run (a run of `retort train`) or checkpoint (a file)');
+    const given = [t.run, t.checkpoint, t.stateDict].filter((x) => x !== undefined).length;
+    if (given !== 1)
+      throw new RetortError(
+        'teacher: give one of run (a run of `retort train`), checkpoint (a file) or stateDict (a PyTorch .pt)',
+      );
+    if (t.stateDict !== undefined) {
+      // Built for the teacher's own input; the student's batches are adapted to it.
+      const own = { inputShape: teacherShape(t, data), numClasses: data.numClasses };
+      const pt = buildModel(m.name, { ...m.options, ...own });
+      model.dispose();
+      loadStateDict(pt, t.stateDict);
+      const a = inputAdapter(data, t, 'teacher');
+      return checkClasses(
+        layersTeacher(pt, {
+          description: `${m.name} from ${t.stateDict}`,
+          adapt: a.adapt ?? undefined,
+          adaptKey: a.key,
+        }),
+        data,
+      );
+    }
+    const path = t.checkpoint ?? join(runFolder(t.run!, opts.runsRoot ?? 'runs'), 'model.ckpt');
     if (!existsSync(path))
       throw new RetortError(
         `teacher weights ${path} not found (train the teacher first: retort train <teacher config>)`,
@@ -65,6 +84,16 @@ export async function loadTeacherSource(
     loadModelWeights(path, model);
     teacher = layersTeacher(model, { description: `${m.name} from ${path}` });
   }
+  return checkClasses(teacher, data);
+}
+
+/** [H, W, C] a stateDict teacher takes: its inputSize and channels, else the data's. */
+function teacherShape(t: TeacherConfig, data: TeacherData): [number, number, number] {
+  const [h, w, c] = data.shape;
+  return [t.inputSize?.[0] ?? h, t.inputSize?.[1] ?? w, t.channels ?? c];
+}
+
+function checkClasses(teacher: Teacher, data: TeacherData): Teacher {
   if (teacher.numClasses !== data.numClasses) {
     teacher.dispose();
     throw new RetortError(
