@@ -34,7 +34,6 @@ class Global {
 class Dict {
   readonly map = new Map<unknown, unknown>();
 }
-const MARK = Symbol('mark');
 
 const STORAGES = new Set([
   'FloatStorage',

@@ -178,7 +178,7 @@ function denseKernel(layer: tfl.layers.Layer, w: TorchTensor): tf.Tensor {
   const shape =
     inbound?.getClassName() === 'Flatten' ? (inbound.inputSpec?.[0]?.shape ?? inbound.input) : null;
   const s = Array.isArray(shape) ? shape : (shape as tfl.SymbolicTensor | null)?.shape;
-  if (!s || s.length !== 4) return kernel;
+  if (s?.length !== 4) return kernel;
   const [, h, wd, c] = s as number[];
   // tfjs row r = (y * W + x) * C + ch takes PyTorch row ch * H * W + y * W + x.
   const rows = new Int32Array(h! * wd! * c!);
