@@ -27,7 +27,7 @@ fi
 
 stamp=node_modules/.retort-lock-stamp
 if [ ! -d node_modules ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  say "installing npm dependencies (npm ci)"
+  say "installing npm dependencies (npm ci; its install step builds the oneDNN addon, a few minutes)"
   # onnxruntime-node's install step would download GPU libraries; its CPU build is in the package.
   # (An environment variable, not an .npmrc key: npm warns about unknown keys on every command.)
   ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error >&2

@@ -50,10 +50,10 @@ export {
 export { applyOverride, loadExperiment, readConfigFile, readConfigMapping } from './config/load.js';
 export { runFolder } from './config/paths.js';
 // ---- data
-export { buildData, type DataConfig, type ExperimentData } from './data/build.js';
+export { buildData, type DataConfig, type DataSplits, type ExperimentData } from './data/build.js';
 export { loadCifar } from './data/cifar.js';
 export { loadCsv } from './data/csv.js';
-export { type ImageDataset, validateDataset } from './data/dataset.js';
+export { arrayDataset, type ImageDataset, validateDataset } from './data/dataset.js';
 export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './data/fashion-mnist.js';
 export { readIdx } from './data/idx.js';
 export { loadImageFolder } from './data/image-folder.js';
@@ -117,13 +117,19 @@ export interface TrainOptions extends RunOptions {
 function resolveExperiment(
   config: ExperimentInput,
   overrides: readonly string[] = [],
+  withData?: unknown,
 ): {
   exp: Experiment;
   where: string;
 } {
   if (typeof config === 'string') return { exp: loadExperiment(config, overrides), where: config };
   if (overrides.length > 0) throw new RetortError('overrides apply to a config file path, not to an object');
-  return { exp: parseOrThrow(experimentSchema, config, 'experiment'), where: 'experiment' };
+  // Splits passed in code make the data section's reader 'code' unless it names one.
+  const input =
+    withData !== undefined && config.data?.dataset === undefined
+      ? { ...config, data: { ...config.data, dataset: 'code' as const } }
+      : config;
+  return { exp: parseOrThrow(experimentSchema, input, 'experiment'), where: 'experiment' };
 }
 
 /**
@@ -131,7 +137,7 @@ function resolveExperiment(
  * config.json, metrics.jsonl, checkpoints/, model.ckpt, results.json. Resolves to results.json.
  */
 export async function train(config: ExperimentInput, opts: TrainOptions = {}): Promise<RunResults> {
-  const { exp, where } = resolveExperiment(config, opts.overrides);
+  const { exp, where } = resolveExperiment(config, opts.overrides, opts.data);
   return runExperiment(exp, where, opts);
 }
 
@@ -141,7 +147,7 @@ export async function train(config: ExperimentInput, opts: TrainOptions = {}): P
  * and result as `train`; a config without a teacher is refused.
  */
 export async function distill(config: ExperimentInput, opts: TrainOptions = {}): Promise<RunResults> {
-  const { exp, where } = resolveExperiment(config, opts.overrides);
+  const { exp, where } = resolveExperiment(config, opts.overrides, opts.data);
   if (exp.teacher === undefined) throw new RetortError(`${where}: distill needs a 'teacher' section`);
   return runExperiment(exp, where, opts);
 }

@@ -12,10 +12,11 @@ export const dataSchema = z
   .strictObject({
     /**
      * Reader: 'fashion-mnist' / 'mnist' (IDX files), 'cifar10' / 'cifar100' (binary batches),
-     * 'image-folder' (<dir>/train|test/<class>/*.png|jpg) or 'csv' (<dir>/train.csv and test.csv).
+     * 'image-folder' (<dir>/train|test/<class>/*.png|jpg), 'csv' (<dir>/train.csv and test.csv), or
+     * 'code': splits a program passes to train()/distill() (arrayDataset).
      */
     dataset: z
-      .enum(['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'image-folder', 'csv'])
+      .enum(['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'image-folder', 'csv', 'code'])
       .default('fashion-mnist'),
     /**
      * Folder with the files: the extracted 'cifar-10-batches-bin' / 'cifar-100-binary', the image
@@ -67,12 +68,27 @@ export const runNameSchema = z
     'letters, digits, ".", "_" and "-" only, not starting with "." (it names the run folder)',
   );
 
-export const modelSchema = z.strictObject({
-  /** A zoo name (see `retort models`). */
-  name: z.string(),
-  /** Builder options such as widthMult (passed to the zoo builder). */
-  options: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
-});
+export const modelSchema = z
+  .strictObject({
+    /** A zoo name (see `retort models`). */
+    name: z.string().optional(),
+    /** Or a JavaScript module of your own whose export builds a tfjs-layers model. */
+    module: z.string().optional(),
+    /** The module's builder: an exported function (default: the default export). */
+    export: z.string().optional(),
+    /** Builder options such as widthMult (passed to the zoo builder or the module's function). */
+    options: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+  })
+  .superRefine((m, ctx) => {
+    if ((m.name === undefined) === (m.module === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: 'give exactly one of name (a zoo model) or module (your own)',
+      });
+    if (m.export !== undefined && m.module === undefined)
+      ctx.addIssue({ code: 'custom', path: ['export'], message: 'applies to model.module only' });
+  });
 
 const EXTERNAL_ONLY = ['layout', 'inputSize', 'channels', 'mean', 'std', 'taps'] as const;
 

@@ -9,6 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 /** [section, key] of every config key that names a file or folder. */
 const PATH_KEYS: readonly (readonly [string, string])[] = [
   ['data', 'dir'],
+  ['model', 'module'],
   ['teacher', 'checkpoint'],
   ['teacher', 'stateDict'],
   ['teacher', 'run'],

@@ -12,7 +12,7 @@ import { loadImageFolder } from './image-folder.js';
 import { BatchLoader } from './loader.js';
 
 export interface DataConfig {
-  dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'image-folder' | 'csv';
+  dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'image-folder' | 'csv' | 'code';
   dir?: string | undefined;
   channels?: 1 | 3 | undefined;
   labelColumn?: string | undefined;
@@ -37,6 +37,8 @@ export interface ExperimentData {
   std: number[];
   /** Identifies the data and preprocessing (cache keys). */
   key: string;
+  /** Class names in label order, when the dataset has them. */
+  classNames?: readonly string[] | undefined;
 }
 
 const DEFAULT_DIRS: Partial<Record<DataConfig['dataset'], string>> = {
@@ -98,6 +100,8 @@ function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: 
       });
       return { train: head(train, cfg.trainLimit), test: head(test, cfg.testLimit) };
     }
+    case 'code':
+      throw new RetortError("data.dataset 'code' has no files to read");
   }
 }
 
@@ -117,13 +121,42 @@ function idxDataset(dir: string, split: 'train' | 't10k', name: string, limit?: 
   } as ImageDataset;
 }
 
-export function buildData(cfg: DataConfig, seed: number): ExperimentData {
-  const dir = cfg.dir ?? DEFAULT_DIRS[cfg.dataset];
-  if (dir === undefined)
-    throw new RetortError(
-      `data.dir: the ${cfg.dataset} dataset has no default location; give the folder with its files`,
-    );
-  const { train, test } = readSplits(cfg, dir);
+/** Train and test splits a program passes in (`dataset: code`); see arrayDataset. */
+export interface DataSplits {
+  train: ImageDataset;
+  test: ImageDataset;
+}
+
+/**
+ * The loaders of `cfg`; with `dataset: code` the splits come from `given` (data made by the user's
+ * program), with every other reader from files.
+ */
+export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): ExperimentData {
+  let dir: string | undefined;
+  let train: ImageDataset;
+  let test: ImageDataset;
+  if (cfg.dataset === 'code') {
+    if (given === undefined)
+      throw new RetortError(
+        "data.dataset is 'code': pass the splits from your program (train(config, { data: { train, test } }))",
+      );
+    dir = 'code';
+    train = head(given.train, cfg.trainLimit);
+    test = head(given.test, cfg.testLimit);
+    if (train.numClasses !== test.numClasses)
+      throw new RetortError(
+        `${test.name}: ${test.numClasses} classes, the training split has ${train.numClasses}`,
+      );
+  } else {
+    if (given !== undefined)
+      throw new RetortError(`data: splits from code need data.dataset 'code', not '${cfg.dataset}'`);
+    dir = cfg.dir ?? DEFAULT_DIRS[cfg.dataset];
+    if (dir === undefined)
+      throw new RetortError(
+        `data.dir: the ${cfg.dataset} dataset has no default location; give the folder with its files`,
+      );
+    ({ train, test } = readSplits(cfg, dir));
+  }
   validateDataset(train);
   validateDataset(test);
   checkClasses(train);
@@ -168,10 +201,11 @@ export function buildData(cfg: DataConfig, seed: number): ExperimentData {
     numClasses: train.numClasses,
     mean,
     std,
+    classNames: train.classNames,
     key: JSON.stringify({
       d: cfg.dataset,
       // Absolute, so that one relative folder seen from two working directories is two keys.
-      dir: resolve(dir),
+      dir: cfg.dataset === 'code' ? 'code' : resolve(dir),
       ...(cfg.dataset === 'image-folder' ? { channels: cfg.channels ?? 3 } : {}),
       ...(cfg.dataset === 'csv' ? { label: cfg.labelColumn ?? 'label' } : {}),
       n: train.count,

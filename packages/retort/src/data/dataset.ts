@@ -16,6 +16,37 @@ export interface ImageDataset {
 }
 
 /**
+ * An ImageDataset from arrays a program holds: `images` [count, H, W, C] row-major, uint8 pixels
+ * (0..255) or float32 values already in [0, 1]; `labels` class indices. Checked like a file's.
+ */
+export function arrayDataset(d: {
+  images: Uint8Array | Float32Array;
+  labels: ArrayLike<number>;
+  shape: readonly [number, number, number];
+  numClasses?: number;
+  classNames?: readonly string[];
+  name?: string;
+}): ImageDataset {
+  const labels = Int32Array.from(d.labels);
+  let max = -1;
+  for (const l of labels) if (l > max) max = l;
+  const [height, width, channels] = d.shape;
+  const out: ImageDataset = {
+    name: d.name ?? 'arrays',
+    images: d.images,
+    labels,
+    count: labels.length,
+    height,
+    width,
+    channels,
+    numClasses: d.numClasses ?? d.classNames?.length ?? max + 1,
+    ...(d.classNames ? { classNames: d.classNames } : {}),
+  };
+  validateDataset(out);
+  return out;
+}
+
+/**
  * Checks a split before any training: not empty, sizes that agree, labels in range and finite
  * values (float data); each refusal names the dataset, says how many items are bad and which is
  * the first.

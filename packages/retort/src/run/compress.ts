@@ -24,6 +24,7 @@ import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experi
 import type { ExperimentData } from '../data/build.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
+import { sidecarFor, writeSidecar } from '../export/sidecar.js';
 import { exportTfjs } from '../export/tfjs.js';
 import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
@@ -379,6 +380,7 @@ export async function runPipeline(
   for (const format of cfg.export) {
     if (format === 'tfjs') {
       await exportTfjs(model, join(runDir, 'export', 'tfjs'));
+      writeSidecar(join(runDir, 'export', 'tfjs', 'retort.json'), sidecarFor('tfjs', 'model.json', data));
       continue;
     }
     const weights = cfg.quantize?.weights ?? 'per-channel';
@@ -391,6 +393,10 @@ export async function runPipeline(
           : {},
     );
     writeFileAtomic(join(runDir, 'export', `model${SUFFIX[format]}.onnx`), bytes);
+    writeSidecar(
+      join(runDir, 'export', `model${SUFFIX[format]}.onnx.json`),
+      sidecarFor(format, `model${SUFFIX[format]}.onnx`, data),
+    );
     onnxOut.push({ format, bytes, report: report(`export-${format}`, model, data, runDir, clusters) });
   }
   if (onnxOut.length > 0) {

@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Experiment } from '../config/experiment.js';
-import { buildData } from '../data/build.js';
+import { buildData, type DataSplits } from '../data/build.js';
 import type { DataInfo, Parts } from '../distill/losses/types.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
-import { buildModel } from '../models/index.js';
+import { buildConfiguredModel, modelLabel } from '../models/configured.js';
 import { loadTeacherSource, type TeacherData, teacherTop1 } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
 import { saveModelWeights } from '../train/checkpoint.js';
@@ -28,6 +28,8 @@ export interface RunOptions {
   /** Where teacher caches live (default <runsRoot>/.cache/teacher). */
   cacheDir?: string;
   log?: (line: string) => void;
+  /** Train and test splits from code, for `data.dataset: code` (see arrayDataset). */
+  data?: DataSplits | undefined;
 }
 
 export interface RunResults {
@@ -78,9 +80,8 @@ export async function runExperiment(
   });
   try {
     seedEverything(exp.seed);
-    const data = buildData(exp.data, exp.seed);
-    const student = buildModel(exp.model.name, {
-      ...exp.model.options,
+    const data = buildData(exp.data, exp.seed, opts.data);
+    const student = await buildConfiguredModel(exp.model, {
       inputShape: data.shape,
       numClasses: data.numClasses,
     });
@@ -171,7 +172,7 @@ export async function runExperiment(
     const out: RunResults = {
       name: exp.name,
       runDir,
-      model: exp.model.name,
+      model: modelLabel(exp.model),
       params: student.countParams(),
       ...(teacherInfo ? { teacher: teacherInfo } : {}),
       stages: results,

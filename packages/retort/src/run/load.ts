@@ -5,13 +5,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { parseOrThrow } from '../config/errors.js';
 import { type Experiment, experimentSchema } from '../config/experiment.js';
-import { buildData, type ExperimentData } from '../data/build.js';
-import { buildModel } from '../models/index.js';
+import { buildData, type DataSplits, type ExperimentData } from '../data/build.js';
+import { buildConfiguredModel } from '../models/configured.js';
 import { loadModelWeights } from '../train/checkpoint.js';
 
 export async function loadRun(
   dir: string,
   command = 'loadRun',
+  /** The splits of a run trained on data from code (`dataset: code`). */
+  splits?: DataSplits,
 ): Promise<{ exp: Experiment; data: ExperimentData; model: tfl.LayersModel }> {
   const cfgPath = join(dir, 'config.json');
   const ckpt = join(dir, 'model.ckpt');
@@ -19,9 +21,8 @@ export async function loadRun(
     if (!existsSync(p)) throw new Error(`retort ${command}: ${p} not found (is ${dir} a finished run?)`);
   const exp = parseOrThrow(experimentSchema, JSON.parse(readFileSync(cfgPath, 'utf8')), cfgPath);
   await tf.setBackend('native');
-  const data = buildData(exp.data, exp.seed);
-  const model = buildModel(exp.model.name, {
-    ...exp.model.options,
+  const data = buildData(exp.data, exp.seed, splits);
+  const model = await buildConfiguredModel(exp.model, {
     inputShape: data.shape,
     numClasses: data.numClasses,
   });

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TeacherConfig } from '../config/experiment.js';
 import { runFolder } from '../config/paths.js';
 import type { BatchLoader } from '../data/loader.js';
-import { buildModel } from '../models/index.js';
+import { buildConfiguredModel, modelLabel } from '../models/configured.js';
 import { loadStateDict } from '../models/pytorch/state-dict.js';
 import { loadModelWeights } from '../train/checkpoint.js';
 import { RetortError } from '../util/errors.js';
@@ -54,7 +54,6 @@ export async function loadTeacherSource(
     );
   } else {
     const m = t.model!;
-    const model = buildModel(m.name, { ...m.options, inputShape: data.shape, numClasses: data.numClasses });
     const given = [t.run, t.checkpoint, t.stateDict].filter((x) => x !== undefined).length;
     if (given !== 1)
       throw new RetortError(
@@ -63,13 +62,12 @@ export async function loadTeacherSource(
     if (t.stateDict !== undefined) {
       // Built for the teacher's own input; the student's batches are adapted to it.
       const own = { inputShape: teacherShape(t, data), numClasses: data.numClasses };
-      const pt = buildModel(m.name, { ...m.options, ...own });
-      model.dispose();
+      const pt = await buildConfiguredModel(m, own);
       loadStateDict(pt, t.stateDict);
       const a = inputAdapter(data, t, 'teacher');
       return checkClasses(
         layersTeacher(pt, {
-          description: `${m.name} from ${t.stateDict}`,
+          description: `${modelLabel(m)} from ${t.stateDict}`,
           adapt: a.adapt ?? undefined,
           adaptKey: a.key,
         }),
@@ -81,8 +79,9 @@ export async function loadTeacherSource(
       throw new RetortError(
         `teacher weights ${path} not found (train the teacher first: retort train <teacher config>)`,
       );
+    const model = await buildConfiguredModel(m, { inputShape: data.shape, numClasses: data.numClasses });
     loadModelWeights(path, model);
-    teacher = layersTeacher(model, { description: `${m.name} from ${path}` });
+    teacher = layersTeacher(model, { description: `${modelLabel(m)} from ${path}` });
   }
   return checkClasses(teacher, data);
 }

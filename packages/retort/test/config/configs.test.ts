@@ -41,9 +41,9 @@ describe('committed configs', () => {
       assert.ok(stages.length > 0);
       // Fashion-MNIST shapes: the zoo builds any input size, so this checks layer names, not sizes.
       const opts = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10 };
-      const student = buildModel(exp.model.name, { ...exp.model.options, ...opts });
+      const student = buildModel(exp.model.name!, { ...exp.model.options, ...opts });
       const teacher = exp.teacher?.model
-        ? buildModel(exp.teacher.model.name, { ...exp.teacher.model.options, ...opts })
+        ? buildModel(exp.teacher.model.name!, { ...exp.teacher.model.options, ...opts })
         : null;
       for (const stage of stages) {
         const terms = parseTerms(stage.losses, file);

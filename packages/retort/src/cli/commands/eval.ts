@@ -1,5 +1,6 @@
 /** `retort eval <run folder>`: test accuracy of a run's model.ckpt (or of --checkpoint with --model). */
 import 'retort-kd-native';
+import { modelLabel } from '../../models/configured.js';
 import { loadRun } from '../../run/load.js';
 import { evaluate } from '../../train/trainer.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
@@ -21,6 +22,8 @@ export const evalCommand: Command = {
     const dir = pos[0]!;
     const { exp, data, model } = await loadRun(dir, 'eval');
     const r = evaluate(model, data.test);
-    console.log(JSON.stringify({ run: dir, model: exp.model.name, params: model.countParams(), ...r }));
+    console.log(
+      JSON.stringify({ run: dir, model: modelLabel(exp.model), params: model.countParams(), ...r }),
+    );
   },
 };

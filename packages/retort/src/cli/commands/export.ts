@@ -14,7 +14,7 @@
  */
 
 import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { cpuInfo, describeCpu } from 'retort-kd-native';
 import {
@@ -26,6 +26,7 @@ import {
   WEIGHT_GRANULARITIES,
   type WeightGranularity,
 } from '../../export/onnx.js';
+import { sidecarFor, writeSidecar } from '../../export/sidecar.js';
 import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
 import { type Latency, measureOrtLatencies } from '../../measure/latency.js';
 import { checkOnnx } from '../../measure/onnx-check.js';
@@ -134,6 +135,7 @@ export const exportCommand: Command = {
     if (format === 'tfjs') {
       const out = typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', 'tfjs');
       await exportTfjs(model, out);
+      writeSidecar(join(out, 'retort.json'), sidecarFor(format, 'model.json', data));
       const back = await loadTfjs(out);
       const batch = data.test.epoch().next().value!;
       const x = tf.tensor4d(batch.x, [batch.n, ...data.shape]);
@@ -166,9 +168,15 @@ export const exportCommand: Command = {
       ? `.int8${dynamic ? '-dynamic' : ''}${weights === 'per-tensor' ? '-per-tensor' : ''}${target === 'portable' ? '' : `-${target}`}`
       : '';
     const out =
-      typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', `${exp.model.name}${suffix}.onnx`);
+      typeof o['out'] === 'string'
+        ? o['out']
+        : join(dir, 'export', `${exp.model.name ?? 'model'}${suffix}.onnx`);
     mkdirSync(dirname(out), { recursive: true });
     writeFileAtomic(out, bytes);
+    writeSidecar(
+      `${out}.json`,
+      sidecarFor(format, basename(out), data, int8 ? { int8Target: target } : undefined),
+    );
     const check = (await checkOnnx([bytes], model, data))[0]!;
     // One batch size after the other (concurrent sessions would share the cores); int8 interleaved
     // with its fp32 export, so that the ratio compares like with like on a loaded machine.
