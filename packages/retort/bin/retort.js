@@ -4,11 +4,12 @@
 // in this same process, with the workspace packages resolved to their sources too (the
 // "retort-source" export condition), so that a dist/ left behind can never shadow newer code.
 import { existsSync } from 'node:fs';
-import { register } from 'node:module';
+import * as nodeModule from 'node:module';
 
 const source = new URL('../src/cli/main.ts', import.meta.url);
 if (existsSync(source)) {
-  register(
+  // module.register exists from Node 20.6; an installed package never gets here.
+  nodeModule.register(
     'data:text/javascript,export async function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, "retort-source"] }); }',
   );
   const tsx = await import('tsx/esm/api');

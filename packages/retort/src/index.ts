@@ -21,6 +21,7 @@ import type { z } from 'zod';
 import { parseOrThrow } from './config/errors.js';
 import { type Experiment, experimentSchema } from './config/experiment.js';
 import { loadExperiment } from './config/load.js';
+import { resolveConfigPaths } from './config/paths.js';
 import { type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
 import { RetortError } from './util/errors.js';
 
@@ -129,7 +130,11 @@ function resolveExperiment(
     withData !== undefined && config.data?.dataset === undefined
       ? { ...config, data: { ...config.data, dataset: 'code' as const } }
       : config;
-  return { exp: parseOrThrow(experimentSchema, input, 'experiment'), where: 'experiment' };
+  // Relative paths in an object are the caller's, relative to the working directory: stored
+  // absolute in the run's config.json, so the run loads back from anywhere.
+  const copy = structuredClone(input) as Record<string, unknown>;
+  resolveConfigPaths(copy, process.cwd());
+  return { exp: parseOrThrow(experimentSchema, copy, 'experiment'), where: 'experiment' };
 }
 
 /**

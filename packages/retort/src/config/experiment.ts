@@ -150,6 +150,13 @@ export const teacherSchema = z
         path: ['layout'],
         message: "required for an onnx teacher: 'nchw' (PyTorch) or 'nhwc'",
       });
+    if (t.onnx === undefined && t.taps !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['taps'],
+        message:
+          'aliases for tensor names apply to onnx teachers only (tfjs and zoo teachers are tapped by layer name)',
+      });
     if (t.onnx === undefined && t.layout !== undefined)
       ctx.addIssue({
         code: 'custom',

@@ -6,16 +6,17 @@
  */
 import { isAbsolute, join, resolve } from 'node:path';
 
-/** [section, key] of every config key that names a file or folder. */
-const PATH_KEYS: readonly (readonly [string, string])[] = [
+/** Key paths of every config key that names a file or folder. */
+const PATH_KEYS: readonly (readonly string[])[] = [
   ['data', 'dir'],
   ['model', 'module'],
   ['teacher', 'checkpoint'],
   ['teacher', 'stateDict'],
   ['teacher', 'run'],
-  ['student', 'run'],
   ['teacher', 'onnx'],
   ['teacher', 'tfjs'],
+  ['teacher', 'model', 'module'],
+  ['student', 'run'],
 ];
 
 /** True for a run name (no path separator, not '.' or '..'), which lives under the runs root. */
@@ -25,10 +26,17 @@ export function isRunName(run: string): boolean {
 
 /** Rewrites the relative paths of a parsed config file (in place) against `baseDir`. */
 export function resolveConfigPaths(raw: Record<string, unknown>, baseDir: string): void {
-  for (const [section, key] of PATH_KEYS) {
-    const obj = raw[section];
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) continue;
-    const rec = obj as Record<string, unknown>;
+  for (const keys of PATH_KEYS) {
+    let rec: Record<string, unknown> | undefined = raw;
+    for (const k of keys.slice(0, -1)) {
+      const next: unknown = rec?.[k];
+      rec =
+        next !== null && typeof next === 'object' && !Array.isArray(next)
+          ? (next as Record<string, unknown>)
+          : undefined;
+    }
+    const key = keys.at(-1)!;
+    if (rec === undefined) continue;
     const v = rec[key];
     if (typeof v !== 'string' || v === '' || isAbsolute(v)) continue;
     if (key === 'run' && isRunName(v)) continue;

@@ -78,6 +78,7 @@ export async function runExperiment(
     resume: opts.resume ?? false,
     log,
   });
+  let teacher: Teacher | undefined;
   try {
     seedEverything(exp.seed);
     const data = buildData(exp.data, exp.seed, opts.data);
@@ -88,7 +89,7 @@ export async function runExperiment(
     const teacherTaps = [
       ...new Set(stages.flatMap((s) => s.terms.flatMap((t) => Object.values(t.taps.teacher)))),
     ];
-    const teacher = await loadTeacher(exp, data, runsRoot, teacherTaps);
+    teacher = await loadTeacher(exp, data, runsRoot, teacherTaps);
     let teacherInfo: RunResults['teacher'];
     if (teacher) {
       const top1 = await teacherTop1(teacher, data.test);
@@ -188,6 +189,8 @@ export async function runExperiment(
     );
     return out;
   } finally {
+    // The teacher (an onnxruntime session, or a tfjs model) is the run's own: free it.
+    teacher?.dispose();
     releaseRunLock(join(runDir, 'lock'));
   }
 }

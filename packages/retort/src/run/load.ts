@@ -22,6 +22,9 @@ export async function loadRun(
   const exp = parseOrThrow(experimentSchema, JSON.parse(readFileSync(cfgPath, 'utf8')), cfgPath);
   await tf.setBackend('native');
   const data = buildData(exp.data, exp.seed, splits);
+  // A model from user code runs that code: say which file, since run folders travel.
+  if (exp.model.module !== undefined)
+    process.stderr.write(`retort ${command}: importing model code ${exp.model.module}\n`);
   const model = await buildConfiguredModel(exp.model, {
     inputShape: data.shape,
     numClasses: data.numClasses,

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { tapModel } from '../taps/taps.js';
-import { weightsDigest } from './digest.js';
+import { topologyDigest, weightsDigest } from './digest.js';
 import type { Teacher, TeacherView } from './types.js';
 
 export interface LayersTeacherOptions {
@@ -22,7 +22,8 @@ export function layersTeacher(model: tfl.LayersModel, opts: LayersTeacherOptions
     numClasses: model.outputs[0]!.shape.at(-1) as number,
     params: model.countParams(),
     identity() {
-      digest ??= weightsDigest(model) + (opts.adaptKey ?? '');
+      // Weights and architecture: two models with the same weight shapes can still differ in layers.
+      digest ??= weightsDigest(model) + topologyDigest(model) + (opts.adaptKey ?? '');
       return digest;
     },
     tap(taps): TeacherView {

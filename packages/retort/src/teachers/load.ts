@@ -63,8 +63,14 @@ export async function loadTeacherSource(
       // Built for the teacher's own input; the student's batches are adapted to it.
       const own = { inputShape: teacherShape(t, data), numClasses: data.numClasses };
       const pt = await buildConfiguredModel(m, own);
-      loadStateDict(pt, t.stateDict);
-      const a = inputAdapter(data, t, 'teacher');
+      let a: ReturnType<typeof inputAdapter>;
+      try {
+        loadStateDict(pt, t.stateDict);
+        a = inputAdapter(data, t, 'teacher');
+      } catch (e) {
+        pt.dispose();
+        throw e;
+      }
       return checkClasses(
         layersTeacher(pt, {
           description: `${modelLabel(m)} from ${t.stateDict}`,
@@ -80,7 +86,12 @@ export async function loadTeacherSource(
         `teacher weights ${path} not found (train the teacher first: retort train <teacher config>)`,
       );
     const model = await buildConfiguredModel(m, { inputShape: data.shape, numClasses: data.numClasses });
-    loadModelWeights(path, model);
+    try {
+      loadModelWeights(path, model);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     teacher = layersTeacher(model, { description: `${modelLabel(m)} from ${path}` });
   }
   return checkClasses(teacher, data);
@@ -110,9 +121,15 @@ export async function teacherTop1(teacher: Teacher, loader: BatchLoader): Promis
   let n = 0;
   for (const b of loader.epoch()) {
     const x = tf.tensor(b.x, [b.n, ...shape]);
-    const r = await view.run(x);
-    const pred = (await tf.argMax(r.logits, 1).data()) as Int32Array;
-    tf.dispose([x, r.logits, ...r.features]);
+    let pred: Int32Array;
+    try {
+      const r = await view.run(x);
+      const am = tf.argMax(r.logits, 1);
+      pred = (await am.data()) as Int32Array;
+      tf.dispose([am, r.logits, ...r.features]);
+    } finally {
+      x.dispose();
+    }
     for (let i = 0; i < b.n; i++) if (pred[i] === b.y[i]) correct++;
     n += b.n;
   }

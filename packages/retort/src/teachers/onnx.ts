@@ -167,19 +167,40 @@ export async function onnxTeacher(
   }
 
   // One probe batch gives the number of classes and every tap's shape.
-  const probe = await runAll(tf.zeros([1, ...data.shape]));
-  const numClasses = probe[0]!.shape.at(-1)!;
-  if (probe[0]!.shape.length !== 2)
+  const zeros = tf.zeros([1, ...data.shape]);
+  let numClasses: number;
+  let shapeOf: Map<string, number[]>;
+  try {
+    const probe = await runAll(zeros);
+    const logitsShape = probe[0]!.shape;
+    const shapes = probe.map((t) => t.shape.slice(1));
+    tf.dispose(probe);
+    if (logitsShape.length !== 2)
+      throw new RetortError(
+        `${where}: output '${logitsName}' of ${cfg.path} has shape [${logitsShape.join(', ')}], expected logits [N, K]`,
+      );
+    numClasses = logitsShape[1]!;
+    shapeOf = new Map(wanted.map((name, i) => [name, shapes[i + 1]!]));
+  } catch (e) {
+    await session.release().catch(() => {});
+    if (e instanceof RetortError) throw e;
     throw new RetortError(
-      `${where}: output '${logitsName}' of ${cfg.path} has shape [${probe[0]!.shape.join(', ')}], expected logits [N, K]`,
+      `ONNX teacher ${cfg.path}: onnxruntime failed on a probe batch: ${(e as Error).message}`,
     );
-  const shapeOf = new Map(wanted.map((name, i) => [name, probe[i + 1]!.shape.slice(1)]));
-  tf.dispose(probe);
+  } finally {
+    zeros.dispose();
+  }
   const params = (graph.initializer ?? []).reduce(
     (a, t) => a + (t.dims ?? []).reduce((x: number, d) => x * Number(d), 1),
     0,
   );
-  const digest = createHash('sha256').update(bytes).update(adapter.key).update(cfg.layout).digest('hex');
+  const aliases = JSON.stringify(Object.entries(cfg.taps ?? {}).sort());
+  const digest = createHash('sha256')
+    .update(bytes)
+    .update(adapter.key)
+    .update(cfg.layout)
+    .update(aliases)
+    .digest('hex');
   return {
     description: `onnx ${cfg.path}`,
     numClasses,
@@ -203,6 +224,8 @@ export async function onnxTeacher(
         },
       };
     },
-    dispose: () => void session.release(),
+    dispose: () => {
+      session.release().catch(() => {});
+    },
   };
 }

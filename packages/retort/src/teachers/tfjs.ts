@@ -95,16 +95,31 @@ export async function tfjsTeacher(
   const model = await loadLayersModelFile(cfg.path);
   const shape = model.inputs[0]!.shape;
   const [h, w, c] = shape.slice(1) as (number | null)[];
-  const adapter = inputAdapter(
-    data,
-    {
-      inputSize: cfg.inputSize ?? (h && w ? [h, w] : undefined),
-      channels: cfg.channels ?? c ?? undefined,
-      mean: cfg.mean,
-      std: cfg.std,
-    },
-    where,
-  );
+  let adapter: ReturnType<typeof inputAdapter>;
+  try {
+    // What the model fixes and what the config says must agree.
+    const given: [string, number | null, number | undefined][] = [
+      ['input height', h ?? null, cfg.inputSize?.[0]],
+      ['input width', w ?? null, cfg.inputSize?.[1]],
+      ['input channels', c ?? null, cfg.channels],
+    ];
+    for (const [name, fixed, want] of given)
+      if (fixed !== null && want !== undefined && fixed !== want)
+        throw new RetortError(`${where}: ${name} is ${want} in the config and ${fixed} in ${cfg.path}`);
+    adapter = inputAdapter(
+      data,
+      {
+        inputSize: cfg.inputSize ?? (h && w ? [h, w] : undefined),
+        channels: cfg.channels ?? c ?? undefined,
+        mean: cfg.mean,
+        std: cfg.std,
+      },
+      where,
+    );
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
   return layersTeacher(model, {
     description: `tfjs ${cfg.path}`,
     adapt: adapter.adapt ?? undefined,

@@ -17,7 +17,10 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 /** n 8x8 gray images: class 1 has a bright left half, class 0 a bright right half, plus noise. */
 function halves(n: number, seed: number) {
   let s = seed;
-  const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const rnd = () => {
+    s = (s * 1103515245 + 12345) >>> 0;
+    return s / 2 ** 32;
+  };
   const images = new Uint8Array(n * 64);
   const labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -59,7 +62,10 @@ it('trains on arrays through train(), loads back with the same splits', async ()
 
 it('refuses arrays that do not fit, and splits given to a file reader', async () => {
   const h = halves(4, 1);
-  assert.throws(() => arrayDataset({ ...h, labels: [0, 1, 0] }), /arrays: 256 pixel values for 3 images of 8x8x1/);
+  assert.throws(
+    () => arrayDataset({ ...h, labels: [0, 1, 0] }),
+    /arrays: 256 pixel values for 3 images of 8x8x1/,
+  );
   assert.throws(() => arrayDataset({ ...h, shape: [8, 8, 3] }), /pixel values for 4 images of 8x8x3/);
   const data = { train: arrayDataset(h), test: arrayDataset(h) };
   await assert.rejects(

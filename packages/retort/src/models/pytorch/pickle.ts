@@ -83,16 +83,23 @@ export function readStateDictPickle(bytes: Uint8Array, file: string): Map<string
     p += 4;
     return x;
   };
+  const utf8 = (b: Uint8Array) => {
+    try {
+      return decoder.decode(b);
+    } catch {
+      throw fail('a string is not UTF-8', p);
+    }
+  };
   const text = (n: number) => {
     need(n);
-    const s = decoder.decode(bytes.subarray(p, p + n));
+    const s = utf8(bytes.subarray(p, p + n));
     p += n;
     return s;
   };
   const line = () => {
     const end = bytes.indexOf(0x0a, p);
     if (end < 0) throw fail('unterminated line', p);
-    const s = decoder.decode(bytes.subarray(p, end));
+    const s = utf8(bytes.subarray(p, end));
     p = end + 1;
     return s;
   };
@@ -344,7 +351,7 @@ export function readStateDictPickle(bytes: Uint8Array, file: string): Map<string
         const xs = popMark();
         const l = stack.at(-1);
         if (!Array.isArray(l)) throw fail('APPENDS on a non-list', at);
-        l.push(...xs);
+        for (const x of xs) l.push(x);
         break;
       }
       case 0x51: {

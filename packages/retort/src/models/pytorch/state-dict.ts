@@ -58,10 +58,20 @@ function materialize(key: string, t: TensorRef, raw: Uint8Array | undefined, pat
   const width = BYTES[t.storage.type];
   if (width === undefined)
     throw new RetortError(
-      `${path}: '${key}' is stored as ${t.storage.type}; float32, float64, float16 and integer tensors are read`,
+      `${path}: '${key}' is stored as ${t.storage.type}; float32, float64, float16, int32 and int64 tensors are read`,
+      { file: path },
     );
   if (raw === undefined || raw.length < t.storage.numel * width)
-    throw new RetortError(`${path}: the storage of '${key}' is missing or short`);
+    throw new RetortError(`${path}: the storage of '${key}' is missing or short`, { file: path });
+  // Bounds before allocating: a small file must not ask for gigabytes or read past its storage.
+  const n = t.size.reduce((a, b) => a * b, 1);
+  let last = t.offset;
+  for (const [d, s] of t.size.entries()) if (s > 0) last += (s - 1) * t.stride[d]!;
+  if (t.offset < 0 || n > t.storage.numel || (n > 0 && last >= t.storage.numel))
+    throw new RetortError(
+      `${path}: '${key}' ([${t.size.join(', ')}] at offset ${t.offset}) does not fit its storage of ${t.storage.numel}`,
+      { file: path },
+    );
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const read = (i: number): number => {
     switch (t.storage.type) {
@@ -77,13 +87,11 @@ function materialize(key: string, t: TensorRef, raw: Uint8Array | undefined, pat
         return halfToFloat(v.getUint16(i * 2, true));
     }
   };
-  const n = t.size.reduce((a, b) => a * b, 1);
   const data = new Float32Array(n);
   const idx = new Array<number>(t.size.length).fill(0);
   for (let k = 0; k < n; k++) {
     let s = t.offset;
     for (let d = 0; d < idx.length; d++) s += idx[d]! * t.stride[d]!;
-    if (s >= t.storage.numel) throw new RetortError(`${path}: '${key}' reads past its storage`);
     data[k] = read(s);
     for (let d = idx.length - 1; d >= 0; d--) {
       if (++idx[d]! < t.size[d]!) break;
@@ -185,5 +193,7 @@ function denseKernel(layer: tfl.layers.Layer, w: TorchTensor): tf.Tensor {
   for (let y = 0; y < h!; y++)
     for (let x = 0; x < wd!; x++)
       for (let ch = 0; ch < c!; ch++) rows[(y * wd! + x) * c! + ch] = ch * h! * wd! + y * wd! + x;
-  return tf.tidy(() => tf.gather(kernel, tf.tensor1d(rows, 'int32')));
+  const out = tf.tidy(() => tf.gather(kernel, tf.tensor1d(rows, 'int32')));
+  kernel.dispose();
+  return out;
 }
