@@ -220,5 +220,13 @@ describe('the pickle reader runs nothing from the file', () => {
     const bytes = readFileSync(PT);
     writeFileSync(path, bytes.subarray(0, bytes.length - 100));
     assert.throws(() => readTorchStateDict(path), /not a PyTorch zip archive/);
+    // A 4-byte storage viewed as 2^31 elements with stride 0: refused before any allocation.
+    const huge = enc(
+      '\x80\x02ccollections\nOrderedDict\n)R(\x8c\x01w' +
+        'ctorch._utils\n_rebuild_tensor_v2\n((\x8c\x07storagectorch\nFloatStorage\n\x8c\x010\x8c\x03cpuK\x01tQ' +
+        'K\x00(\x8a\x05\x00\x00\x00\x80\x00t(K\x00t\x89tRu.',
+    );
+    writeFileSync(path, storedZip({ 'h/data.pkl': huge, 'h/data/0': new Uint8Array(4) }));
+    assert.throws(() => readTorchStateDict(path), /'w' \(\[2147483648\] at offset 0\) does not fit its storage of 1/);
   });
 });
