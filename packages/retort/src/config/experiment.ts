@@ -25,6 +25,8 @@ export const dataSchema = z
     dir: z.string().optional(),
     /** image-folder: channels to decode to (1 grayscale, 3 RGB; default 3). */
     channels: z.union([z.literal(1), z.literal(3)]).optional(),
+    /** image-folder: resize every image to [H, W] (bilinear), for folders of mixed sizes. */
+    resize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
     /** csv: the name of the label column (default 'label'). */
     labelColumn: z.string().min(1).optional(),
     batchSize: z.number().int().positive().default(128),
@@ -49,6 +51,12 @@ export const dataSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['channels'],
+        message: `applies to dataset 'image-folder' only, not '${d.dataset}'`,
+      });
+    if (d.resize !== undefined && d.dataset !== 'image-folder')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['resize'],
         message: `applies to dataset 'image-folder' only, not '${d.dataset}'`,
       });
     if (d.labelColumn !== undefined && d.dataset !== 'csv')

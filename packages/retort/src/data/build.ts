@@ -16,6 +16,7 @@ export interface DataConfig {
   dir?: string | undefined;
   channels?: 1 | 3 | undefined;
   labelColumn?: string | undefined;
+  resize?: readonly [number, number] | undefined;
   batchSize: number;
   valFraction: number;
   cropPadding: number;
@@ -74,8 +75,8 @@ function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: 
         test: head(loadCifar(dir, cfg.dataset, 'test'), cfg.testLimit),
       };
     case 'image-folder': {
-      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3, cfg.trainLimit);
-      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3, cfg.testLimit);
+      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3, cfg.trainLimit, cfg.resize);
+      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3, cfg.testLimit, cfg.resize);
       if (test.classNames?.join('\n') !== train.classNames?.join('\n'))
         throw new RetortError(
           `image folder ${dir}: test classes (${test.classNames?.join(', ')}) differ from train classes (${train.classNames?.join(', ')})`,
@@ -206,7 +207,7 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
       d: cfg.dataset,
       // Absolute, so that one relative folder seen from two working directories is two keys.
       dir: cfg.dataset === 'code' ? 'code' : resolve(dir),
-      ...(cfg.dataset === 'image-folder' ? { channels: cfg.channels ?? 3 } : {}),
+      ...(cfg.dataset === 'image-folder' ? { channels: cfg.channels ?? 3, resize: cfg.resize ?? null } : {}),
       ...(cfg.dataset === 'csv' ? { label: cfg.labelColumn ?? 'label' } : {}),
       n: train.count,
       // The bytes themselves: a file edited in place keeps its name and maybe its size and mtime.

@@ -95,15 +95,50 @@ function listSplit(root: string, split: 'train' | 'test'): { classes: string[]; 
 }
 
 /**
+ * Resizes RGBA bytes [h, w, 4] to [H, W, 4] bilinearly with half-pixel centers (what PIL and
+ * torchvision's bilinear resize do without antialiasing), rounding to the nearest byte.
+ */
+export function resizeRgba(rgba: Uint8Array, w: number, h: number, W: number, H: number): Uint8Array {
+  if (w === W && h === H) return rgba;
+  const out = new Uint8Array(W * H * 4);
+  const sx = w / W;
+  const sy = h / H;
+  for (let y = 0; y < H; y++) {
+    const fy = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), h - 1);
+    const y0 = Math.floor(fy);
+    const y1 = Math.min(y0 + 1, h - 1);
+    const ty = fy - y0;
+    for (let x = 0; x < W; x++) {
+      const fx = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), w - 1);
+      const x0 = Math.floor(fx);
+      const x1 = Math.min(x0 + 1, w - 1);
+      const tx = fx - x0;
+      for (let c = 0; c < 4; c++) {
+        const a = rgba[(y0 * w + x0) * 4 + c]!;
+        const b = rgba[(y0 * w + x1) * 4 + c]!;
+        const d = rgba[(y1 * w + x0) * 4 + c]!;
+        const e = rgba[(y1 * w + x1) * 4 + c]!;
+        const top = a + (b - a) * tx;
+        const bottom = d + (e - d) * tx;
+        out[(y * W + x) * 4 + c] = Math.round(top + (bottom - top) * ty);
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Reads `<root>/<split>` as a labelled dataset, images [N, H, W, channels] uint8. Files are ordered
  * round-robin over the classes (first file of each class, then the second, ...), so the first
- * `limit` images (quick runs) cover every class; only those are decoded.
+ * `limit` images (quick runs) cover every class; only those are decoded. With `resize` [H, W]
+ * every image is resized to it (folders of mixed sizes); without, all must share one size.
  */
 export function loadImageFolder(
   root: string,
   split: 'train' | 'test',
   channels: 1 | 3,
   limit?: number,
+  resize?: readonly [number, number],
 ): ImageDataset {
   const { classes, files: all } = listSplit(root, split);
   const files = limit === undefined ? all : all.slice(0, limit);
@@ -113,7 +148,10 @@ export function loadImageFolder(
   let images = new Uint8Array(0);
   const labels = new Int32Array(files.length);
   for (const [i, f] of files.entries()) {
-    const img = decodeImage(f.path);
+    const decoded = decodeImage(f.path);
+    const img = resize
+      ? { height: resize[0], width: resize[1], rgba: resizeRgba(decoded.rgba, decoded.width, decoded.height, resize[1], resize[0]) }
+      : decoded;
     if (i === 0) {
       height = img.height;
       width = img.width;
@@ -121,7 +159,7 @@ export function loadImageFolder(
       images = new Uint8Array(files.length * height * width * channels);
     } else if (img.height !== height || img.width !== width) {
       throw new RetortError(
-        `image folder: ${f.path} is ${img.width}x${img.height}, but ${first} is ${width}x${height}; all images must have one size`,
+        `image folder: ${f.path} is ${img.width}x${img.height}, but ${first} is ${width}x${height}; all images must have one size (or set data.resize: [H, W])`,
       );
     }
     const base = i * height * width * channels;

@@ -286,12 +286,16 @@ describe('config: the data section', () => {
       /channels: applies to dataset 'image-folder' only, not 'csv'/,
     );
     assert.throws(
+      () => parseOrThrow(dataSchema, { resize: [32, 32] }, 'e.yaml'),
+      /resize: applies to dataset 'image-folder' only, not 'fashion-mnist'/,
+    );
+    assert.throws(
       () => parseOrThrow(dataSchema, { dataset: 'cifar10', dir: '/x', labelColumn: 'y' }, 'e.yaml'),
       /labelColumn: applies to dataset 'csv' only, not 'cifar10'/,
     );
     assert.throws(
       () => parseOrThrow(dataSchema, { dataset: 'image-folder', dir: '/x', channel: 1 }, 'e.yaml'),
-      /unknown key 'channel' at \(top level\) \(valid keys: dataset, dir, channels, labelColumn/,
+      /unknown key 'channel' at \(top level\) \(valid keys: dataset, dir, channels, resize, labelColumn/,
     );
     assert.equal(dataSchema.parse({ dataset: 'image-folder', dir: '/x', channels: 1 }).channels, 1);
   });

@@ -146,7 +146,29 @@ describe('image folder errors', () => {
     mkdirSync(join(r, 'train', 'a'), { recursive: true });
     writePng(join(r, 'train', 'a', '1.png'), 3, 2, () => [0, 0, 0, 255]);
     writePng(join(r, 'train', 'a', '2.png'), 4, 2, () => [0, 0, 0, 255]);
-    assert.throws(() => loadImageFolder(r, 'train', 3), /a\/2\.png is 4x2, but .*a\/1\.png is 3x2/);
+    assert.throws(
+      () => loadImageFolder(r, 'train', 3),
+      /a\/2\.png is 4x2, but .*a\/1\.png is 3x2.*set data\.resize/,
+    );
+  });
+
+  it('resize: folders of mixed sizes load at one size; bilinear with half-pixel centers', () => {
+    const r = fresh();
+    mkdirSync(join(r, 'train', 'a'), { recursive: true });
+    // 2x1 (black, white) and 4x2 (a left-to-right ramp): both to 4x2.
+    writePng(join(r, 'train', 'a', '1.png'), 2, 1, (x) => (x === 0 ? [0, 0, 0, 255] : [200, 200, 200, 255]));
+    writePng(join(r, 'train', 'a', '2.png'), 4, 2, (x) => [60 * x, 0, 0, 255]);
+    const d = loadImageFolder(r, 'train', 1, undefined, [2, 4]);
+    assert.deepEqual([d.count, d.height, d.width, d.channels], [2, 2, 4, 1]);
+    // Upsampling 2 -> 4 columns: source x = (x + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped
+    // to [0, 1]: weights 0, 0.25, 0.75, 1 of the white pixel.
+    assert.deepEqual(Array.from(d.images.subarray(0, 4)), [0, 50, 150, 200]);
+    assert.deepEqual(Array.from(d.images.subarray(4, 8)), [0, 50, 150, 200]);
+    // Same size: untouched (luma of pure red 60 * x).
+    assert.deepEqual(
+      Array.from(d.images.subarray(8, 12)),
+      [0, 1, 2, 3].map((x) => luma(60 * x, 0, 0)),
+    );
   });
 
   it('undecodable PNG or JPEG: names the file', () => {
