@@ -150,7 +150,11 @@ export function loadImageFolder(
   for (const [i, f] of files.entries()) {
     const decoded = decodeImage(f.path);
     const img = resize
-      ? { height: resize[0], width: resize[1], rgba: resizeRgba(decoded.rgba, decoded.width, decoded.height, resize[1], resize[0]) }
+      ? {
+          height: resize[0],
+          width: resize[1],
+          rgba: resizeRgba(decoded.rgba, decoded.width, decoded.height, resize[1], resize[0]),
+        }
       : decoded;
     if (i === 0) {
       height = img.height;

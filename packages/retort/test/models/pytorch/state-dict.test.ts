@@ -227,6 +227,9 @@ describe('the pickle reader runs nothing from the file', () => {
         'K\x00(\x8a\x05\x00\x00\x00\x80\x00t(K\x00t\x89tRu.',
     );
     writeFileSync(path, storedZip({ 'h/data.pkl': huge, 'h/data/0': new Uint8Array(4) }));
-    assert.throws(() => readTorchStateDict(path), /'w' \(\[2147483648\] at offset 0\) does not fit its storage of 1/);
+    assert.throws(
+      () => readTorchStateDict(path),
+      /'w' \(\[2147483648\] at offset 0\) does not fit its storage of 1/,
+    );
   });
 });
