@@ -3,7 +3,8 @@
 // its scalar function here, so a kernel's semantics (NaN rules, rounding) are stated in its own file.
 //
 // These kernels are memory bound; what matters is that the inner loops are contiguous and vectorize
-// (-O3 -march=native, no -ffast-math so NaN and infinity behave as in JS) and that small tensors do
+// (-O3 at each x86-64 level the Makefile builds, never -march=native; no -ffast-math, so NaN and
+// infinity behave as in JS) and that small tensors do
 // not pay the OpenMP wake-up (kParallelMin).
 #pragma once
 #include <omp.h>
