@@ -23,6 +23,7 @@ import {
   type PipelineConfig,
   pipelineSchema,
   readConfigFile,
+  rowArgmax,
   runPipeline,
   type StageReport,
   writeFileAtomic,
@@ -273,10 +274,3 @@ const lines = [
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileAtomic(join(root, 'bench/results/compress-fashion-mnist.md'), lines.join('\n'));
 console.log(lines.join('\n'));
-
-/** Index of the largest of row `i` of a row-major [*, k] array (the first on ties). */
-function rowArgmax(v: ArrayLike<number>, i: number, k: number): number {
-  let best = 0;
-  for (let j = 1; j < k; j++) if (v[i * k + j]! > v[i * k + best]!) best = j;
-  return best;
-}

@@ -85,7 +85,6 @@ export { checkOnnx, type OnnxCheck } from './measure/onnx-check.js';
 export { withZeroInit } from './models/common.js';
 export { type BuildOptions, buildModel, modelTaps, type ZooEntry, zoo } from './models/index.js';
 export { loadStateDict, readTorchStateDict, type TorchTensor } from './models/pytorch/state-dict.js';
-export { type LayerRow, modelSummary } from './models/summary.js';
 export { type PipelineConfig, pipelineSchema, runPipeline, type StageReport } from './run/compress.js';
 // ---- runs (what the CLI calls)
 export { loadTeacher, type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
@@ -103,6 +102,7 @@ export { Adam, type AdamConfig, SGD, type SgdConfig } from './train/optimizers.j
 export { lrAt, type Schedule } from './train/schedule.js';
 // ---- training
 export { type EpochRecord, evaluate, type FitOptions, fit, type TrainTask } from './train/trainer.js';
+export { rowArgmax } from './util/argmax.js';
 export { writeFileAtomic } from './util/atomic.js';
 export { RetortError } from './util/errors.js';
 export { seedEverything } from './util/rng.js';

@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { BatchLoader } from '../data/loader.js';
-import { weightsDigest } from '../teachers/digest.js';
 import { asTeacher } from '../teachers/layers.js';
 import type { Teacher, TeacherView } from '../teachers/types.js';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
@@ -33,9 +32,6 @@ export function cacheRefusal(data: { cropPadding: number; hflip: boolean }): str
     .join(' and ');
   return aug ? `teacher outputs not cached: ${aug} change the inputs every epoch` : null;
 }
-
-/** SHA-256 over every weight's shape and bytes, in order (a tfjs teacher's cache identity). */
-export const weightsHash: (model: tfl.LayersModel) => string = weightsDigest;
 
 /** Teacher taps to cache along with the logits: the tapped view and its layer names, in order. */
 export interface CachedTaps {

@@ -16,7 +16,7 @@ import onnxProto from 'onnx-proto';
 import { RetortError } from '../util/errors.js';
 import { loadOrt, type Ort } from '../util/ort.js';
 import { readFileBounded } from '../util/read.js';
-import { type DataInput, inputAdapter, type TeacherInput } from './preprocess.js';
+import { type DataInput, fixedInput, inputAdapter, type TeacherInput } from './preprocess.js';
 import type { Teacher, TeacherView } from './types.js';
 
 const { onnx } = onnxProto;
@@ -74,25 +74,9 @@ export async function onnxTeacher(
     );
   const [b, d1, d2, d3] = dims;
   const [fh, fw, fc] = cfg.layout === 'nchw' ? [d2, d3, d1] : [d1, d2, d3];
-  // Sizes the file fixes must agree with the config; the config fills what the file leaves open.
-  const check = (name: string, fromFile: number | null | undefined, given: number | undefined) => {
-    if (fromFile != null && given !== undefined && fromFile !== given)
-      throw new RetortError(
-        `${where}: ${name} is ${given} in the config and ${fromFile} in ${cfg.path} (layout ${cfg.layout})`,
-      );
-    return given ?? fromFile ?? undefined;
-  };
-  const th = check('input height', fh, cfg.inputSize?.[0]);
-  const tw = check('input width', fw, cfg.inputSize?.[1]);
-  const tc = check('input channels', fc, cfg.channels);
   const adapter = inputAdapter(
     data,
-    {
-      inputSize: th !== undefined && tw !== undefined ? [th, tw] : undefined,
-      channels: tc,
-      mean: cfg.mean,
-      std: cfg.std,
-    },
+    fixedInput([fh ?? null, fw ?? null, fc ?? null], cfg, `${cfg.path} (layout ${cfg.layout})`, where),
     where,
   );
   const fixedBatch = b ?? null;
@@ -129,8 +113,11 @@ export async function onnxTeacher(
   }
   const [sh, sw, sc] = adapter.shape;
 
-  /** Runs the session on student batch `x`: logits and every wanted tensor, NHWC. */
-  async function runAll(x: tf.Tensor): Promise<tf.Tensor[]> {
+  /**
+   * Runs the session on student batch `x`: logits and the tensors `fetch` names (NHWC), in that
+   * order. Only what a view asks for is copied out and transposed, not every bound tap.
+   */
+  async function runAll(x: tf.Tensor, fetch: readonly string[]): Promise<tf.Tensor[]> {
     const n = x.shape[0]!;
     const chunk = fixedBatch ?? n;
     const parts: tf.Tensor[][] = [];
@@ -145,11 +132,11 @@ export async function onnxTeacher(
       const data = (await feed.data()) as Float32Array;
       const res = await session.run({ [input.name!]: new ort.Tensor('float32', data, feed.shape) }, [
         logitsName,
-        ...wanted,
+        ...fetch,
       ]);
       feed.dispose();
       parts.push(
-        [logitsName, ...wanted].map((name) => {
+        [logitsName, ...fetch].map((name) => {
           const t = res[name]!;
           const shape = t.dims.map(Number);
           return tf.tidy(() => {
@@ -171,7 +158,7 @@ export async function onnxTeacher(
   let numClasses: number;
   let shapeOf: Map<string, number[]>;
   try {
-    const probe = await runAll(zeros);
+    const probe = await runAll(zeros, wanted);
     const logitsShape = probe[0]!.shape;
     const shapes = probe.map((t) => t.shape.slice(1));
     tf.dispose(probe);
@@ -216,11 +203,8 @@ export async function onnxTeacher(
       return {
         shapes: names.map((n) => shapeOf.get(n)!),
         async run(x) {
-          const all = await runAll(x);
-          const features = names.map((n) => all[wanted.indexOf(n) + 1]!.clone());
-          const logits = all[0] as tf.Tensor2D;
-          tf.dispose(all.slice(1));
-          return { logits, features };
+          const [logits, ...features] = await runAll(x, names);
+          return { logits: logits as tf.Tensor2D, features };
         },
       };
     },

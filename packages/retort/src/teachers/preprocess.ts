@@ -24,6 +24,33 @@ export interface DataInput {
   std: readonly number[];
 }
 
+/**
+ * The teacher's input from what its file fixes ([H, W, C], null where left open) and the config:
+ * values both give must agree; the config fills what the file leaves open.
+ */
+export function fixedInput(
+  fixed: readonly [number | null, number | null, number | null],
+  cfg: TeacherInput,
+  file: string,
+  where: string,
+): TeacherInput {
+  const given = [cfg.inputSize?.[0], cfg.inputSize?.[1], cfg.channels];
+  const names = ['input height', 'input width', 'input channels'];
+  const out = fixed.map((f, i) => {
+    const g = given[i];
+    if (f !== null && g !== undefined && f !== g)
+      throw new RetortError(`${where}: ${names[i]} is ${g} in the config and ${f} in ${file}`);
+    return g ?? f ?? undefined;
+  });
+  const [h, w, c] = out;
+  return {
+    inputSize: h !== undefined && w !== undefined ? [h, w] : undefined,
+    channels: c,
+    mean: cfg.mean,
+    std: cfg.std,
+  };
+}
+
 /** The map (null when the teacher takes the student's batches as they are) and a key naming it. */
 export function inputAdapter(
   data: DataInput,

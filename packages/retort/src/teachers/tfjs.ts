@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
 import { layersTeacher } from './layers.js';
-import { type DataInput, inputAdapter, type TeacherInput } from './preprocess.js';
+import { type DataInput, fixedInput, inputAdapter, type TeacherInput } from './preprocess.js';
 import type { Teacher } from './types.js';
 
 const MAX_JSON = 64 * 2 ** 20;
@@ -97,25 +97,7 @@ export async function tfjsTeacher(
   const [h, w, c] = shape.slice(1) as (number | null)[];
   let adapter: ReturnType<typeof inputAdapter>;
   try {
-    // What the model fixes and what the config says must agree.
-    const given: [string, number | null, number | undefined][] = [
-      ['input height', h ?? null, cfg.inputSize?.[0]],
-      ['input width', w ?? null, cfg.inputSize?.[1]],
-      ['input channels', c ?? null, cfg.channels],
-    ];
-    for (const [name, fixed, want] of given)
-      if (fixed !== null && want !== undefined && fixed !== want)
-        throw new RetortError(`${where}: ${name} is ${want} in the config and ${fixed} in ${cfg.path}`);
-    adapter = inputAdapter(
-      data,
-      {
-        inputSize: cfg.inputSize ?? (h && w ? [h, w] : undefined),
-        channels: cfg.channels ?? c ?? undefined,
-        mean: cfg.mean,
-        std: cfg.std,
-      },
-      where,
-    );
+    adapter = inputAdapter(data, fixedInput([h ?? null, w ?? null, c ?? null], cfg, cfg.path, where), where);
   } catch (e) {
     model.dispose();
     throw e;

@@ -5,9 +5,9 @@
  */
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
+import { modelStats } from '../../measure/model-stats.js';
 import { withZeroInit } from '../../models/common.js';
 import { buildModel, modelTaps, ZOO_ALIASES, zoo } from '../../models/index.js';
-import { modelSummary } from '../../models/summary.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import { type Command, SUMMARIES } from '../command.js';
 
@@ -53,10 +53,10 @@ export const modelsCommand: Command = {
       const m = build(name);
       console.log(`${name}: ${entry.description}`);
       console.log(`\n| layer | type | output | params (${at}) |\n| --- | --- | --- | ---: |`);
-      for (const r of modelSummary(m))
-        console.log(`| ${r.name} | ${r.type} | ${r.outputShape.join('x')} | ${fmt(r.params)} |`);
-      const trainable = trainableCount(m);
-      console.log(`\ntotal ${fmt(m.countParams())} weights, ${fmt(trainable)} trainable`);
+      const stats = modelStats(m);
+      for (const r of stats.layers)
+        console.log(`| ${r.name} | ${r.className} | ${r.outputShape.join('x')} | ${fmt(r.params)} |`);
+      console.log(`\ntotal ${fmt(stats.params)} weights, ${fmt(stats.trainableParams)} trainable`);
       const taps = modelTaps(name, opts);
       console.log('\ntaps (feature layers, RepDistiller order; preact = before the last ReLU):');
       for (const [i, t] of taps.stages.entries())
