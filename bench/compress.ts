@@ -204,7 +204,7 @@ async function ortAgreement(a: Uint8Array, b: Uint8Array): Promise<number> {
   const k = studentData.numClasses;
   let agree = 0;
   let n = 0;
-  for (const bt of studentData.test.epoch()) {
+  for await (const bt of studentData.test.epoch()) {
     const feed = { input: new ort.Tensor('float32', bt.x, [bt.n, ...shape]) };
     const ya = (await sa.run(feed))['output']!.data as Float32Array;
     const yb = (await sb.run(feed))['output']!.data as Float32Array;

@@ -26,6 +26,7 @@ import {
   type Int8Target,
   int8Saturation,
   loadRun,
+  takeBatches,
   writeFileAtomic,
 } from 'retort-kd';
 import { describeCpu } from 'retort-kd-native';
@@ -62,9 +63,9 @@ interface Row {
 }
 
 /** fp32 top-2 logit margin of every test image. */
-function margins(model: tfl.LayersModel, data: ExperimentData): Float32Array {
+async function margins(model: tfl.LayersModel, data: ExperimentData): Promise<Float32Array> {
   const out: number[] = [];
-  for (const b of data.test.epoch()) {
+  for await (const b of data.test.epoch()) {
     const y = tf.tidy(() => model.predict(tf.tensor4d(b.x, [b.n, ...data.shape])) as tf.Tensor);
     const v = y.dataSync();
     y.dispose();
@@ -85,13 +86,8 @@ function margins(model: tfl.LayersModel, data: ExperimentData): Float32Array {
   return Float32Array.from(out);
 }
 
-function calibration(data: ExperimentData): tf.Tensor[] {
-  const batches: tf.Tensor[] = [];
-  for (const b of data.trainPlain.epoch()) {
-    if (batches.length >= 8) break;
-    batches.push(tf.tensor4d(b.x, [b.n, ...data.shape]));
-  }
-  return batches;
+async function calibration(data: ExperimentData): Promise<tf.Tensor[]> {
+  return (await takeBatches(data.trainPlain, 8)).map((b) => tf.tensor4d(b.x, [b.n, ...data.shape]));
 }
 
 async function measure(
@@ -100,7 +96,7 @@ async function measure(
   label: string,
   kind: string,
 ): Promise<Row[]> {
-  const calib = calibration(data);
+  const calib = await calibration(data);
   const quant = calibrateRanges(model, calib);
   tf.dispose(calib);
   const exports: { mode: string; target: Int8Target; bytes: Uint8Array }[] = [];
@@ -117,13 +113,13 @@ async function measure(
   const per = data.shape.reduce((a, c) => a * c, 1);
   const sat = new Float32Array(satImages * per);
   let filled = 0;
-  for (const b of data.test.epoch()) {
+  for await (const b of data.test.epoch()) {
     const take = Math.min(b.n, satImages - filled);
     sat.set(b.x.subarray(0, take * per), filled * per);
     filled += take;
     if (filled >= satImages) break;
   }
-  const margin = margins(model, data);
+  const margin = await margins(model, data);
   const rows: Row[] = [];
   for (const [i, e] of exports.entries()) {
     const layers = await int8Saturation(e.bytes, sat, [satImages, ...data.shape]);

@@ -54,11 +54,25 @@ export { runFolder } from './config/paths.js';
 export { buildData, type DataConfig, type DataSplits, type ExperimentData } from './data/build.js';
 export { loadCifar } from './data/cifar.js';
 export { loadCsv } from './data/csv.js';
-export { arrayDataset, type ImageDataset, validateDataset } from './data/dataset.js';
+export {
+  arrayDataset,
+  type ImageDataset,
+  itemPixels,
+  type LazyPixels,
+  type MemoryDataset,
+  validateDataset,
+} from './data/dataset.js';
 export { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './data/fashion-mnist.js';
 export { readIdx } from './data/idx.js';
-export { loadImageFolder } from './data/image-folder.js';
-export { type Batch, BatchLoader, type LoaderOptions } from './data/loader.js';
+export { type ImageFolderOptions, loadImageFolder } from './data/image-folder.js';
+export { type Batch, BatchLoader, type Loader, type LoaderOptions, takeBatches } from './data/loader.js';
+export {
+  type BatchStreamSpec,
+  batchStream,
+  type StreamBatch,
+  type StreamDataset,
+  StreamLoader,
+} from './data/stream.js';
 export type {
   AnyLossDescriptor,
   LossContext,

@@ -27,6 +27,11 @@ export const dataSchema = z
     channels: z.union([z.literal(1), z.literal(3)]).optional(),
     /** image-folder: resize every image to [H, W] (bilinear), for folders of mixed sizes. */
     resize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+    /**
+     * image-folder: decode images when a batch needs them instead of all up front (folders larger
+     * than memory; every epoch decodes again, so small folders train faster without it).
+     */
+    stream: z.boolean().optional(),
     /** csv: the name of the label column (default 'label'). */
     labelColumn: z.string().min(1).optional(),
     batchSize: z.number().int().positive().default(128),
@@ -58,6 +63,12 @@ export const dataSchema = z
         code: 'custom',
         path: ['resize'],
         message: `applies to dataset 'image-folder' only, not '${d.dataset}'`,
+      });
+    if (d.stream !== undefined && d.dataset !== 'image-folder')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stream'],
+        message: `applies to dataset 'image-folder' only, not '${d.dataset}' (a program streams its own batches with batchStream)`,
       });
     if (d.labelColumn !== undefined && d.dataset !== 'csv')
       ctx.addIssue({

@@ -6,10 +6,18 @@ import { RetortError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { loadCifar } from './cifar.js';
 import { loadCsv } from './csv.js';
-import { channelStats, checkClasses, type ImageDataset, trainValSplit, validateDataset } from './dataset.js';
+import {
+  channelStats,
+  checkClasses,
+  type ImageDataset,
+  isLazy,
+  trainValSplit,
+  validateDataset,
+} from './dataset.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './fashion-mnist.js';
 import { loadImageFolder } from './image-folder.js';
-import { BatchLoader } from './loader.js';
+import { BatchLoader, type Loader } from './loader.js';
+import { isStream, type StreamDataset, StreamLoader } from './stream.js';
 
 export interface DataConfig {
   dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'image-folder' | 'csv' | 'code';
@@ -17,6 +25,7 @@ export interface DataConfig {
   channels?: 1 | 3 | undefined;
   labelColumn?: string | undefined;
   resize?: readonly [number, number] | undefined;
+  stream?: boolean | undefined;
   batchSize: number;
   valFraction: number;
   cropPadding: number;
@@ -25,13 +34,14 @@ export interface DataConfig {
   testLimit?: number | undefined;
 }
 
-export interface ExperimentData {
-  train: BatchLoader;
+/** The loaders of an experiment: BatchLoaders (random access) unless a split is streamed. */
+export interface ExperimentData<L extends Loader = Loader> {
+  train: L;
   /** Held-out part of the training set, or the test split when valFraction is 0. */
-  val: BatchLoader;
-  test: BatchLoader;
+  val: L;
+  test: L;
   /** The same training images without augmentation or shuffling (teacher caches use it). */
-  trainPlain: BatchLoader;
+  trainPlain: L;
   shape: [number, number, number];
   numClasses: number;
   mean: number[];
@@ -40,6 +50,8 @@ export interface ExperimentData {
   key: string;
   /** Class names in label order, when the dataset has them. */
   classNames?: readonly string[] | undefined;
+  /** How an input value comes from the data, when not `(p / 255 - mean[c]) / std[c]` of a pixel p. */
+  inputFormula?: string | undefined;
 }
 
 const DEFAULT_DIRS: Partial<Record<DataConfig['dataset'], string>> = {
@@ -54,7 +66,7 @@ function head(d: ImageDataset, limit?: number): ImageDataset {
   return {
     ...d,
     count: limit,
-    images: d.images.subarray(0, limit * per),
+    images: isLazy(d.images) ? d.images : d.images.subarray(0, limit * per),
     labels: d.labels.subarray(0, limit),
   };
 }
@@ -75,8 +87,9 @@ function readSplits(cfg: DataConfig, dir: string): { train: ImageDataset; test: 
         test: head(loadCifar(dir, cfg.dataset, 'test'), cfg.testLimit),
       };
     case 'image-folder': {
-      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3, cfg.trainLimit, cfg.resize);
-      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3, cfg.testLimit, cfg.resize);
+      const common = { resize: cfg.resize, stream: cfg.stream };
+      const train = loadImageFolder(dir, 'train', cfg.channels ?? 3, { ...common, limit: cfg.trainLimit });
+      const test = loadImageFolder(dir, 'test', cfg.channels ?? 3, { ...common, limit: cfg.testLimit });
       if (test.classNames?.join('\n') !== train.classNames?.join('\n'))
         throw new RetortError(
           `image folder ${dir}: test classes (${test.classNames?.join(', ')}) differ from train classes (${train.classNames?.join(', ')})`,
@@ -122,16 +135,99 @@ function idxDataset(dir: string, split: 'train' | 't10k', name: string, limit?: 
   } as ImageDataset;
 }
 
-/** Train and test splits a program passes in (`dataset: code`); see arrayDataset. */
+/** Train and test splits a program passes in (`dataset: code`); see arrayDataset and batchStream. */
 export interface DataSplits {
-  train: ImageDataset;
-  test: ImageDataset;
+  train: ImageDataset | StreamDataset;
+  test: ImageDataset | StreamDataset;
+}
+
+/**
+ * Loaders for splits of which at least one is streamed by the program: batches arrive in the
+ * program's order and with its augmentation, so the options that need random access are refused.
+ */
+function streamData(cfg: DataConfig, given: DataSplits): ExperimentData {
+  const { train, test } = given;
+  const refuse = (key: string, why: string) => {
+    throw new RetortError(
+      `data.${key}: ${why} (the ${isStream(train) ? 'training' : 'test'} split is streamed)`,
+    );
+  };
+  if (isStream(train)) {
+    if (cfg.valFraction > 0)
+      refuse('valFraction', 'a validation split needs random access; pass one as the test split');
+    if (cfg.cropPadding > 0 || cfg.hflip)
+      refuse(cfg.hflip ? 'hflip' : 'cropPadding', 'augment inside your stream');
+  }
+  if (cfg.trainLimit !== undefined && isStream(train))
+    refuse('trainLimit', 'a stream ends where your program ends it');
+  if (cfg.testLimit !== undefined && isStream(test))
+    refuse('testLimit', 'a stream ends where your program ends it');
+  const dims = (d: ImageDataset | StreamDataset) =>
+    (isStream(d) ? d.shape : [d.height, d.width, d.channels]).join('x');
+  if (dims(train) !== dims(test))
+    throw new RetortError(
+      `${test.name}: items are ${dims(test)}, the training split's (${train.name}) are ${dims(train)}`,
+    );
+  if (train.numClasses !== test.numClasses)
+    throw new RetortError(
+      `${test.name}: ${test.numClasses} classes, the training split has ${train.numClasses}`,
+    );
+  let mean: number[];
+  let std: number[];
+  if (isStream(train)) {
+    mean = [...train.mean];
+    std = [...train.std];
+  } else {
+    validateDataset(train);
+    checkClasses(train);
+    const s = channelStats(train);
+    mean = s.mean;
+    std = s.std.map((v) => (v > 0 ? v : 1));
+  }
+  const loaders = (d: ImageDataset | StreamDataset, shuffle: boolean, batchSize: number, seed: number) => {
+    if (isStream(d)) {
+      if (d.mean.join() !== mean.join() || d.std.join() !== std.join())
+        throw new RetortError(
+          `${d.name}: mean/std [${d.mean}]/[${d.std}] differ from the training split's [${mean}]/[${std}]`,
+        );
+      return new StreamLoader(d);
+    }
+    validateDataset(d);
+    const limit = d === train ? cfg.trainLimit : cfg.testLimit;
+    return new BatchLoader(head(d, limit), { mean, std, batchSize, shuffle, keepLast: !shuffle, seed });
+  };
+  const testLoader = loaders(test, false, 500, 0);
+  const shape = (isStream(train) ? [...train.shape] : [train.height, train.width, train.channels]) as [
+    number,
+    number,
+    number,
+  ];
+  return {
+    train: loaders(train, true, cfg.batchSize, 0),
+    val: testLoader,
+    test: testLoader,
+    trainPlain: loaders(train, false, 500, 0),
+    shape,
+    numClasses: train.numClasses,
+    mean,
+    std,
+    classNames: train.classNames,
+    key: JSON.stringify({ d: 'stream', train: train.name, test: test.name }),
+    inputFormula:
+      'x[n, y, x, c] = (v / 255 - mean[c]) / std[c] for 8-bit values v, (v - mean[c]) / std[c] for float values, v as the training program streamed them',
+  };
 }
 
 /**
  * The loaders of `cfg`; with `dataset: code` the splits come from `given` (data made by the user's
  * program), with every other reader from files.
  */
+export function buildData(
+  cfg: DataConfig,
+  seed: number,
+  given?: { train: ImageDataset; test: ImageDataset },
+): ExperimentData<BatchLoader>;
+export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): ExperimentData;
 export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): ExperimentData {
   let dir: string | undefined;
   let train: ImageDataset;
@@ -141,6 +237,7 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
       throw new RetortError(
         "data.dataset is 'code': pass the splits from your program (train(config, { data: { train, test } }))",
       );
+    if (isStream(given.train) || isStream(given.test)) return streamData(cfg, given);
     dir = 'code';
     train = head(given.train, cfg.trainLimit);
     test = head(given.test, cfg.testLimit);
@@ -221,5 +318,8 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
 /** SHA-256 of a split's decoded pixels and labels (hex, 32 chars; ~50 ms for Fashion-MNIST's 47 MB). */
 export function contentDigest(d: ImageDataset): string {
   const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  return createHash('sha256').update(bytes(d.images)).update(bytes(d.labels)).digest('hex').slice(0, 32);
+  const labels = bytes(d.labels.subarray(0, d.count));
+  if (isLazy(d.images))
+    return createHash('sha256').update(d.images.digest()).update(labels).digest('hex').slice(0, 32);
+  return createHash('sha256').update(bytes(d.images)).update(labels).digest('hex').slice(0, 32);
 }

@@ -10,7 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
-import type { ImageDataset } from './dataset.js';
+import type { MemoryDataset } from './dataset.js';
 
 export type CifarVariant = 'cifar10' | 'cifar100';
 
@@ -86,7 +86,7 @@ export function parseCifarBatch(
 }
 
 /** Reads a split of CIFAR-10/100 from `dir` (the extracted binary folder). */
-export function loadCifar(dir: string, variant: CifarVariant, split: 'train' | 'test'): ImageDataset {
+export function loadCifar(dir: string, variant: CifarVariant, split: 'train' | 'test'): MemoryDataset {
   const parts = FILES[variant][split].map((f) => {
     const path = join(dir, f);
     if (!existsSync(path)) {

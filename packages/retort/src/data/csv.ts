@@ -8,7 +8,7 @@
 
 import { RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
-import type { ImageDataset } from './dataset.js';
+import type { MemoryDataset } from './dataset.js';
 
 /** Splits one CSV line into fields (RFC 4180 quoting, "" as an escaped quote). */
 export function splitCsvLine(line: string): string[] {
@@ -45,7 +45,7 @@ export interface CsvOptions {
 }
 
 /** A CSV split: rows as [N, 1, 1, F] float32 "images", with the feature column names. */
-export type CsvDataset = ImageDataset & { featureNames: string[] };
+export type CsvDataset = MemoryDataset & { featureNames: string[] };
 
 /** Reads a CSV file as a dataset of [1, 1, F] float32 rows. Blank lines are skipped. */
 /** Largest CSV file read (held as text, then as float32 features). */

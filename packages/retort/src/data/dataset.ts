@@ -1,10 +1,27 @@
 import { RetortError } from '../util/errors.js';
-/** In-memory image classification data, as the readers produce it. */
+
+/**
+ * Pixels read on demand, one item at a time: a split too large to hold decoded in memory (an image
+ * folder with `data.stream`) is decoded again for every batch that takes an item, as torchvision's
+ * ImageFolder does.
+ */
+export interface LazyPixels {
+  readonly kind: 'lazy';
+  /** Item `i` as uint8 [height, width, channels] (a fresh array the caller may keep). */
+  read(i: number): Uint8Array;
+  /** Identifies the stored items (e.g. a hash of the files' bytes) for cache keys. */
+  digest(): string;
+}
+
+/** Image classification data, as the readers produce it: random access by item index. */
 export interface ImageDataset {
   /** Name for messages and cache keys, e.g. 'fashion-mnist/train'. */
   name: string;
-  /** Pixels, [count, height, width, channels], uint8 (0..255) or already-scaled float32. */
-  images: Uint8Array | Float32Array;
+  /**
+   * Pixels, [count, height, width, channels], uint8 (0..255) or already-scaled float32 in memory,
+   * or read from disk item by item.
+   */
+  images: Uint8Array | Float32Array | LazyPixels;
   /** Class index per image. */
   labels: Uint8Array | Int32Array;
   count: number;
@@ -13,6 +30,11 @@ export interface ImageDataset {
   channels: number;
   numClasses: number;
   classNames?: readonly string[];
+}
+
+/** A split held decoded in memory (what every reader but a streamed image folder returns). */
+export interface MemoryDataset extends ImageDataset {
+  images: Uint8Array | Float32Array;
 }
 
 /**
@@ -26,12 +48,12 @@ export function arrayDataset(d: {
   numClasses?: number;
   classNames?: readonly string[];
   name?: string;
-}): ImageDataset {
+}): MemoryDataset {
   const labels = Int32Array.from(d.labels);
   let max = -1;
   for (const l of labels) if (l > max) max = l;
   const [height, width, channels] = d.shape;
-  const out: ImageDataset = {
+  const out: MemoryDataset = {
     name: d.name ?? 'arrays',
     images: d.images,
     labels,
@@ -54,7 +76,7 @@ export function arrayDataset(d: {
 export function validateDataset(d: ImageDataset): void {
   if (d.count === 0) throw new RetortError(`${d.name}: empty split (0 images)`);
   const per = d.height * d.width * d.channels;
-  if (d.images.length !== d.count * per) {
+  if (!isLazy(d.images) && d.images.length !== d.count * per) {
     throw new RetortError(
       `${d.name}: ${d.images.length} pixel values for ${d.count} images of ${d.height}x${d.width}x${d.channels}`,
     );
@@ -95,6 +117,17 @@ export function checkClasses(d: ImageDataset): void {
   }
 }
 
+export function isLazy(images: ImageDataset['images']): images is LazyPixels {
+  return !ArrayBuffer.isView(images);
+}
+
+/** Item `i`'s [H, W, C] values: a view into memory, or read from disk. */
+export function itemPixels(d: ImageDataset, i: number): Uint8Array | Float32Array {
+  if (isLazy(d.images)) return d.images.read(i);
+  const per = d.height * d.width * d.channels;
+  return d.images.subarray(i * per, (i + 1) * per);
+}
+
 /** Per-channel mean and standard deviation of pixel values scaled to [0, 1] (uint8 / 255). */
 export function channelStats(
   d: ImageDataset,
@@ -105,14 +138,14 @@ export function channelStats(
   const sum = new Float64Array(c);
   const sq = new Float64Array(c);
   const idx = indices ?? { length: d.count };
-  const scale = d.images instanceof Uint8Array ? 1 / 255 : 1;
+  const scale = d.images instanceof Float32Array ? 1 : 1 / 255;
   let n = 0;
   for (let k = 0; k < idx.length; k++) {
     const i = indices ? indices[k]! : k;
-    const base = i * per * c;
+    const px = itemPixels(d, i);
     for (let p = 0; p < per; p++) {
       for (let ch = 0; ch < c; ch++) {
-        const v = d.images[base + p * c + ch]! * scale;
+        const v = px[p * c + ch]! * scale;
         sum[ch] = sum[ch]! + v;
         sq[ch] = sq[ch]! + v * v;
       }

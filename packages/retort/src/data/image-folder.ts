@@ -6,13 +6,14 @@
  * loader): 3 keeps R, G, B and drops alpha; 1 is Pillow's integer ITU-R 601-2 luma.
  */
 
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { extname, join, relative } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { messageOf, RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
-import type { ImageDataset } from './dataset.js';
+import type { ImageDataset, LazyPixels, MemoryDataset } from './dataset.js';
 import { checkPng } from './png-check.js';
 
 const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
@@ -127,69 +128,118 @@ export function resizeRgba(rgba: Uint8Array, w: number, h: number, W: number, H:
   return out;
 }
 
+/** Writes RGBA [h*w, 4] into `out` at `base` as `channels` channels (PIL's convert()). */
+function fromRgba(rgba: Uint8Array, pixels: number, channels: 1 | 3, out: Uint8Array, base: number): void {
+  for (let p = 0; p < pixels; p++) {
+    const r = rgba[p * 4]!;
+    const g = rgba[p * 4 + 1]!;
+    const b = rgba[p * 4 + 2]!;
+    if (channels === 1) out[base + p] = luma(r, g, b);
+    else {
+      out[base + p * 3] = r;
+      out[base + p * 3 + 1] = g;
+      out[base + p * 3 + 2] = b;
+    }
+  }
+}
+
+/** Decodes one file, resized when asked; its size checked against the split's. */
+function decodeSized(
+  path: string,
+  resize: readonly [number, number] | undefined,
+  want: { height: number; width: number; first: string } | null,
+): { height: number; width: number; rgba: Uint8Array } {
+  const decoded = decodeImage(path);
+  const img = resize
+    ? {
+        height: resize[0],
+        width: resize[1],
+        rgba: resizeRgba(decoded.rgba, decoded.width, decoded.height, resize[1], resize[0]),
+      }
+    : decoded;
+  if (want && (img.height !== want.height || img.width !== want.width))
+    throw new RetortError(
+      `image folder: ${path} is ${img.width}x${img.height}, but ${want.first} is ${want.width}x${want.height}; all images must have one size (or set data.resize: [H, W])`,
+      { file: path },
+    );
+  return img;
+}
+
+export interface ImageFolderOptions {
+  /** Only the first `limit` files (round-robin over classes). */
+  limit?: number | undefined;
+  /** Resize every image to [H, W]. */
+  resize?: readonly [number, number] | undefined;
+  /**
+   * Decode each image when a batch takes it instead of all at once: memory stays at one batch,
+   * every epoch decodes the split again.
+   */
+  stream?: boolean | undefined;
+}
+
 /**
  * Reads `<root>/<split>` as a labelled dataset, images [N, H, W, channels] uint8. Files are ordered
  * round-robin over the classes (first file of each class, then the second, ...), so the first
  * `limit` images (quick runs) cover every class; only those are decoded. With `resize` [H, W]
- * every image is resized to it (folders of mixed sizes); without, all must share one size.
+ * every image is resized to it (folders of mixed sizes); without, all must share one size. With
+ * `stream` only the first image is decoded here (for the size) and the rest when they are used.
  */
 export function loadImageFolder(
   root: string,
   split: 'train' | 'test',
   channels: 1 | 3,
-  limit?: number,
-  resize?: readonly [number, number],
+  opts?: ImageFolderOptions & { stream?: false | undefined },
+): MemoryDataset;
+export function loadImageFolder(
+  root: string,
+  split: 'train' | 'test',
+  channels: 1 | 3,
+  opts: ImageFolderOptions,
+): ImageDataset;
+export function loadImageFolder(
+  root: string,
+  split: 'train' | 'test',
+  channels: 1 | 3,
+  opts: ImageFolderOptions = {},
 ): ImageDataset {
   const { classes, files: all } = listSplit(root, split);
-  const files = limit === undefined ? all : all.slice(0, limit);
-  let height = 0;
-  let width = 0;
-  let first = '';
-  let images = new Uint8Array(0);
-  const labels = new Int32Array(files.length);
-  for (const [i, f] of files.entries()) {
-    const decoded = decodeImage(f.path);
-    const img = resize
-      ? {
-          height: resize[0],
-          width: resize[1],
-          rgba: resizeRgba(decoded.rgba, decoded.width, decoded.height, resize[1], resize[0]),
-        }
-      : decoded;
-    if (i === 0) {
-      height = img.height;
-      width = img.width;
-      first = f.path;
-      images = new Uint8Array(files.length * height * width * channels);
-    } else if (img.height !== height || img.width !== width) {
-      throw new RetortError(
-        `image folder: ${f.path} is ${img.width}x${img.height}, but ${first} is ${width}x${height}; all images must have one size (or set data.resize: [H, W])`,
-      );
-    }
-    const base = i * height * width * channels;
-    const { rgba } = img;
-    for (let p = 0; p < height * width; p++) {
-      const r = rgba[p * 4]!;
-      const g = rgba[p * 4 + 1]!;
-      const b = rgba[p * 4 + 2]!;
-      if (channels === 1) images[base + p] = luma(r, g, b);
-      else {
-        images[base + p * 3] = r;
-        images[base + p * 3 + 1] = g;
-        images[base + p * 3 + 2] = b;
-      }
-    }
-    labels[i] = f.label;
-  }
-  return {
+  const files = opts.limit === undefined ? all : all.slice(0, opts.limit);
+  const labels = Int32Array.from(files, (f) => f.label);
+  const meta = {
     name: `${root}/${split}`,
-    images,
     labels,
     count: files.length,
-    height,
-    width,
     channels,
     numClasses: classes.length,
     classNames: classes,
   };
+  const first = decodeSized(files[0]!.path, opts.resize, null);
+  const want = { height: first.height, width: first.width, first: files[0]!.path };
+  const per = want.height * want.width * channels;
+  if (opts.stream) {
+    const images: LazyPixels = {
+      kind: 'lazy',
+      read(i) {
+        const f = files[i];
+        if (f === undefined) throw new RetortError(`image folder ${root}/${split}: no item ${i}`);
+        const out = new Uint8Array(per);
+        fromRgba(decodeSized(f.path, opts.resize, want).rgba, want.height * want.width, channels, out, 0);
+        return out;
+      },
+      // The files' bytes, not their names or times: an image edited in place is new data.
+      digest() {
+        const h = createHash('sha256').update(JSON.stringify({ channels, resize: opts.resize ?? null }));
+        for (const f of files)
+          h.update(relative(root, f.path)).update(readFileBounded(f.path, IMAGE_LIMITS.maxBytes, 'image'));
+        return h.digest('hex');
+      },
+    };
+    return { ...meta, images, height: want.height, width: want.width };
+  }
+  const images = new Uint8Array(files.length * per);
+  for (const [i, f] of files.entries()) {
+    const img = i === 0 ? first : decodeSized(f.path, opts.resize, want);
+    fromRgba(img.rgba, want.height * want.width, channels, images, i * per);
+  }
+  return { ...meta, images, height: want.height, width: want.width };
 }

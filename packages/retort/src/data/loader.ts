@@ -5,7 +5,7 @@
  */
 import { RetortError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import type { ImageDataset } from './dataset.js';
+import { type ImageDataset, itemPixels } from './dataset.js';
 
 export interface LoaderOptions {
   batchSize: number;
@@ -33,7 +33,25 @@ export interface Batch {
   n: number;
 }
 
-export class BatchLoader {
+/**
+ * What the training loop reads: the batches of one epoch, from memory, disk or a program's stream
+ * (data/stream.ts). Sizes are undefined for a stream until it has been read once.
+ */
+export interface Loader {
+  readonly name: string;
+  /** Items per batch (a stream: the largest seen). */
+  readonly batchSize: number;
+  /** Items per epoch. */
+  readonly size: number | undefined;
+  /** Batches per epoch. */
+  readonly length: number | undefined;
+  /** Random state of shuffling and augmentation (checkpointed), null when the loader has none. */
+  readonly rng: Rng | null;
+  epoch(): Iterable<Batch> | AsyncIterable<Batch>;
+}
+
+/** Random-access batches of an ImageDataset. */
+export class BatchLoader implements Loader {
   readonly rng: Rng;
   private readonly idx: Uint32Array;
   private readonly scale: number;
@@ -49,7 +67,11 @@ export class BatchLoader {
     }
     this.rng = new Rng(opts.seed);
     this.idx = opts.indices ?? Uint32Array.from({ length: data.count }, (_, i) => i);
-    this.scale = data.images instanceof Uint8Array ? 1 / 255 : 1;
+    this.scale = data.images instanceof Float32Array ? 1 : 1 / 255;
+  }
+
+  get name(): string {
+    return this.data.name;
   }
 
   get size(): number {
@@ -92,7 +114,7 @@ export class BatchLoader {
       const dy = pad > 0 ? this.rng.int(2 * pad + 1) - pad : 0;
       const dx = pad > 0 ? this.rng.int(2 * pad + 1) - pad : 0;
       const flip = this.opts.hflip === true && this.rng.next() < 0.5;
-      const src = i * H * W * C;
+      const px = itemPixels(this.data, i);
       const dst = k * H * W * C;
       for (let r = 0; r < H; r++) {
         const sr = r + dy;
@@ -102,15 +124,25 @@ export class BatchLoader {
           if (sr < 0 || sr >= H || sc < 0 || sc >= W) {
             for (let c = 0; c < C; c++) x[o + c] = fill[c]!;
           } else {
-            const s = src + (sr * W + sc) * C;
-            for (let c = 0; c < C; c++)
-              x[o + c] = (this.data.images[s + c]! * this.scale - this.opts.mean[c]!) * inv[c]!;
+            const s = (sr * W + sc) * C;
+            for (let c = 0; c < C; c++) x[o + c] = (px[s + c]! * this.scale - this.opts.mean[c]!) * inv[c]!;
           }
         }
       }
     }
     return { x, y, index: Uint32Array.from(index), n };
   }
+}
+
+/** The first `max` batches of one epoch (all of them by default), from any loader. */
+export async function takeBatches(loader: Loader, max = Number.POSITIVE_INFINITY): Promise<Batch[]> {
+  const out: Batch[] = [];
+  if (max <= 0) return out;
+  for await (const b of loader.epoch()) {
+    out.push(b);
+    if (out.length >= max) break;
+  }
+  return out;
 }
 
 function permute(idx: Uint32Array, rng: Rng): Uint32Array {

@@ -33,6 +33,8 @@ export interface SidecarData {
   std: readonly number[];
   numClasses: number;
   classNames?: readonly string[] | undefined;
+  /** How an input value comes from the data, when not from 8-bit pixels (streamed splits). */
+  inputFormula?: string | undefined;
 }
 
 /** The sidecar of an export of a model trained on `data`. */
@@ -50,7 +52,7 @@ export function sidecarFor(
       layout: 'nhwc',
       shape: [h, w, c],
       dtype: 'float32',
-      formula: 'x[n, y, x, c] = (p / 255 - mean[c]) / std[c]',
+      formula: data.inputFormula ?? 'x[n, y, x, c] = (p / 255 - mean[c]) / std[c]',
       mean: [...data.mean],
       std: [...data.std],
     },

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { BatchLoader } from '../data/loader.js';
+import type { Loader } from '../data/loader.js';
 import { rowArgmax } from '../util/argmax.js';
 import { loadOrt } from '../util/ort.js';
 
@@ -24,14 +24,14 @@ export interface OnnxCheck {
 export async function checkOnnx(
   onnx: readonly Uint8Array[],
   model: tfl.LayersModel,
-  data: { test: BatchLoader; shape: readonly number[]; numClasses: number },
+  data: { test: Loader; shape: readonly number[]; numClasses: number },
 ): Promise<OnnxCheck[]> {
   const ort = await loadOrt('checking ONNX exports');
   const sessions = await Promise.all(onnx.map((b) => ort.InferenceSession.create(b)));
   const k = data.numClasses;
   const acc = onnx.map(() => ({ correct: 0, agree: 0, maxAbsDiff: 0 }));
   let n = 0;
-  for (const b of data.test.epoch()) {
+  for await (const b of data.test.epoch()) {
     const ref = tf.tidy(() => model.predict(tf.tensor(b.x, [b.n, ...data.shape])) as tf.Tensor);
     const want = ref.dataSync() as Float32Array;
     ref.dispose();

@@ -22,6 +22,7 @@ import { type ActQatTask, withActQat } from '../compress/quantize/act-qat.js';
 import { withWeightQat } from '../compress/quantize/qat.js';
 import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
+import { takeBatches } from '../data/loader.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
 import { sidecarFor, writeSidecar } from '../export/sidecar.js';
@@ -172,17 +173,17 @@ export interface StageReport {
   };
 }
 
-function report(
+async function report(
   stage: string,
   model: tfl.LayersModel,
   data: ExperimentData,
   dir: string,
   clusters: number | null = null,
-): StageReport {
+): Promise<StageReport> {
   const s = modelStats(model, clusters);
   const r: StageReport = {
     stage,
-    testTop1: evaluate(model, data.test).top1,
+    testTop1: (await evaluate(model, data.test)).top1,
     params: s.params,
     zeroWeights: s.layers.reduce((a, l) => a + l.zeros, 0),
     macs: s.macs,
@@ -216,7 +217,7 @@ async function finetune(
     student: model,
     teacher,
     terms,
-    data: { numExamples: data.train.data.count, numClasses: data.numClasses, seed: 0 },
+    data: { numExamples: data.train.size ?? 0, numClasses: data.numClasses, seed: 0 },
   });
   const optimizer = makeOptimizer(f.optimizer);
   await fit(wrap(base), {
@@ -243,7 +244,7 @@ export async function runPipeline(
   let model = loaded.model;
   mkdirSync(join(runDir, 'export'), { recursive: true });
   teacher.trainable = false;
-  const reports: StageReport[] = [report('baseline', model, data, runDir)];
+  const reports: StageReport[] = [await report('baseline', model, data, runDir)];
   log(`baseline: ${reports[0]!.testTop1.toFixed(2)}%`);
   let masks: MaskSet | null = null;
   if (cfg.prune?.kind === 'unstructured') {
@@ -275,7 +276,7 @@ export async function runPipeline(
       p.schedule === 'agp' ? (epoch) => m.update(sparsityAt(agp, epoch), p.scope) : undefined,
     );
     m.update(p.sparsity, p.scope);
-    reports.push(report('prune', model, data, runDir));
+    reports.push(await report('prune', model, data, runDir));
   } else if (cfg.prune?.kind === 'structured') {
     const r = pruneChannels(model, {
       fraction: cfg.prune.fraction,
@@ -284,7 +285,7 @@ export async function runPipeline(
     });
     model = r.model;
     await finetune(cfg, model, teacher, data, join(runDir, 'prune'), (t) => t, log);
-    reports.push(report('prune', model, data, runDir));
+    reports.push(await report('prune', model, data, runDir));
   }
   if (cfg.lowrank) {
     const l = cfg.lowrank;
@@ -298,7 +299,7 @@ export async function runPipeline(
       `lowrank: ${r.layers.length} layers factorized (${r.layers.map((x) => `${x.layer} r${x.rank}/${x.maxRank}`).join(', ')}); ${r.skipped.length} kept whole`,
     );
     await finetune(cfg, model, teacher, data, join(runDir, 'lowrank'), (t) => t, log);
-    reports.push(report('lowrank', model, data, runDir));
+    reports.push(await report('lowrank', model, data, runDir));
   }
   let clusters: number | null = null;
   if (cfg.cluster) {
@@ -320,7 +321,7 @@ export async function runPipeline(
       log,
     );
     (task as ReturnType<typeof withClusterFinetune> | null)?.dispose();
-    reports.push(report('cluster', model, data, runDir, clusters));
+    reports.push(await report('cluster', model, data, runDir, clusters));
   }
   let quant: ReturnType<typeof calibrateRanges> | undefined;
   const int8Target = cfg.quantize?.target ?? 'portable';
@@ -367,11 +368,9 @@ export async function runPipeline(
       masks?.apply();
     }
     if (quant === undefined) {
-      const batches: tf.Tensor[] = [];
-      for (const b of data.trainPlain.epoch()) {
-        if (batches.length >= cfg.quantize.calibBatches) break;
-        batches.push(tf.tensor4d(b.x, [b.n, ...data.shape]));
-      }
+      const batches = (await takeBatches(data.trainPlain, cfg.quantize.calibBatches)).map((b) =>
+        tf.tensor4d(b.x, [b.n, ...data.shape]),
+      );
       quant = calibrateRanges(model, batches);
       tf.dispose(batches);
     }
@@ -387,7 +386,7 @@ export async function runPipeline(
     const bytes = exportOnnx(
       model,
       format === 'onnx-int8'
-        ? { quant: quant ?? calibrateRanges(model, [firstBatch(data)]), weights, target: int8Target }
+        ? { quant: quant ?? calibrateRanges(model, [await firstBatch(data)]), weights, target: int8Target }
         : format === 'onnx-int8-dynamic'
           ? { dynamic: true, weights, target: int8Target }
           : {},
@@ -397,7 +396,7 @@ export async function runPipeline(
       join(runDir, 'export', `model${SUFFIX[format]}.onnx.json`),
       sidecarFor(format, `model${SUFFIX[format]}.onnx`, data),
     );
-    onnxOut.push({ format, bytes, report: report(`export-${format}`, model, data, runDir, clusters) });
+    onnxOut.push({ format, bytes, report: await report(`export-${format}`, model, data, runDir, clusters) });
   }
   if (onnxOut.length > 0) {
     // All ONNX exports timed interleaved in one measurement, so an int8 / fp32 ratio compares
@@ -461,7 +460,8 @@ const SUFFIX: Record<OnnxFormat, string> = {
   'onnx-int8-dynamic': '.int8-dynamic',
 };
 
-function firstBatch(data: ExperimentData): tf.Tensor {
-  const b = data.trainPlain.epoch().next().value!;
+async function firstBatch(data: ExperimentData): Promise<tf.Tensor> {
+  const [b] = await takeBatches(data.trainPlain, 1);
+  if (!b) throw new Error('compress: the training split has no batches');
   return tf.tensor4d(b.x, [b.n, ...data.shape]);
 }

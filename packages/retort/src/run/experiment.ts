@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Experiment } from '../config/experiment.js';
 import { buildData, type DataSplits } from '../data/build.js';
+import { BatchLoader } from '../data/loader.js';
 import type { DataInfo, Parts } from '../distill/losses/types.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
@@ -73,6 +74,8 @@ export async function runExperiment(
     ...s,
     terms: parseTerms(s.losses, where),
   }));
+  // Data is read and checked before the run folder exists: a refused split leaves nothing behind.
+  const data = buildData(exp.data, exp.seed, opts.data);
   const runDir = prepareRunDir(runsRoot, exp.name, exp, {
     force: opts.force ?? false,
     resume: opts.resume ?? false,
@@ -81,7 +84,6 @@ export async function runExperiment(
   let teacher: Teacher | undefined;
   try {
     seedEverything(exp.seed);
-    const data = buildData(exp.data, exp.seed, opts.data);
     const student = await buildConfiguredModel(exp.model, {
       inputShape: data.shape,
       numClasses: data.numClasses,
@@ -92,7 +94,7 @@ export async function runExperiment(
     teacher = await loadTeacher(exp, data, runsRoot, teacherTaps);
     let teacherInfo: RunResults['teacher'];
     if (teacher) {
-      const top1 = await teacherTop1(teacher, data.test);
+      const top1 = await teacherTop1(teacher, data.test, data.shape);
       const model = exp.teacher?.model?.name ?? teacher.description;
       teacherInfo = { model, params: teacher.params ?? 0, testTop1: top1 };
       log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${top1.toFixed(2)}%`);
@@ -101,7 +103,7 @@ export async function runExperiment(
     const records: EpochRecord[] = [];
     const t0 = performance.now();
     const dataInfo: DataInfo = {
-      numExamples: data.train.data.count,
+      numExamples: data.train.size ?? 0,
       numClasses: data.numClasses,
       seed: exp.seed,
     };
@@ -113,12 +115,16 @@ export async function runExperiment(
       const task0 = buildOfflineTask(common);
       Object.assign(parts, task0.partsByTerm);
       if (teacher && task0.usesTeacher && exp.cacheTeacher) {
-        const refusal = cacheRefusal(exp.data);
-        if (refusal) log(refusal);
+        const plain = data.trainPlain;
+        const refusal =
+          plain instanceof BatchLoader
+            ? cacheRefusal(exp.data)
+            : 'teacher outputs not cached: the training split is streamed (no item numbers to key them by); the teacher runs on every batch';
+        if (refusal || !(plain instanceof BatchLoader)) log(refusal ?? '');
         else {
           cache = await TeacherCache.build(
             teacher,
-            data.trainPlain,
+            plain,
             data.key,
             opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
             task0.teacherTaps,
@@ -168,7 +174,7 @@ export async function runExperiment(
       });
     }
     const trainSeconds = (performance.now() - t0) / 1000;
-    const test = evaluate(student, data.test);
+    const test = await evaluate(student, data.test);
     saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
     const out: RunResults = {
       name: exp.name,

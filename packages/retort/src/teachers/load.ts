@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TeacherConfig } from '../config/experiment.js';
 import { runFolder } from '../config/paths.js';
-import type { BatchLoader } from '../data/loader.js';
+import type { Loader } from '../data/loader.js';
 import { buildConfiguredModel, modelLabel } from '../models/configured.js';
 import { loadStateDict } from '../models/pytorch/state-dict.js';
 import { loadModelWeights } from '../train/checkpoint.js';
@@ -114,12 +114,15 @@ function checkClasses(teacher: Teacher, data: TeacherData): Teacher {
 }
 
 /** Top-1 accuracy (%) of a teacher on `loader`'s images, in inference mode. */
-export async function teacherTop1(teacher: Teacher, loader: BatchLoader): Promise<number> {
+export async function teacherTop1(
+  teacher: Teacher,
+  loader: Loader,
+  shape: readonly [number, number, number],
+): Promise<number> {
   const view = teacher.tap([]);
-  const shape = [loader.data.height, loader.data.width, loader.data.channels];
   let correct = 0;
   let n = 0;
-  for (const b of loader.epoch()) {
+  for await (const b of loader.epoch()) {
     const x = tf.tensor(b.x, [b.n, ...shape]);
     let pred: Int32Array;
     try {

@@ -19,7 +19,8 @@ export class Progress {
     epoch: number,
     epochs: number,
     step: number,
-    steps: number,
+    /** Steps per epoch; undefined while a stream's first epoch is being read. */
+    steps: number | undefined,
     done: number,
     loss: number,
     imgPerSec: number,
@@ -31,7 +32,7 @@ export class Progress {
     const left = this.totalSteps - done;
     const secPerStep = done > 0 ? (now - this.start) / 1000 / done : 0;
     const line =
-      `epoch ${epoch}/${epochs} step ${step}/${steps} loss ${loss.toFixed(4)} ` +
+      `epoch ${epoch}/${epochs} step ${step}/${steps ?? '?'} loss ${loss.toFixed(4)} ` +
       `${imgPerSec.toFixed(0)} img/s ETA ${formatSeconds(left * secPerStep)}`;
     this.out.write(`\r${line.padEnd(90)}`);
   }

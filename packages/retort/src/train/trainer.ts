@@ -8,7 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { BatchLoader } from '../data/loader.js';
+import type { Loader } from '../data/loader.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { RetortError } from '../util/errors.js';
 import { globalRng } from '../util/rng.js';
@@ -57,9 +57,9 @@ export interface FitOptions {
   epochs: number;
   optimizer: LrOptimizer;
   schedule: Schedule;
-  train: BatchLoader;
+  train: Loader;
   /** Evaluated after each epoch (no augmentation). */
-  val?: BatchLoader;
+  val?: Loader;
   /** Folder for checkpoints/ and metrics.jsonl; nothing is written when absent. */
   runDir?: string;
   /** Continue from runDir/checkpoints/last.ckpt. */
@@ -95,16 +95,16 @@ function allWeights(task: TrainTask): { name: string; tensor: tf.Tensor }[] {
 }
 
 /** Evaluates `model` on `loader`: mean cross-entropy, top-1 and top-5 accuracy (percent). */
-export function evaluate(
+export async function evaluate(
   model: tfl.LayersModel,
-  loader: BatchLoader,
-): { loss: number; top1: number; top5: number } {
+  loader: Loader,
+): Promise<{ loss: number; top1: number; top5: number }> {
   const K = model.outputs[0]!.shape[model.outputs[0]!.shape.length - 1] as number;
   let loss = 0;
   let h1 = 0;
   let h5 = 0;
   let n = 0;
-  for (const b of loader.epoch()) {
+  for await (const b of loader.epoch()) {
     const logits = tf.tidy(
       () =>
         model.predict(
@@ -145,13 +145,14 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       );
     log(`resumed from ${path} at epoch ${startEpoch}`);
   }
-  const steps = opts.train.length;
+  // A stream's length is known after its first pass; until then the schedule moves per epoch.
+  let steps = opts.train.length;
   if (steps === 0 && startEpoch < opts.epochs)
     throw new RetortError(
       `the training split has ${opts.train.size} items, fewer than one batch of ${opts.train.batchSize} (the last partial batch is dropped): 0 optimizer steps per epoch; lower data.batchSize or use more data`,
     );
   const inShape = task.model.inputs[0]!.shape.slice(1) as [number, number, number];
-  const progress = new Progress((opts.epochs - startEpoch) * steps);
+  const progress = new Progress(steps === undefined ? Number.NaN : (opts.epochs - startEpoch) * steps);
   let done = 0;
   for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
     const t0 = performance.now();
@@ -160,8 +161,8 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
     let correct = 0;
     let seen = 0;
     let step = 0;
-    for (const b of opts.train.epoch()) {
-      opts.optimizer.lr = lrAt(opts.schedule, epoch + step / steps);
+    for await (const b of opts.train.epoch()) {
+      opts.optimizer.lr = lrAt(opts.schedule, epoch + (steps ? Math.min(step / steps, 1) : 0));
       const x = tf.tensor4d(b.x, [b.n, ...inShape]);
       const y = tf.tensor1d(b.y, 'int32');
       let termValues: Record<string, number> = {};
@@ -213,6 +214,7 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       progress.update(epoch + 1, opts.epochs, step, steps, done, lossMean.value, seen / sec);
     }
     progress.endLine();
+    steps ??= opts.train.length;
     const seconds = (performance.now() - t0) / 1000;
     const rec: EpochRecord = {
       epoch: epoch + 1,
@@ -224,7 +226,7 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       imgPerSec: seen / seconds,
     };
     if (opts.val) {
-      const v = evaluate(task.model, opts.val);
+      const v = await evaluate(task.model, opts.val);
       rec.valLoss = v.loss;
       rec.valTop1 = v.top1;
       rec.valTop5 = v.top5;
@@ -285,7 +287,7 @@ async function checkpoint(
       globalStep,
       meta: {
         globalRng: globalRng()?.getState() ?? null,
-        trainRng: opts.train.rng.getState(),
+        trainRng: opts.train.rng?.getState() ?? null,
         optimizer: opts.optimizer.getClassName(),
         records,
       },
@@ -366,6 +368,7 @@ async function restore(
   const meta = ck.header.meta;
   const g = meta['globalRng'] as number[] | null;
   if (g && globalRng()) globalRng()!.setState(g);
-  opts.train.rng.setState(meta['trainRng'] as number[]);
+  const r = meta['trainRng'] as number[] | null;
+  if (r && opts.train.rng) opts.train.rng.setState(r);
   return { startEpoch: ck.header.epoch, globalStep: ck.header.globalStep };
 }

@@ -295,7 +295,7 @@ describe('config: the data section', () => {
     );
     assert.throws(
       () => parseOrThrow(dataSchema, { dataset: 'image-folder', dir: '/x', channel: 1 }, 'e.yaml'),
-      /unknown key 'channel' at \(top level\) \(valid keys: dataset, dir, channels, resize, labelColumn/,
+      /unknown key 'channel' at \(top level\) \(valid keys: dataset, dir, channels, resize, stream, labelColumn/,
     );
     assert.equal(dataSchema.parse({ dataset: 'image-folder', dir: '/x', channels: 1 }).channels, 1);
   });

@@ -51,7 +51,7 @@ it('trains on arrays through train(), loads back with the same splits', async ()
   );
   assert.ok(res.testTop1 >= 95, `test top-1 ${res.testTop1}`);
   const back = await loadRun(res.runDir, 'test', data);
-  assert.equal(evaluate(back.model, back.data.test).top1, res.testTop1);
+  assert.equal((await evaluate(back.model, back.data.test)).top1, res.testTop1);
   assert.deepEqual(back.data.classNames, ['right', 'left']);
   await assert.rejects(
     loadRun(res.runDir, 'test'),

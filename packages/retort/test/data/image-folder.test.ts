@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import jpeg from 'jpeg-js';
 import { PNG, type PNGOptions } from 'pngjs';
+import { parseOrThrow } from '../../src/config/errors.js';
+import { dataSchema } from '../../src/config/experiment.js';
+import { buildData } from '../../src/data/build.js';
+import { isLazy, itemPixels } from '../../src/data/dataset.js';
 import { loadImageFolder, luma } from '../../src/data/image-folder.js';
 
 // Every temporary folder of this file lives under one scratch root, removed after the tests.
@@ -97,7 +101,7 @@ describe('image folders', () => {
   });
 
   it('a limit keeps the first images round-robin, so every class is present', () => {
-    const d = loadImageFolder(root, 'train', 3, 2);
+    const d = loadImageFolder(root, 'train', 3, { limit: 2 });
     assert.equal(d.count, 2);
     assert.deepEqual(Array.from(d.labels), [0, 1]);
     assert.equal(d.images.length, 2 * 2 * 3 * 3);
@@ -158,7 +162,7 @@ describe('image folder errors', () => {
     // 2x1 (black, white) and 4x2 (a left-to-right ramp): both to 4x2.
     writePng(join(r, 'train', 'a', '1.png'), 2, 1, (x) => (x === 0 ? [0, 0, 0, 255] : [200, 200, 200, 255]));
     writePng(join(r, 'train', 'a', '2.png'), 4, 2, (x) => [60 * x, 0, 0, 255]);
-    const d = loadImageFolder(r, 'train', 1, undefined, [2, 4]);
+    const d = loadImageFolder(r, 'train', 1, { resize: [2, 4] });
     assert.deepEqual([d.count, d.height, d.width, d.channels], [2, 2, 4, 1]);
     // Upsampling 2 -> 4 columns: source x = (x + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped
     // to [0, 1]: weights 0, 0.25, 0.75, 1 of the white pixel.
@@ -180,5 +184,51 @@ describe('image folder errors', () => {
     rmSync(join(r, 'train', 'a', '2.png'));
     writeFileSync(join(r, 'train', 'a', '3.jpg'), 'not a jpeg');
     assert.throws(() => loadImageFolder(r, 'train', 3), /a\/3\.jpg: cannot decode as JPEG/);
+  });
+
+  it('stream: items decoded when read, equal to the in-memory split; edits on disk are seen', () => {
+    for (const channels of [1, 3] as const) {
+      const mem = loadImageFolder(root, 'train', channels);
+      const lazy = loadImageFolder(root, 'train', channels, { stream: true });
+      assert.ok(isLazy(lazy.images), 'a streamed split holds no pixel array');
+      assert.deepEqual(
+        [lazy.count, lazy.height, lazy.width, lazy.channels, lazy.classNames],
+        [mem.count, mem.height, mem.width, mem.channels, mem.classNames],
+      );
+      assert.deepEqual(Array.from(lazy.labels), Array.from(mem.labels));
+      for (let i = 0; i < mem.count; i++) assert.deepEqual(itemPixels(lazy, i), itemPixels(mem, i));
+    }
+    // Read from disk each time: a file rewritten after loading is what the next batch gets, and one
+    // rewritten at another size is refused by name when it is read.
+    const r = fresh();
+    mkdirSync(join(r, 'train', 'a'), { recursive: true });
+    writePng(join(r, 'train', 'a', '1.png'), 2, 2, () => [10, 10, 10, 255]);
+    writePng(join(r, 'train', 'a', '2.png'), 2, 2, () => [20, 20, 20, 255]);
+    const d = loadImageFolder(r, 'train', 1, { stream: true });
+    const digest = () => (isLazy(d.images) ? d.images.digest() : '');
+    const before = digest();
+    assert.deepEqual(Array.from(itemPixels(d, 1)), [20, 20, 20, 20]);
+    writePng(join(r, 'train', 'a', '2.png'), 2, 2, () => [30, 30, 30, 255]);
+    assert.deepEqual(Array.from(itemPixels(d, 1)), [30, 30, 30, 30]);
+    assert.notEqual(digest(), before, 'the digest follows the bytes');
+    writePng(join(r, 'train', 'a', '2.png'), 3, 2, () => [30, 30, 30, 255]);
+    assert.throws(() => itemPixels(d, 1), /a\/2\.png is 3x2, but .*a\/1\.png is 2x2/);
+  });
+
+  it('stream: buildData gives the same batches and statistics as the in-memory folder', () => {
+    const cfg = (stream: boolean) =>
+      dataSchema.parse({ dataset: 'image-folder', dir: root, batchSize: 2, valFraction: 0.2, stream });
+    const a = buildData(cfg(false), 3);
+    const b = buildData(cfg(true), 3);
+    assert.deepEqual([a.mean, a.std, a.shape], [b.mean, b.std, b.shape]);
+    for (const k of ['train', 'val', 'test', 'trainPlain'] as const) {
+      const xa = [...a[k].epoch()];
+      const xb = [...b[k].epoch()];
+      assert.deepEqual(xa, xb, k);
+    }
+    assert.throws(
+      () => parseOrThrow(dataSchema, { dataset: 'csv', dir: '/x', stream: true }, 'e.yaml'),
+      /stream: applies to dataset 'image-folder' only, not 'csv'/,
+    );
   });
 });

@@ -57,7 +57,7 @@ describe('a student from your own module', () => {
     assert.ok(Number.isFinite(res.epochs[0]!.terms['fitnet']!), lines.join('\n'));
     const { model, data } = await loadRun(res.runDir);
     assert.equal(model.getLayer('block2').getWeights()[0]!.shape.join('x'), '3x3x8x16');
-    assert.equal(evaluate(model, data.test).top1, res.testTop1);
+    assert.equal((await evaluate(model, data.test)).top1, res.testTop1);
 
     // `retort export` writes a sidecar beside the ONNX file: input preprocessing and class names.
     const out = join(scratch, 'mine.onnx');

@@ -44,6 +44,6 @@ console.log(`student lightnn: ${student.params} params, test top-1 ${student.tes
 
 // A finished run folder loads back as a model with its data, as `retort eval` does.
 const { model, data: loaded } = await loadRun(student.runDir);
-const again = evaluate(model, loaded.test);
+const again = await evaluate(model, loaded.test);
 console.log(`reloaded student: test top-1 ${again.top1.toFixed(1)}%`);
 if (Math.abs(again.top1 - student.testTop1) > 1e-9) throw new Error('reloaded student disagrees');

@@ -67,7 +67,7 @@ describe('experiments with stages', () => {
     const d = buildData(exp.data, exp.seed);
     const saved = buildModel('lightnn', { inputShape: d.shape, numClasses: d.numClasses });
     loadModelWeights(join(r.runDir, 'model.ckpt'), saved);
-    assert.equal(results.testTop1, evaluate(saved, d.test).top1);
+    assert.equal(results.testTop1, (await evaluate(saved, d.test)).top1);
     assert.equal(results.testTop1, r.testTop1);
     assert.ok(lines.some((l) => l.startsWith('stage main:')));
   });

@@ -21,7 +21,7 @@ export const evalCommand: Command = {
     }
     const dir = pos[0]!;
     const { exp, data, model } = await loadRun(dir, 'eval');
-    const r = evaluate(model, data.test);
+    const r = await evaluate(model, data.test);
     console.log(
       JSON.stringify({ run: dir, model: modelLabel(exp.model), params: model.countParams(), ...r }),
     );

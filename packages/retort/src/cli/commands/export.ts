@@ -17,6 +17,7 @@ import { mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { cpuInfo, describeCpu } from 'retort-kd-native';
+import { takeBatches } from '../../data/loader.js';
 import {
   calibrateRanges,
   exportOnnx,
@@ -137,7 +138,8 @@ export const exportCommand: Command = {
       await exportTfjs(model, out);
       writeSidecar(join(out, 'retort.json'), sidecarFor(format, 'model.json', data));
       const back = await loadTfjs(out);
-      const batch = data.test.epoch().next().value!;
+      const [batch] = await takeBatches(data.test, 1);
+      if (!batch) throw new Error(`retort export: ${dir}: the test split has no batches`);
       const x = tf.tensor4d(batch.x, [batch.n, ...data.shape]);
       const same = tf.tidy(
         () =>
@@ -149,11 +151,9 @@ export const exportCommand: Command = {
     let quant: ReturnType<typeof calibrateRanges> | undefined;
     if (format === 'onnx-int8') {
       const n = Number(o['calib-batches']);
-      const batches: tf.Tensor[] = [];
-      for (const b of data.trainPlain.epoch()) {
-        if (batches.length >= n) break;
-        batches.push(tf.tensor4d(b.x, [b.n, ...data.shape]));
-      }
+      const batches = (await takeBatches(data.trainPlain, n)).map((b) =>
+        tf.tensor4d(b.x, [b.n, ...data.shape]),
+      );
       quant = calibrateRanges(model, batches);
       tf.dispose(batches);
     }

@@ -216,7 +216,9 @@ export const crd: LossDescriptor<CrdConfig, 'feat', CrdParts> = {
   needs: { taps: { student: ['feat'], teacher: ['feat'] }, indices: true },
   parts: (shapes, cfg, data) => {
     if (data.numExamples < 2)
-      throw new Error(`crd: needs the training set size for its memory bank, got ${data.numExamples}`);
+      throw new Error(
+        `crd: needs the training set size for its memory bank, got ${data.numExamples} (a streamed training split has no fixed size or item numbers: give CRD in-memory or file data)`,
+      );
     return makeParts(shapes, cfg, data.numExamples, data.seed);
   },
   loss: (ctx) => {

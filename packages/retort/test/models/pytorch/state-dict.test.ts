@@ -135,7 +135,7 @@ describe('a zoo teacher from a PyTorch state dict (config teacher.stateDict)', (
       .unwrap()
       .parse({ model: { name: 'resnet20' }, stateDict: PT, mean: meta.mean, std: meta.std });
     const teacher = await loadTeacherSource(cfg, data);
-    const top1 = await teacherTop1(teacher, data.test);
+    const top1 = await teacherTop1(teacher, data.test, data.shape);
     // The ONNX export of the same weights in onnxruntime, through the same data path.
     const onnx = await loadTeacherSource(
       experimentSchema.shape.teacher
@@ -143,7 +143,7 @@ describe('a zoo teacher from a PyTorch state dict (config teacher.stateDict)', (
         .parse({ onnx: ONNX, layout: 'nchw', mean: meta.mean, std: meta.std }),
       data,
     );
-    assert.equal(top1, await teacherTop1(onnx, data.test));
+    assert.equal(top1, await teacherTop1(onnx, data.test, data.shape));
     assert.ok(top1 > 85, `top-1 ${top1}`);
     teacher.dispose();
     onnx.dispose();
