@@ -128,7 +128,7 @@ export const teacherSchema = z
     stateDict: z.string().optional(),
     /** An ONNX file. */
     onnx: z.string().optional(),
-    /** A tfjs layers model: the path of its model.json. */
+    /** A tfjs model, layers or graph: the path of its model.json. */
     tfjs: z.string().optional(),
     /** ONNX: layout of the image input, 'nchw' (PyTorch) or 'nhwc'. */
     layout: z.enum(['nchw', 'nhwc']).optional(),
@@ -139,7 +139,10 @@ export const teacherSchema = z
     /** The teacher's own normalization: per-channel mean and std of [0, 1] pixels (one value = all). */
     mean: z.array(z.number()).min(1).optional(),
     std: z.array(z.number().positive()).min(1).optional(),
-    /** Short names for the teacher's tensors, usable in a loss's taps.teacher: {stage3: '/layer3/...'}. */
+    /**
+     * Short names for the teacher's tensors (ONNX tensor, tfjs graph node or layer names), usable in
+     * a loss's taps.teacher: {stage3: '/layer3/...'}.
+     */
     taps: z.record(z.string(), z.string().min(1)).optional(),
   })
   .superRefine((t, ctx) => {
@@ -169,12 +172,12 @@ export const teacherSchema = z
         path: ['layout'],
         message: "required for an onnx teacher: 'nchw' (PyTorch) or 'nhwc'",
       });
-    if (t.onnx === undefined && t.taps !== undefined)
+    if (t.onnx === undefined && t.tfjs === undefined && t.taps !== undefined)
       ctx.addIssue({
         code: 'custom',
         path: ['taps'],
         message:
-          'aliases for tensor names apply to onnx teachers only (tfjs and zoo teachers are tapped by layer name)',
+          'aliases for tensor names apply to onnx and tfjs teachers only (zoo teachers are tapped by layer name)',
       });
     if (t.onnx === undefined && t.layout !== undefined)
       ctx.addIssue({

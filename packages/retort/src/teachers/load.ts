@@ -48,9 +48,10 @@ export async function loadTeacherSource(
     );
   } else if (t.tfjs !== undefined) {
     teacher = await tfjsTeacher(
-      { path: t.tfjs, inputSize: t.inputSize, channels: t.channels, mean: t.mean, std: t.std },
+      { path: t.tfjs, taps: t.taps, inputSize: t.inputSize, channels: t.channels, mean: t.mean, std: t.std },
       data,
       'teacher',
+      opts.taps ?? [],
     );
   } else {
     const m = t.model!;

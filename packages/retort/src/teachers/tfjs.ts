@@ -1,6 +1,8 @@
 /**
- * A tfjs layers model saved on disk (model.json + weight shards, as `model.save('file://...')`,
- * tensorflowjs_converter or Retort's own export write it) as a teacher. The file handler here reads
+ * A tfjs model saved on disk (model.json + weight shards) as a teacher: a layers model (as
+ * `model.save('file://...')`, tensorflowjs_converter of a Keras model or Retort's own export write
+ * it), tapped by layer name, or a graph model (tensorflowjs_converter of a SavedModel or frozen
+ * graph), run by @tensorflow/tfjs-converter and tapped by node name. The file handler here reads
  * only inside the model's folder: a manifest path that climbs out of it ('../', an absolute path, a
  * link elsewhere) is refused, since model.json files come from other people.
  */
@@ -12,6 +14,7 @@ import { RetortError } from '../util/errors.js';
 import { readFileBounded } from '../util/read.js';
 import { layersTeacher } from './layers.js';
 import { type DataInput, fixedInput, inputAdapter, type TeacherInput } from './preprocess.js';
+import { graphTeacher } from './tfjs-graph.js';
 import type { Teacher } from './types.js';
 
 const MAX_JSON = 64 * 2 ** 20;
@@ -21,10 +24,23 @@ interface ModelJson {
   format?: string;
   modelTopology?: unknown;
   weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  signature?: object;
+  userDefinedMetadata?: Record<string, object>;
+  modelInitializer?: object;
 }
 
-/** Reads `modelJson` and its shards (all inside its folder) into tfjs model artifacts. */
+/** Reads a layers model's `modelJson` and its shards (all inside its folder) into tfjs model artifacts. */
 export function readLayersArtifacts(modelJson: string): tf.io.ModelArtifacts {
+  const a = readTfjsArtifacts(modelJson);
+  if (a.format === 'graph-model')
+    throw new RetortError(`tfjs model ${modelJson}: a graph model, where a layers model was expected`, {
+      file: modelJson,
+    });
+  return a;
+}
+
+/** Reads `modelJson` (layers or graph model) and its shards, all inside its folder. */
+export function readTfjsArtifacts(modelJson: string): tf.io.ModelArtifacts & { modelTopology: object } {
   const text = readFileBounded(modelJson, MAX_JSON, 'tfjs model').toString('utf8');
   let json: ModelJson;
   try {
@@ -32,11 +48,8 @@ export function readLayersArtifacts(modelJson: string): tf.io.ModelArtifacts {
   } catch (e) {
     throw new RetortError(`tfjs model ${modelJson}: not JSON (${(e as Error).message})`, { file: modelJson });
   }
-  if (json.format === 'graph-model')
-    throw new RetortError(
-      `tfjs model ${modelJson}: a graph model (from tensorflowjs_converter of a SavedModel); Retort reads layers models (Keras / tfjs-layers), whose layers it can tap`,
-      { file: modelJson },
-    );
+  if (typeof json !== 'object' || json === null)
+    throw new RetortError(`tfjs model ${modelJson}: not a model.json object`, { file: modelJson });
   if (json.modelTopology === undefined || !Array.isArray(json.weightsManifest))
     throw new RetortError(`tfjs model ${modelJson}: needs modelTopology and weightsManifest`, {
       file: modelJson,
@@ -73,7 +86,15 @@ export function readLayersArtifacts(modelJson: string): tf.io.ModelArtifacts {
     weightData.set(b, o);
     o += b.length;
   }
-  return { modelTopology: json.modelTopology as object, weightSpecs: specs, weightData: weightData.buffer };
+  return {
+    ...(json.format !== undefined ? { format: json.format } : {}),
+    modelTopology: json.modelTopology as object,
+    weightSpecs: specs,
+    weightData: weightData.buffer,
+    ...(json.signature ? { signature: json.signature } : {}),
+    ...(json.userDefinedMetadata ? { userDefinedMetadata: json.userDefinedMetadata } : {}),
+    ...(json.modelInitializer ? { modelInitializer: json.modelInitializer } : {}),
+  };
 }
 
 /** Loads a layers model from its model.json (weights read through readLayersArtifacts). */
@@ -86,13 +107,31 @@ export async function loadLayersModelFile(modelJson: string): Promise<tfl.Layers
   }
 }
 
-/** A tfjs layers model folder as a frozen teacher, its input adapted from the student's batches. */
+export interface TfjsTeacherConfig extends TeacherInput {
+  /** The model.json. */
+  path: string;
+  /** Aliases for layer names (layers models) or node names (graph models): {role: name}. */
+  taps?: Readonly<Record<string, string>> | undefined;
+}
+
+/**
+ * A tfjs model folder as a frozen teacher, its input adapted from the student's batches. `taps`:
+ * the teacher taps the run's losses ask for (a graph model checks them against its nodes now).
+ */
 export async function tfjsTeacher(
-  cfg: TeacherInput & { path: string },
+  cfg: TfjsTeacherConfig,
   data: DataInput,
   where = 'teacher',
+  taps: readonly string[] = [],
 ): Promise<Teacher> {
-  const model = await loadLayersModelFile(cfg.path);
+  const artifacts = readTfjsArtifacts(cfg.path);
+  if (artifacts.format === 'graph-model') return graphTeacher(cfg, artifacts, data, taps, where);
+  let model: tfl.LayersModel;
+  try {
+    model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  } catch (e) {
+    throw new RetortError(`tfjs model ${cfg.path}: ${(e as Error).message}`, { file: cfg.path });
+  }
   const shape = model.inputs[0]!.shape;
   const [h, w, c] = shape.slice(1) as (number | null)[];
   let adapter: ReturnType<typeof inputAdapter>;
@@ -102,9 +141,12 @@ export async function tfjsTeacher(
     model.dispose();
     throw e;
   }
-  return layersTeacher(model, {
+  const inner = layersTeacher(model, {
     description: `tfjs ${cfg.path}`,
     adapt: adapter.adapt ?? undefined,
-    adaptKey: adapter.key,
+    adaptKey: adapter.key + JSON.stringify(Object.entries(cfg.taps ?? {}).sort()),
   });
+  const aliases = cfg.taps;
+  if (!aliases) return inner;
+  return { ...inner, tap: (list) => inner.tap(list.map((t) => aliases[t] ?? t)) };
 }
