@@ -3,16 +3,23 @@
  * (Adam 1e-3, softmax cross-entropy) and run for inference on the tfjs `native` backend, side by
  * side with PyTorch (bench/torch_engine.py) on the same machine.
  *
- *   npm run bench:engine                  3 interleaved rounds per model and mode (a few minutes)
- *   npm run bench:engine -- --quick       one short round, < 60 s; last line `deepnn-train-ratio <x>`
- *   npm run bench:engine -- --profile     top 15 kernels of one native training step of each model
- *   options: --rounds N  --steps N (native timed steps)  --warmup N  --batch N
- *            --adam tfjs|retort (default tfjs: tf.train.adam; retort: the fused native Adam)
+ *   npm run bench:engine                  2 interleaved rounds per model and mode (~15 minutes)
+ *   npm run bench:engine -- --quick       DeepNN and ResNet-8 training, one short round (~40 s);
+ *                                         last line `deepnn-train-ratio <x>`
+ *   npm run bench:engine -- --profile     one native training step per model: top kernels, time by
+ *                                         group (conv, batch-norm, elementwise, JS glue, ...) and
+ *                                         GFLOP/s per convolution shape
+ *   options: --models a,b (deepnn lightnn resnet8 resnet20 resnet8x4 resnet32x4 wrn_16_2 mobilenetv2
+ *            shufflenetv2)  --modes train,infer  --rounds N  --steps N (native timed steps)
+ *            --warmup N  --batch N  --adam tfjs|retort (default tfjs: tf.train.adam; retort: fused)
  *
- * Rounds alternate native and PyTorch (one Python process per round, OMP_NUM_THREADS = the native
- * thread count, OMP_WAIT_POLICY unset) so both see the same machine state; each side's figure is the
- * median over rounds, PyTorch's the better of NCHW and channels_last per round (--quick: channels_last
- * only, the faster layout for all four cells here). Warm-up steps are not timed. Ratio = native img/s
+ * Models: the KD tutorial's DeepNN and LightNN and the zoo families (RepDistiller's CIFAR models),
+ * all at 32x32x3 and 10 classes; PyTorch builds the zoo from the definitions of
+ * packages/retort/test/fixtures/make_zoo_fixtures.py. Rounds alternate native and PyTorch (one Python
+ * process per round, OMP_NUM_THREADS = the native thread count, OMP_WAIT_POLICY unset) so both see the
+ * same machine state; each side's figure is the median over rounds, PyTorch's the better of NCHW and
+ * channels_last per round (--quick: channels_last only). GFLOP/s = img/s x FLOPs per image (2 per
+ * forward multiply-add, x3 for training); % of peak against the best 1024^3 matmul of the run. Warm-up steps are not timed. Ratio = native img/s
  * / PyTorch img/s (higher = native faster). Progress goes to stderr, the table to stdout, and the same
  * figures to bench/out/engine.json. Without torch the native figures are still printed (exit 0).
  */
@@ -26,7 +33,9 @@ import { writeFileAtomic } from 'retort-kd';
 import {
   type AdamImpl,
   type Cell,
+  forwardMacs,
   MODEL_LABEL,
+  MODEL_NAMES,
   type Mode,
   type ModelName,
   makeCell,
@@ -44,6 +53,8 @@ import {
 interface Options {
   quick: boolean;
   profile: boolean;
+  models: ModelName[] | null;
+  modes: Mode[];
   rounds: number;
   steps: number | null;
   warmup: number | null;
@@ -52,13 +63,15 @@ interface Options {
 }
 
 const USAGE =
-  'usage: bench/engine.ts [--quick | --profile] [--rounds N] [--steps N] [--warmup N] [--batch N] [--adam tfjs|retort]';
+  'usage: bench/engine.ts [--quick | --profile] [--models a,b] [--modes train,infer] [--rounds N] [--steps N] [--warmup N] [--batch N] [--adam tfjs|retort]';
 
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     quick: false,
     profile: false,
-    rounds: 3,
+    models: null,
+    modes: ['train', 'infer'],
+    rounds: 2,
     steps: null,
     warmup: null,
     batch: 128,
@@ -81,7 +94,20 @@ function parseArgs(argv: readonly string[]): Options {
     } else if (a === '--steps') o.steps = int();
     else if (a === '--warmup') o.warmup = int();
     else if (a === '--batch') o.batch = int();
-    else if (a === '--adam') {
+    else if (a === '--models') {
+      const v = (argv[++i] ?? '').split(',');
+      const bad = v.filter((m) => !(MODEL_NAMES as readonly string[]).includes(m));
+      if (bad.length > 0 || v.length === 0)
+        throw new Error(
+          `--models: unknown ${bad.join(', ')}; choose from ${MODEL_NAMES.join(', ')}\n${USAGE}`,
+        );
+      o.models = v as ModelName[];
+    } else if (a === '--modes') {
+      const v = (argv[++i] ?? '').split(',');
+      if (v.length === 0 || v.some((m) => m !== 'train' && m !== 'infer'))
+        throw new Error(`--modes takes train, infer or train,infer\n${USAGE}`);
+      o.modes = v as Mode[];
+    } else if (a === '--adam') {
       const v = argv[++i];
       if (v !== 'tfjs' && v !== 'retort')
         throw new Error(`--adam takes tfjs or retort, got '${v}'\n${USAGE}`);
@@ -95,29 +121,16 @@ function parseArgs(argv: readonly string[]): Options {
   return o;
 }
 
-/** PyTorch warm-up and timed steps per cell, and its ms/step here (channels_last, 2 threads). */
-const TORCH_PLAN: Record<
-  ModelName,
-  Record<Mode, { full: [number, number]; quick: [number, number]; ms: number }>
-> = {
-  deepnn: {
-    train: { full: [1, 3], quick: [1, 1], ms: 1200 },
-    infer: { full: [1, 5], quick: [1, 2], ms: 650 },
-  },
-  lightnn: {
-    train: { full: [3, 30], quick: [2, 6], ms: 60 },
-    infer: { full: [3, 60], quick: [2, 12], ms: 25 },
-  },
-};
+/** Seconds of timed steps per round and side (full run / --quick). */
+const NATIVE_SECONDS = { full: 5, quick: 2 };
+const TORCH_SECONDS = { full: 3, quick: 1.5 };
 const TORCH_START_MS = 1500;
-/** --quick must end within 60 s including start-up; cells that would not fit are skipped. */
-const QUICK_BUDGET_MS = 52_000;
+/** --quick must end within ~30 s of cells (plus start-up); cells that would not fit are skipped. */
+const QUICK_BUDGET_MS = 32_000;
 
-const CELLS: readonly [ModelName, Mode][] = [
+const QUICK_CELLS: readonly [ModelName, Mode][] = [
   ['deepnn', 'train'],
-  ['lightnn', 'train'],
-  ['deepnn', 'infer'],
-  ['lightnn', 'infer'],
+  ['resnet8', 'train'],
 ];
 
 interface Row {
@@ -135,6 +148,9 @@ interface Row {
     measurements: TorchMeasurement[];
   };
   ratio?: number;
+  /** Native GFLOP/s (2 FLOPs per multiply-add; training counts 3 convolutions per layer). */
+  gflops?: number;
+  peakPct?: number | undefined;
 }
 
 const log = (s: string): void => {
@@ -159,14 +175,13 @@ async function benchCell(
   o: Options,
   haveTorch: boolean,
   first: boolean,
+  peak: number,
 ): Promise<Row> {
-  const plan = TORCH_PLAN[model][mode];
-  const [torchWarmup, torchSteps] = o.quick ? plan.quick : plan.full;
+  const torchSeconds = o.quick ? TORCH_SECONDS.quick : TORCH_SECONDS.full;
   const layouts: Layout[] = o.quick ? ['channels_last'] : ['nchw', 'channels_last'];
-  const torchCostMs = haveTorch ? TORCH_START_MS + plan.ms * (torchWarmup + torchSteps) * layouts.length : 0;
-  if (o.quick && !first && performance.now() + 2 * torchCostMs > QUICK_BUDGET_MS) {
+  const torchWarmup = o.quick ? 1 : 2;
+  if (o.quick && !first && performance.now() + (haveTorch ? TORCH_START_MS : 0) > QUICK_BUDGET_MS)
     return { model, mode, skipped: 'quick time budget' };
-  }
   const cell: Cell = makeCell(model, mode, o.batch, o.adam);
   try {
     const warmup = o.warmup ?? (o.quick ? 1 : 2);
@@ -178,8 +193,12 @@ async function benchCell(
       stepMs = t.ms;
       if (i === 0) firstLoss = t.loss;
     }
-    const steps =
-      o.steps ?? Math.max(1, Math.min(o.quick ? 20 : 50, Math.round((o.quick ? 2000 : 8000) / stepMs)));
+    const seconds = o.quick ? NATIVE_SECONDS.quick : NATIVE_SECONDS.full;
+    const steps = o.steps ?? Math.max(1, Math.min(200, Math.round((seconds * 1000) / stepMs)));
+    // PyTorch is assumed up to 5x slower per step for its warm-up.
+    const torchCostMs = haveTorch
+      ? TORCH_START_MS + layouts.length * (torchSeconds * 1000 + 5 * stepMs * torchWarmup)
+      : 0;
     if (o.quick && !first && performance.now() + steps * stepMs + torchCostMs > QUICK_BUDGET_MS) {
       return { model, mode, skipped: 'quick time budget' };
     }
@@ -198,7 +217,7 @@ async function benchCell(
           model,
           mode,
           layouts,
-          steps: torchSteps,
+          seconds: torchSeconds,
           warmup: torchWarmup,
           batch: o.batch,
           threads: nativeThreads(),
@@ -213,10 +232,15 @@ async function benchCell(
     const leaked = tf.memory().numTensors - tensorsBefore;
     if (leaked !== 0) log(`warning: ${label(model, mode)}: ${leaked} tensors more after the timed steps`);
     const nImg = median(nat);
+    // FLOPs per image: 2 per forward multiply-add; training adds backprop-input and -filter (3x).
+    const flopsPerImg = (mode === 'train' ? 6 : 2) * forwardMacs(model);
+    const gflops = (nImg * flopsPerImg) / 1e9;
     const row: Row = {
       model,
       mode,
       native: { img_per_s: nImg, ms_per_step: (o.batch * 1000) / nImg, steps, warmup, rounds: nat },
+      gflops,
+      peakPct: peak > 0 ? (100 * gflops) / peak : undefined,
     };
     if (mode === 'train') {
       row.loss = { first: firstLoss, last: lastLoss };
@@ -244,24 +268,50 @@ async function benchCell(
   }
 }
 
-function printTable(rows: readonly Row[], haveTorch: boolean): void {
+/**
+ * The machine's practical fp32 peak on the native backend: the best GFLOP/s of a 1024^3 matmul
+ * (oneDNN's sgemm, the same threads and ISA cap as the models) over 5 tries. A GEMM that large runs
+ * near the FMA units' limit, so "% of peak" says how far a model's kernels are from it.
+ */
+function measurePeak(): number {
+  const n = 1024;
+  const a = tf.randomNormal([n, n], 0, 1, 'float32', 1);
+  const b = tf.randomNormal([n, n], 0, 1, 'float32', 2);
+  let best = 0;
+  for (let i = 0; i < 6; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    const ms = performance.now() - t0;
+    c.dispose();
+    if (i > 0) best = Math.max(best, (2 * n ** 3) / (ms / 1000) / 1e9);
+  }
+  tf.dispose([a, b]);
+  return best;
+}
+
+function printTable(rows: readonly Row[], haveTorch: boolean, peak: number): void {
   const head = [
     'model',
     'mode',
     'native img/s',
     'native ms/step',
+    'GFLOP/s',
+    '% of peak',
     'PyTorch img/s',
     'PyTorch layout',
     'native/PyTorch',
   ];
   const body = rows.map((r) =>
     r.skipped !== undefined
-      ? [MODEL_LABEL[r.model], r.mode, `skipped (${r.skipped})`, '', '', '', '']
+      ? [MODEL_LABEL[r.model], r.mode, `skipped (${r.skipped})`, '', '', '', '', '', '']
       : [
           MODEL_LABEL[r.model],
           r.mode,
           fmt(r.native?.img_per_s),
           fmt(r.native?.ms_per_step),
+          fmt(r.gflops),
+          fmt(r.peakPct),
           haveTorch ? fmt(r.torch?.img_per_s) : 'n/a',
           r.torch?.layout ?? '-',
           fmt(r.ratio, 2),
@@ -272,7 +322,9 @@ function printTable(rows: readonly Row[], haveTorch: boolean): void {
     `| ${cells.map((c, i) => c.padEnd(width[i]!)).join(' | ')} |`;
   const out = [line(head), `|${width.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)];
   // Every table names the CPU and the code paths it ran: the addon's level and oneDNN's cap.
-  process.stdout.write(`${machineLine()}\n\n${out.join('\n')}\n`);
+  process.stdout.write(
+    `${machineLine()}\npeak ${fmt(peak)} GFLOP/s (best 1024^3 fp32 matmul, native backend); GFLOP/s counts 2 per multiply-add, training 3 convolutions per layer (forward, backprop-input, backprop-filter)\n\n${out.join('\n')}\n`,
+  );
 }
 
 /** CPU model and features, the addon level loaded and oneDNN's ISA cap (figures differ by all three). */
@@ -290,27 +342,44 @@ async function profile(o: Options): Promise<void> {
   tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
   const nativeSet = new Set(nativeAvailable ? nativeKernelNames : []);
   const all = [];
-  for (const model of ['deepnn', 'lightnn'] as const) {
+  const pad = (cells: readonly string[], w: readonly number[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  const table = (cols: readonly string[], rows: readonly string[][]) => {
+    const w = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+    return `${pad(cols, w)}\n${rows.map((r) => pad(r, w)).join('\n')}\n`;
+  };
+  for (const model of o.models ?? (['deepnn', 'lightnn', 'resnet8', 'resnet20'] as ModelName[])) {
     log(
       `profiling one ${MODEL_LABEL[model]} training step (batch ${o.batch}) after one warm-up step, ${o.adam} Adam`,
     );
     const p = await profileTrainStep(model, o.batch, o.adam);
     all.push(p);
-    const rows = p.kernels.slice(0, 15).map((k) => ({
-      kernel: k.name,
-      where: nativeSet.has(k.name) ? 'native' : 'js',
-      calls: String(k.calls),
-      ms: k.ms.toFixed(1),
-      pct: `${((100 * k.ms) / p.kernelMs).toFixed(1)}%`,
-    }));
-    const cols = ['kernel', 'where', 'calls', 'ms', 'pct'] as const;
-    const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
-    const fmtRow = (cells: readonly string[]): string =>
-      cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+    const pct = (ms: number) => `${((100 * ms) / p.wallMs).toFixed(1)}%`;
+    const kernels = p.kernels
+      .slice(0, 15)
+      .map((k) => [
+        k.name,
+        nativeSet.has(k.name) ? 'native' : 'js',
+        String(k.calls),
+        k.ms.toFixed(1),
+        pct(k.ms),
+      ]);
+    const groups = [
+      ...Object.entries(p.groups).map(([g, ms]) => [g, '', '', ms.toFixed(1), pct(ms)]),
+      ['JS glue (wall - kernels)', '', '', (p.wallMs - p.kernelMs).toFixed(1), pct(p.wallMs - p.kernelMs)],
+    ];
+    const shapes = p.shapes
+      .slice(0, 12)
+      .map((sh) => [sh.name, sh.shape, String(sh.calls), sh.ms.toFixed(1), sh.gflops.toFixed(1)]);
     process.stdout.write(
       `${machineLine()}\n${MODEL_LABEL[model]} training step, batch ${o.batch}, ${o.adam} Adam: wall ${p.wallMs.toFixed(0)} ms, ` +
-        `in kernels ${p.kernelMs.toFixed(0)} ms (${p.kernels.length} kernel kinds)\n` +
-        `${fmtRow(cols)}\n${rows.map((r) => fmtRow(cols.map((c) => r[c]))).join('\n')}\n\n`,
+        `in kernels ${p.kernelMs.toFixed(0)} ms (${p.kernels.length} kernel kinds); % of the step's wall time\n` +
+        table(['kernel', 'where', 'calls', 'ms', '% wall'], kernels) +
+        `\nby group (weight reorders to oneDNN's blocked layout run inside the conv kernels)\n` +
+        table(['group', '', '', 'ms', '% wall'], groups) +
+        `\nconvolution and matmul shapes (inputs -> output), slowest first\n` +
+        table(['kernel', 'shape', 'calls', 'ms', 'GFLOP/s'], shapes) +
+        '\n',
     );
   }
   writeFileAtomic(outPath('engine-profile.json'), `${JSON.stringify(all, null, 2)}\n`);
@@ -338,10 +407,17 @@ async function main(): Promise<void> {
       ? `PyTorch: ${python} (OMP_NUM_THREADS=${nativeThreads()})`
       : `PyTorch: not importable by ${pythonCandidates.join(', ')}`,
   );
+  const peak = measurePeak();
+  log(`peak: ${fmt(peak)} GFLOP/s (best 1024^3 fp32 matmul on the native backend)`);
+  const cells: [ModelName, Mode][] =
+    o.quick && o.models === null
+      ? [...QUICK_CELLS]
+      : (o.models ?? [...MODEL_NAMES]).flatMap((m) => o.modes.map((mode): [ModelName, Mode] => [m, mode]));
   const rows: Row[] = [];
-  for (const [model, mode] of CELLS) rows.push(await benchCell(model, mode, o, haveTorch, rows.length === 0));
+  for (const [model, mode] of cells)
+    rows.push(await benchCell(model, mode, o, haveTorch, rows.length === 0, peak));
 
-  printTable(rows, haveTorch);
+  printTable(rows, haveTorch, peak);
   const deepTrain = rows.find((r) => r.model === 'deepnn' && r.mode === 'train');
   const torchVersion = rows.find((r) => r.torch !== undefined)?.torch?.rounds[0]?.torch ?? null;
   const report = {
@@ -350,6 +426,7 @@ async function main(): Promise<void> {
     batch: o.batch,
     rounds: o.rounds,
     adam: o.adam,
+    peakGflops: peak,
     threads: nativeThreads(),
     cpu: cpus()[0]?.model ?? 'unknown',
     cpuFeatures: describeCpu(),

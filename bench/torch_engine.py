@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch baseline for bench/engine.ts: the KD tutorial's DeepNN and LightNN on random 32x32x3 data.
+"""PyTorch baseline for bench/engine.ts: the KD tutorial's DeepNN and LightNN and the zoo families
+(RepDistiller's CIFAR ResNets, WRN, MobileNetV2, ShuffleNetV2, as defined in
+packages/retort/test/fixtures/make_zoo_fixtures.py) on random 32x32x3 data, 10 classes.
 
 Prints one JSON line per measurement on stdout:
   {"model": ..., "mode": "train"|"infer", "layout": "nchw"|"channels_last",
    "img_per_s": ..., "ms_per_step": ..., "batch": ..., "steps": ..., "threads": ..., "torch": ...}
 train = forward + CrossEntropy + backward + Adam(1e-3) step in train mode (dropout on);
 infer = forward under torch.no_grad() in eval mode. Warm-up steps are not timed.
-Threads: torch.set_num_threads(OMP_NUM_THREADS, default 2).
+Threads: torch.set_num_threads(OMP_NUM_THREADS, default 2). --seconds S times steps until S seconds
+have passed (at least one) instead of a fixed --steps.
 
   OMP_NUM_THREADS=2 python3 bench/torch_engine.py --model deepnn --mode train --layout channels_last
 """
@@ -72,10 +75,35 @@ class LightNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-MODELS = {"deepnn": DeepNN, "lightnn": LightNN}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packages", "retort", "test", "fixtures"))
+import make_zoo_fixtures as zoo  # noqa: E402  (dev-time definitions shared with the zoo fixtures)
 
 
-def measure(model_name: str, mode: str, layout: str, batch: int, steps: int, warmup: int) -> dict:
+class LogitsOnly(nn.Module):
+    """The fixture models return (logits, features, pre-activation features); training uses logits."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)[0]
+
+
+MODELS = {
+    "deepnn": DeepNN,
+    "lightnn": LightNN,
+    "resnet8": lambda: LogitsOnly(zoo.ResNet(8, [16, 16, 32, 64], 10)),
+    "resnet20": lambda: LogitsOnly(zoo.ResNet(20, [16, 16, 32, 64], 10)),
+    "resnet8x4": lambda: LogitsOnly(zoo.ResNet(8, [32, 64, 128, 256], 10)),
+    "resnet32x4": lambda: LogitsOnly(zoo.ResNet(32, [32, 64, 128, 256], 10)),
+    "wrn_16_2": lambda: LogitsOnly(zoo.WideResNet(16, 2, 10)),
+    "mobilenetv2": lambda: LogitsOnly(zoo.MobileNetV2(6, 0.5, 10)),
+    "shufflenetv2": lambda: LogitsOnly(zoo.ShuffleNetV2(1, 10)),
+}
+
+
+def measure(model_name: str, mode: str, layout: str, batch: int, steps: int, warmup: int, seconds: float) -> dict:
     torch.manual_seed(0)
     model = MODELS[model_name]()
     x = torch.randn(batch, 3, 32, 32)
@@ -106,8 +134,14 @@ def measure(model_name: str, mode: str, layout: str, batch: int, steps: int, war
     for _ in range(warmup):
         step()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
+    if seconds > 0:
+        steps = 0
+        while steps == 0 or time.perf_counter() - t0 < seconds:
+            step()
+            steps += 1
+    else:
+        for _ in range(steps):
+            step()
     dt = time.perf_counter() - t0
     return {
         "model": model_name,
@@ -128,6 +162,7 @@ def main() -> None:
     p.add_argument("--mode", choices=["train", "infer", "all"], default="all")
     p.add_argument("--layout", choices=["nchw", "channels_last", "all"], default="all")
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=0.0)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=128)
     a = p.parse_args()
@@ -141,7 +176,7 @@ def main() -> None:
     for m in models:
         for mode in modes:
             for layout in layouts:
-                print(json.dumps(measure(m, mode, layout, a.batch, a.steps, a.warmup)), flush=True)
+                print(json.dumps(measure(m, mode, layout, a.batch, a.steps, a.warmup, a.seconds)), flush=True)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ export interface TorchRunOptions {
   model: ModelName;
   mode: Mode;
   layouts: readonly Layout[];
-  steps: number;
+  /** Time steps until this many seconds have passed (at least one step). */
+  seconds: number;
   warmup: number;
   batch: number;
   threads: number;
@@ -71,7 +72,7 @@ export function runTorch(o: TorchRunOptions): Promise<TorchMeasurement[]> {
     return Promise.reject(new Error(`no Python with torch among ${CANDIDATES.join(', ')}`));
   const layout = o.layouts.length === 1 ? o.layouts[0]! : 'all';
   const args = [SCRIPT, '--model', o.model, '--mode', o.mode, '--layout', layout];
-  args.push('--steps', String(o.steps), '--warmup', String(o.warmup), '--batch', String(o.batch));
+  args.push('--seconds', String(o.seconds), '--warmup', String(o.warmup), '--batch', String(o.batch));
   return new Promise((resolve, reject) => {
     const child = spawn(python, args, { env: childEnv(o.threads), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
