@@ -27,6 +27,8 @@ export interface NativeAddon {
   DepthwiseConv2dNativeBackpropInput(dy: F32, filter: F32, dx: F32, geom: I32): void;
   DepthwiseConv2dNativeBackpropFilter(x: F32, dy: F32, dw: F32, geom: I32): void;
   Slice(x: F32, out: F32, shape: I32, begin: I32, size: I32): void;
+  /** Copies x into out at `offset` along `axis` (one input of a Concat). */
+  Concat(x: F32, out: F32, shape: I32, outShape: I32, axis: number, offset: number): void;
   PadV2(x: F32, out: F32, shape: I32, before: I32, outShape: I32, constant: number): void;
   Tile(x: F32, out: F32, shape: I32, outShape: I32): void;
   // @pool-matmul-api

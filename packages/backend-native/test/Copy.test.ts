@@ -4,7 +4,7 @@ import { native } from '../src/binding.js';
 import { checkParity, nativeRuns, randTensor, requireNative, tf } from './parity.js';
 
 // Data movement is exact: every case compares bit for bit (rtol 0).
-describe('Slice, PadV2, Tile: native vs cpu', () => {
+describe('Slice, SplitV, Concat, PadV2, Tile: native vs cpu', () => {
   requireNative();
   const slices: [number[], number[], number[]][] = [
     [[7], [2], [3]],
@@ -39,6 +39,75 @@ describe('Slice, PadV2, Tile: native vs cpu', () => {
       );
     });
   }
+  // SplitV: tf.split, and the gradient of a channel concat (ShuffleNetV2's blocks).
+  const splits: [number[], number[] | number, number][] = [
+    [[7], [2, 5], 0],
+    [[4, 6, 6, 12], [5, 7], 3],
+    [[4, 6, 6, 12], 3, -1],
+    [[3, 8, 5], [2, -1, 1], 1],
+    [[32, 16, 16, 116], 2, 3],
+  ];
+  for (const [shape, split, axis] of splits) {
+    it(`SplitV ${JSON.stringify(shape)} into ${JSON.stringify(split)} on axis ${axis}`, () => {
+      const run = () => tf.split(randTensor(shape, 2), split, axis);
+      checkParity('split', run, 0);
+      assert.equal(
+        nativeRuns('SplitV', () => tf.tidy(run)),
+        1,
+      );
+    });
+  }
+  const concats: [number[][], number][] = [
+    [[[7], [3]], 0],
+    [
+      [
+        [4, 6, 6, 5],
+        [4, 6, 6, 7],
+      ],
+      3,
+    ],
+    [
+      [
+        [2, 3, 4],
+        [2, 1, 4],
+        [2, 0, 4],
+        [2, 5, 4],
+      ],
+      -2,
+    ],
+    [
+      [
+        [32, 16, 16, 58],
+        [32, 16, 16, 58],
+      ],
+      3,
+    ],
+  ];
+  for (const [shapes, axis] of concats) {
+    it(`Concat ${JSON.stringify(shapes)} on axis ${axis}`, () => {
+      const run = () =>
+        tf.concat(
+          shapes.map((s, i) => randTensor(s, 10 + i)),
+          axis,
+        );
+      checkParity('concat', run, 0);
+      assert.equal(
+        nativeRuns('Concat', () => tf.tidy(run)),
+        1,
+      );
+    });
+  }
+  it('the gradient of a channel concat runs the native SplitV, equal to cpu', () => {
+    const run = () => {
+      const a = randTensor([2, 3, 3, 4], 3);
+      const b = randTensor([2, 3, 3, 5], 4);
+      const dy = randTensor([2, 3, 3, 9], 5);
+      const g = tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.mul(tf.concat([p, q], 3), dy));
+      return g([a, b]);
+    };
+    checkParity('concat grad', run, 0);
+    assert.ok(nativeRuns('SplitV', () => tf.tidy(() => run())) >= 1);
+  });
   const pads: [number[], [number, number][], number][] = [
     [[5], [[2, 1]], 0],
     [

@@ -108,6 +108,7 @@ function workload(): void {
     );
     tf.tile(u, [2, 1]);
     tf.slice(u, [1, 1], [2, 2]);
+    tf.concat([u, rnd([3, 2])], 1);
     tf.gather(u, tf.tensor1d([2, 0, 2], 'int32'), 0);
     tf.unsortedSegmentSum(u, tf.tensor1d([1, 0, 1], 'int32'), 2);
     tf.batchNorm(rnd([2, 4]), rnd([4]), rnd([4], 0.5, 1), rnd([4]), rnd([4]), 1e-3);

@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { native } from '../src/binding.js';
 import { nativeAvailable, nativeKernelNames, nativeUnavailableReason } from '../src/index.js';
+import { nativeKernels } from '../src/kernels/index.js';
 import { FUZZERS } from './fuzz/kernels.js';
 import { failures, fuzzKernels } from './fuzz/run.js';
 
@@ -26,7 +27,11 @@ describe('kernel fuzz: native against cpu (150 calls per kernel)', () => {
       ).values(),
     ];
     // The kernels registered natively: those the loaded addon has (registerNativeKernels skips others).
-    const registered = new Set(nativeKernelNames.filter((k) => typeof native?.[k] === 'function'));
+    const registered = new Set(
+      nativeKernels
+        .filter((k) => typeof native?.[k.addonName ?? k.kernelName] === 'function')
+        .map((k) => k.kernelName),
+    );
     assert.deepEqual(
       {
         findings: tallies

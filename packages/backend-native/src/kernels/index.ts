@@ -1,4 +1,6 @@
 /** The registration list: every native kernel, one line each (see kernel.ts for the contract). */
+
+import { concat } from './Concat.js';
 import { conv2D } from './Conv2D.js';
 import { conv2DBackpropFilter } from './Conv2DBackpropFilter.js';
 import { conv2DBackpropInput } from './Conv2DBackpropInput.js';
@@ -15,6 +17,7 @@ import { retortGatherRowsDot, retortGatherRowsWeightedSum, retortScatterRows } f
 import { retortSgdUpdate } from './RetortSgdUpdate.js';
 import { retortSymEig, retortSymEigGrad } from './RetortSymEig.js';
 import { slice } from './Slice.js';
+import { splitV } from './SplitV.js';
 import { tile } from './Tile.js';
 // @pool-matmul (pooling, BatchMatMul, _FusedMatMul)
 
@@ -61,6 +64,8 @@ export const nativeKernels: readonly NativeKernel[] = [
   gatherV2,
   unsortedSegmentSum,
   slice,
+  splitV,
+  concat,
   padV2,
   tile,
   // @pool-matmul-list

@@ -26,6 +26,8 @@ export interface NativeKernelArgs {
 export interface NativeKernel {
   /** tfjs kernel id, e.g. 'Conv2D'. */
   kernelName: string;
+  /** The addon function it calls, when not named like the kernel (SplitV runs Slice). */
+  addonName?: string;
   /** Computes natively, or returns null to defer to the cpu JS kernel. */
   run(args: NativeKernelArgs): TensorInfo | TensorInfo[] | null;
 }
@@ -41,7 +43,7 @@ export function registerNativeKernels(
 ): void {
   for (const k of kernels) {
     // An addon built from older sources lacks newer kernels: keep the JS kernel for those.
-    if (typeof addon[k.kernelName] !== 'function') continue;
+    if (typeof addon[k.addonName ?? k.kernelName] !== 'function') continue;
     const cpu = getKernel(k.kernelName, 'cpu');
     if (cpu === undefined)
       throw new Error(`native kernel ${k.kernelName}: tfjs cpu backend has no such kernel`);

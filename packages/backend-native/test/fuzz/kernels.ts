@@ -497,6 +497,57 @@ const slice: KernelFuzzer = {
   },
 };
 
+const splitV: KernelFuzzer = {
+  name: 'SplitV',
+  gen(r) {
+    const rank = r.range(1, 6);
+    const shape = randShape(r, rank, 6, 8192);
+    const axis = r.int(rank);
+    const d = shape[axis]!;
+    // A count that divides the axis, a list of sizes (one may be -1: the rest), or a zero piece.
+    const pieces = r.range(1, Math.max(1, d));
+    let split: number | number[];
+    const u = r.next();
+    if (u < 0.3 && d % pieces === 0) split = pieces;
+    else {
+      const sizes: number[] = [];
+      let left = d;
+      while (left > 0) {
+        const s = r.range(1, left);
+        sizes.push(s);
+        left -= s;
+      }
+      if (u > 0.9) sizes.push(0);
+      if (u > 0.8 && u <= 0.9 && sizes.length > 1) sizes[r.int(sizes.length)] = -1;
+      split = sizes;
+    }
+    return {
+      inputs: { x: f32(r, shape, { specials: WIDE }) },
+      attrs: { numOrSizeSplits: split, axis: r.chance(0.2) ? axis - rank : axis },
+      hostile: false,
+    };
+  },
+};
+
+const concat: KernelFuzzer = {
+  name: 'Concat',
+  gen(r) {
+    const rank = r.range(1, 6);
+    const shape = randShape(r, rank, 6, 4096);
+    const axis = r.int(rank);
+    const n = r.range(1, 4);
+    const xs: TensorSpec[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = [...shape];
+      // Sizes along the axis differ; now and then one is 0, or another dimension disagrees.
+      s[axis] = r.chance(0.1) ? 0 : r.range(1, 6);
+      if (r.chance(0.03) && rank > 1) s[(axis + 1) % rank] = s[(axis + 1) % rank]! + 1;
+      xs.push(f32(r, s, { specials: WIDE }));
+    }
+    return { inputs: xs, attrs: { axis: r.chance(0.2) ? axis - rank : axis }, hostile: false };
+  },
+};
+
 const padV2: KernelFuzzer = {
   name: 'PadV2',
   gen(r) {
@@ -1209,6 +1260,8 @@ export const FUZZERS: readonly KernelFuzzer[] = [
   gatherV2,
   unsortedSegmentSum,
   slice,
+  splitV,
+  concat,
   padV2,
   tile,
   poolFwd('MaxPool'),
