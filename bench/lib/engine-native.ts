@@ -171,8 +171,9 @@ export function kernelFlops(
   }
   if (DW_FWD.has(name) && ins[1]?.length === 4) return 2 * size(out) * ins[1]![0]! * ins[1]![1]!;
   if (name === 'Conv2DBackpropInput' && ins[1]?.length === 4) {
-    const [kh, kw, , co] = ins[1]!;
-    return 2 * size(out) * kh! * kw! * co!;
+    // The forward conv's multiply-adds: dy [N, Ho, Wo, Co] x kh x kw x Ci (strides shrink dy, not dx).
+    const [kh, kw, ci] = ins[1]!;
+    return 2 * size(ins[0]) * kh! * kw! * ci!;
   }
   if (name === 'Conv2DBackpropFilter' && ins[1]?.length === 4 && out.length === 4) {
     const [kh, kw, ci] = out;

@@ -13,6 +13,7 @@ import { registerCpuRowsKernels } from './custom/rows_kernels.js';
 import { registerCpuSymEigKernels } from './custom/symeig_kernels.js';
 import { nativeKernels } from './kernels/index.js';
 import { nativeCallCounts, registerNativeKernels } from './kernels/kernel.js';
+import { defaultPoolBytes } from './pool.js';
 
 /** Backend name. No `_`: tfjs keys kernels as `${backend}_${kernel}`. */
 export const BACKEND_NAME = 'native';
@@ -20,6 +21,8 @@ export const BACKEND_NAME = 'native';
 let registered = false;
 if (!registered) {
   registered = true;
+  // A bad RETORT_POOL_MB fails here, by name: inside the backend factory tfjs would only warn.
+  defaultPoolBytes();
   registerCpuOptimizerKernels();
   registerCpuBatchNormKernels();
   registerCpuSymEigKernels();

@@ -146,22 +146,26 @@ export interface DataSplits {
  * program's order and with its augmentation, so the options that need random access are refused.
  */
 function streamData(cfg: DataConfig, given: DataSplits): ExperimentData {
-  const { train, test } = given;
-  const refuse = (key: string, why: string) => {
+  const { train } = given;
+  let { test } = given;
+  // Arrays for training and a stream for testing: the arrays would need their own statistics,
+  // split, augmentation and cache key, which the array path gives; one kind per run keeps both right.
+  if (!isStream(train))
     throw new RetortError(
-      `data.${key}: ${why} (the ${isStream(train) ? 'training' : 'test'} split is streamed)`,
+      `data: ${test.name} is streamed but the training split ${train.name} is not; stream both, or give the test split as arrays too`,
     );
+  const refuse = (key: string, why: string) => {
+    throw new RetortError(`data.${key}: ${why} (the training split is streamed)`);
   };
-  if (isStream(train)) {
-    if (cfg.valFraction > 0)
-      refuse('valFraction', 'a validation split needs random access; pass one as the test split');
-    if (cfg.cropPadding > 0 || cfg.hflip)
-      refuse(cfg.hflip ? 'hflip' : 'cropPadding', 'augment inside your stream');
-  }
-  if (cfg.trainLimit !== undefined && isStream(train))
-    refuse('trainLimit', 'a stream ends where your program ends it');
+  if (cfg.valFraction > 0)
+    refuse('valFraction', 'a validation split needs random access; pass one as the test split');
+  if (cfg.cropPadding > 0 || cfg.hflip)
+    refuse(cfg.hflip ? 'hflip' : 'cropPadding', 'augment inside your stream');
+  if (cfg.trainLimit !== undefined) refuse('trainLimit', 'a stream ends where your program ends it');
   if (cfg.testLimit !== undefined && isStream(test))
     refuse('testLimit', 'a stream ends where your program ends it');
+  // A test stream that states no normalisation takes the training stream's.
+  if (isStream(test) && !test.normGiven) test = { ...test, mean: [...train.mean], std: [...train.std] };
   const dims = (d: ImageDataset | StreamDataset) =>
     (isStream(d) ? d.shape : [d.height, d.width, d.channels]).join('x');
   if (dims(train) !== dims(test))
@@ -172,42 +176,26 @@ function streamData(cfg: DataConfig, given: DataSplits): ExperimentData {
     throw new RetortError(
       `${test.name}: ${test.numClasses} classes, the training split has ${train.numClasses}`,
     );
-  let mean: number[];
-  let std: number[];
-  if (isStream(train)) {
-    mean = [...train.mean];
-    std = [...train.std];
+  const mean = [...train.mean];
+  const std = [...train.std];
+  let testLoader: Loader;
+  if (isStream(test)) {
+    if (test.mean.join() !== mean.join() || test.std.join() !== std.join())
+      throw new RetortError(
+        `${test.name}: mean/std [${test.mean}]/[${test.std}] differ from the training split's [${mean}]/[${std}]`,
+      );
+    testLoader = new StreamLoader(test);
   } else {
-    validateDataset(train);
-    checkClasses(train);
-    const s = channelStats(train);
-    mean = s.mean;
-    std = s.std.map((v) => (v > 0 ? v : 1));
+    const t = head(test, cfg.testLimit);
+    validateDataset(t);
+    testLoader = new BatchLoader(t, { mean, std, batchSize: 500, shuffle: false, keepLast: true, seed: 0 });
   }
-  const loaders = (d: ImageDataset | StreamDataset, shuffle: boolean, batchSize: number, seed: number) => {
-    if (isStream(d)) {
-      if (d.mean.join() !== mean.join() || d.std.join() !== std.join())
-        throw new RetortError(
-          `${d.name}: mean/std [${d.mean}]/[${d.std}] differ from the training split's [${mean}]/[${std}]`,
-        );
-      return new StreamLoader(d);
-    }
-    validateDataset(d);
-    const limit = d === train ? cfg.trainLimit : cfg.testLimit;
-    return new BatchLoader(head(d, limit), { mean, std, batchSize, shuffle, keepLast: !shuffle, seed });
-  };
-  const testLoader = loaders(test, false, 500, 0);
-  const shape = (isStream(train) ? [...train.shape] : [train.height, train.width, train.channels]) as [
-    number,
-    number,
-    number,
-  ];
   return {
-    train: loaders(train, true, cfg.batchSize, 0),
+    train: new StreamLoader(train),
     val: testLoader,
     test: testLoader,
-    trainPlain: loaders(train, false, 500, 0),
-    shape,
+    trainPlain: new StreamLoader(train),
+    shape: [...train.shape] as [number, number, number],
     numClasses: train.numClasses,
     mean,
     std,

@@ -202,6 +202,11 @@ export function loadImageFolder(
   channels: 1 | 3,
   opts: ImageFolderOptions = {},
 ): ImageDataset {
+  // The options were positional (limit, resize) before 0.1.0: a number here would be ignored silently.
+  if (typeof opts !== 'object' || opts === null)
+    throw new RetortError(
+      `loadImageFolder: options must be an object ({ limit, resize, stream }), got ${String(opts)}`,
+    );
   const { classes, files: all } = listSplit(root, split);
   const files = opts.limit === undefined ? all : all.slice(0, opts.limit);
   const labels = Int32Array.from(files, (f) => f.label);

@@ -8,7 +8,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { RetortError } from '../util/errors.js';
 import type { Batch, Loader } from './loader.js';
 
-/** One batch from a program: `x` [n, H, W, C] (row-major) and `y` n class indices. */
+/**
+ * One batch from a program: `x` [n, H, W, C] (row-major) and `y` n class indices. Values are copied
+ * when the batch is read; tensors stay the program's to dispose (after the `yield` resumes).
+ */
 export interface StreamBatch {
   /** uint8 pixels (scaled by 1/255, then normalised) or float32 values (normalised only). */
   x: Float32Array | Uint8Array | tf.Tensor;
@@ -39,6 +42,8 @@ export interface StreamDataset extends Required<Omit<BatchStreamSpec, 'className
   readonly kind: 'stream';
   batches: BatchStreamSpec['batches'];
   classNames?: readonly string[] | undefined;
+  /** Whether mean/std were given (a test stream without them takes the training stream's). */
+  normGiven: boolean;
 }
 
 /** Describes a split whose batches come from the program (train(config, { data: { train, test } })). */
@@ -75,6 +80,7 @@ export function batchStream(spec: BatchStreamSpec): StreamDataset {
     classNames: spec.classNames,
     mean: [...mean],
     std: [...std],
+    normGiven: spec.mean !== undefined || spec.std !== undefined,
   };
 }
 
@@ -109,6 +115,10 @@ export class StreamLoader implements Loader {
   async *epoch(): AsyncGenerator<Batch> {
     const pass = ++this.passes;
     const src = typeof this.data.batches === 'function' ? this.data.batches() : this.data.batches;
+    if (typeof src !== 'object' || src === null || !(Symbol.asyncIterator in src || Symbol.iterator in src))
+      throw new RetortError(
+        `${this.name}: batches() returned ${describe(src)}, not an iterable of {x, y} (an async function returns a Promise: use an async generator function)`,
+      );
     const [H, W, C] = this.data.shape;
     const per = H * W * C;
     const { mean, std, numClasses } = this.data;

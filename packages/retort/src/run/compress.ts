@@ -22,7 +22,7 @@ import { type ActQatTask, withActQat } from '../compress/quantize/act-qat.js';
 import { withWeightQat } from '../compress/quantize/qat.js';
 import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
-import { takeBatches } from '../data/loader.js';
+import { BatchLoader, takeBatches } from '../data/loader.js';
 import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
 import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
 import { sidecarFor, writeSidecar } from '../export/sidecar.js';
@@ -217,7 +217,11 @@ async function finetune(
     student: model,
     teacher,
     terms,
-    data: { numExamples: data.train.size ?? 0, numClasses: data.numClasses, seed: 0 },
+    data: {
+      numExamples: data.train instanceof BatchLoader ? data.train.data.count : 0,
+      numClasses: data.numClasses,
+      seed: 0,
+    },
   });
   const optimizer = makeOptimizer(f.optimizer);
   await fit(wrap(base), {

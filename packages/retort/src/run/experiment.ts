@@ -103,7 +103,8 @@ export async function runExperiment(
     const records: EpochRecord[] = [];
     const t0 = performance.now();
     const dataInfo: DataInfo = {
-      numExamples: data.train.size ?? 0,
+      // Dataset indices run over the whole split (a validation part included); a stream has none.
+      numExamples: data.train instanceof BatchLoader ? data.train.data.count : 0,
       numClasses: data.numClasses,
       seed: exp.seed,
     };

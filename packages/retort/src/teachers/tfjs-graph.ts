@@ -90,38 +90,56 @@ export async function graphTeacher(
 
     /** Logits and the nodes `fetch` names for student batch `x`, in that order. */
     async function runAll(x: tf.Tensor, fetch: readonly string[]): Promise<tf.Tensor[]> {
+      // Each node is fetched once (a tap may name the output node, or two aliases one node): the
+      // executor would return the same tensor twice, and it would be freed twice.
+      const names = [...new Set([logitsName, ...fetch])];
+      const at = [logitsName, ...fetch].map((nm) => names.indexOf(nm));
       const n = x.shape[0]!;
       const chunk = fixedBatch ?? n;
       const parts: tf.Tensor[][] = [];
-      for (let s = 0; s < n; s += chunk) {
-        const m = Math.min(chunk, n - s);
-        const feed = tf.tidy(() => {
-          let y = tf.slice(x, s, m) as tf.Tensor4D;
-          if (adapter.adapt) y = adapter.adapt(y) as tf.Tensor4D;
-          if (m < chunk) y = tf.concat([y, tf.zeros([chunk - m, sh, sw, sc])]);
-          return y;
-        });
-        let out: tf.Tensor[];
-        try {
-          const r = await model.executeAsync(feed, [logitsName, ...fetch]);
-          out = Array.isArray(r) ? r : [r];
-        } finally {
-          feed.dispose();
+      try {
+        for (let s = 0; s < n; s += chunk) {
+          const m = Math.min(chunk, n - s);
+          const feed = tf.tidy(() => {
+            let y = tf.slice(x, s, m) as tf.Tensor4D;
+            if (adapter.adapt) y = adapter.adapt(y) as tf.Tensor4D;
+            if (m < chunk) y = tf.concat([y, tf.zeros([chunk - m, sh, sw, sc])]);
+            return y;
+          });
+          let out: tf.Tensor[];
+          try {
+            const r = await model.executeAsync(feed, names);
+            out = Array.isArray(r) ? r : [r];
+          } finally {
+            feed.dispose();
+          }
+          parts.push(
+            m < chunk
+              ? out.map((t) => {
+                  const v = tf.slice(t, 0, m);
+                  t.dispose();
+                  return v;
+                })
+              : out,
+          );
         }
-        parts.push(
-          m < chunk
-            ? out.map((t) => {
-                const v = tf.slice(t, 0, m);
-                t.dispose();
-                return v;
-              })
-            : out,
-        );
+      } catch (e) {
+        tf.dispose(parts.flat());
+        throw e;
       }
-      if (parts.length === 1) return parts[0]!;
-      const out = parts[0]!.map((_, i) => tf.concat(parts.map((p) => p[i]!)));
-      tf.dispose(parts.flat());
-      return out;
+      let joined: tf.Tensor[];
+      if (parts.length === 1) joined = parts[0]!;
+      else {
+        joined = parts[0]!.map((_, i) => tf.concat(parts.map((p) => p[i]!)));
+        tf.dispose(parts.flat());
+      }
+      // Back to the order asked for; a node asked for twice is cloned so each result is its own.
+      const used = new Set<number>();
+      return at.map((i) => {
+        if (used.has(i)) return tf.clone(joined[i]!);
+        used.add(i);
+        return joined[i]!;
+      });
     }
 
     // One probe batch gives the number of classes and every tap's shape.

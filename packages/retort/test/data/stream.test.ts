@@ -130,8 +130,6 @@ it('train() and distill() take streamed splits; the teacher runs on every batch,
       batches: () => batchesOf(te, 64)(),
       shape: [8, 8, 1],
       numClasses: 2,
-      mean,
-      std,
       classNames: ['right', 'left'],
       name: 'halves/test',
     }),
@@ -192,6 +190,17 @@ it('refuses what a stream cannot give, naming the key', async () => {
   );
   await assert.rejects(run({ hflip: true }), /data\.hflip: augment inside your stream/);
   await assert.rejects(run({ trainLimit: 8 }), /data\.trainLimit: a stream ends where your program ends it/);
+  await assert.rejects(
+    train(
+      { name: 'r3', model: { name: 'mlp' }, data: { dataset: 'code' }, epochs: 1 },
+      {
+        runsRoot: scratch,
+        data: { train: arrayDataset({ ...d, shape: [8, 8, 1] }), test: s },
+        log: () => {},
+      },
+    ),
+    /data: stream is streamed but the training split arrays is not; stream both, or give the test split as arrays too/,
+  );
   const other = batchStream({ batches: batchesOf(d, 16), shape: [8, 8, 1], numClasses: 2, mean: [0.5] });
   await assert.rejects(
     train(
@@ -235,6 +244,10 @@ it('each bad batch is one error naming the stream, pass and batch', async () => 
   );
   await assert.rejects(read([{ x: [0, 0, 0, 0] as never, y: [1] }]), /x is Array; expected a Float32Array/);
   await assert.rejects(read([]), /shards: the stream yielded no batches/);
+  await assert.rejects(
+    read((async () => [{ x: x4, y: [1] }]) as never),
+    /shards: batches\(\) returned Promise, not an iterable of \{x, y\} \(an async function returns a Promise/,
+  );
   // A generator object runs once: the second epoch says so instead of training on nothing.
   const gen = (async function* () {
     yield { x: x4, y: [1] };

@@ -115,7 +115,8 @@ describe('experiments with stages', () => {
       seed: 3,
       model: { name: 'shufflenetv2', options: { netSize: 0.5 } },
       teacher: { model: { name: 'resnet8' }, checkpoint: ckpt },
-      data: { ...data, trainLimit: 128, testLimit: 64 },
+      // A validation part: CRD's memory bank still spans every item of the split (its indices).
+      data: { ...data, trainLimit: 128, testLimit: 64, valFraction: 0.25 },
       optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9 },
       losses: [
         { name: 'ce', weight: 1 },

@@ -6,7 +6,7 @@
  * works by alias and by node name, and unknown names list the graph's feature nodes.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
@@ -147,6 +147,24 @@ it("a graph model gives the layers model's logits and tapped node, by alias or n
     /tap 'conv\/relu' is not a node of .*model\.json \(feature candidates: conv\/Relu, pool\/Mean\)/,
   );
   assert.notEqual(byName.identity(), teacher.identity(), 'aliases are part of the identity');
+  // A graph with a fixed batch of 4 runs 6 images in two chunks (the second padded); a tap may be
+  // the output node itself.
+  const j = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  j.modelTopology.node[0].attr.shape.shape = dimsOf([4, 8, 8, 1]);
+  writeFileSync(join(dir, 'fixed.json'), JSON.stringify(j));
+  const fixed = await loadTeacherSource(
+    experimentSchema.shape.teacher.unwrap().parse({ tfjs: join(dir, 'fixed.json') }),
+    data,
+    { taps: ['logits'] },
+  );
+  const x6 = tf.slice(x, 0, 5);
+  const rf = await fixed.tap(['logits']).run(tf.concat([x6, tf.slice(x, 0, 1)]));
+  const want6 = layers.predict(tf.concat([x6, tf.slice(x, 0, 1)])) as tf.Tensor;
+  assert.deepEqual(rf.logits.shape, [6, 3]);
+  assert.ok(diff(rf.logits, want6) <= 1e-5);
+  assert.ok(diff(rf.features[0]!, want6) <= 1e-5, 'the output node as a tap');
+  tf.dispose([x6, rf.logits, ...rf.features, want6]);
+  fixed.dispose();
   // A batch larger than the graph fixes is chunked only when the graph fixes one; here it is open.
   const big = tf.zeros([600, 8, 8, 1]);
   const rb = await teacher.tap([]).run(big);
@@ -161,7 +179,6 @@ it('refuses a graph model whose input is not an image batch, or whose weights do
   const dir = join(scratch, 'bad');
   writeModels(dir).dispose();
   const json = join(dir, 'model.json');
-  const { readFileSync } = await import('node:fs');
   const j = JSON.parse(readFileSync(json, 'utf8'));
   j.modelTopology.node[0].attr.shape.shape = dimsOf([-1, 64]);
   writeFileSync(join(dir, 'flat.json'), JSON.stringify(j));
