@@ -16,8 +16,9 @@ import onnxProto from 'onnx-proto';
 import { RetortError } from '../util/errors.js';
 import { loadOrt, type Ort } from '../util/ort.js';
 import { readFileBounded } from '../util/read.js';
+import { chunkedRun, graphTap, probeGraph } from './graph-run.js';
 import { type DataInput, fixedInput, inputAdapter, type TeacherInput } from './preprocess.js';
-import type { Teacher, TeacherView } from './types.js';
+import type { Teacher } from './types.js';
 
 const { onnx } = onnxProto;
 const MAX_BYTES = 2 ** 31 - 1;
@@ -111,71 +112,53 @@ export async function onnxTeacher(
       file: cfg.path,
     });
   }
-  const [sh, sw, sc] = adapter.shape;
-
   /**
-   * Runs the session on student batch `x`: logits and the tensors `fetch` names (NHWC), in that
-   * order. Only what a view asks for is copied out and transposed, not every bound tap.
+   * The session on one chunk: only the tensors a view asks for are copied out of onnxruntime and
+   * transposed to NHWC, not every bound tap.
    */
-  async function runAll(x: tf.Tensor, fetch: readonly string[]): Promise<tf.Tensor[]> {
-    const n = x.shape[0]!;
-    const chunk = fixedBatch ?? n;
-    const parts: tf.Tensor[][] = [];
-    for (let s = 0; s < n; s += chunk) {
-      const m = Math.min(chunk, n - s);
-      const feed = tf.tidy(() => {
-        let y = tf.slice(x, s, m) as tf.Tensor4D;
-        if (adapter.adapt) y = adapter.adapt(y) as tf.Tensor4D;
-        if (m < chunk) y = tf.concat([y, tf.zeros([chunk - m, sh, sw, sc])]);
-        return cfg.layout === 'nchw' ? tf.transpose(y, [0, 3, 1, 2]) : y;
+  const runAll = chunkedRun({
+    fixedBatch,
+    shape: adapter.shape,
+    adapt: adapter.adapt,
+    logits: logitsName,
+    async step(feed, names) {
+      const nchw = cfg.layout === 'nchw' ? tf.transpose(feed, [0, 3, 1, 2]) : feed;
+      const feedDims = nchw.shape;
+      let data: Float32Array;
+      try {
+        data = (await nchw.data()) as Float32Array;
+      } finally {
+        if (nchw !== feed) nchw.dispose();
+      }
+      const res = await session.run({ [input.name!]: new ort.Tensor('float32', data, feedDims) }, [...names]);
+      return names.map((name) => {
+        const t = res[name]!;
+        const shape = t.dims.map(Number);
+        return tf.tidy(() => {
+          const v = tf.tensor(t.data as Float32Array, shape);
+          return cfg.layout === 'nchw' && shape.length === 4 ? tf.transpose(v, [0, 2, 3, 1]) : v;
+        });
       });
-      const data = (await feed.data()) as Float32Array;
-      const res = await session.run({ [input.name!]: new ort.Tensor('float32', data, feed.shape) }, [
-        logitsName,
-        ...fetch,
-      ]);
-      feed.dispose();
-      parts.push(
-        [logitsName, ...fetch].map((name) => {
-          const t = res[name]!;
-          const shape = t.dims.map(Number);
-          return tf.tidy(() => {
-            let v = tf.tensor(t.data as Float32Array, shape);
-            if (cfg.layout === 'nchw' && shape.length === 4) v = tf.transpose(v, [0, 2, 3, 1]);
-            return m < chunk ? tf.slice(v, 0, m) : v;
-          });
-        }),
-      );
-    }
-    if (parts.length === 1) return parts[0]!;
-    const out = parts[0]!.map((_, i) => tf.concat(parts.map((p) => p[i]!)));
-    tf.dispose(parts.flat());
-    return out;
-  }
+    },
+  });
 
   // One probe batch gives the number of classes and every tap's shape.
-  const zeros = tf.zeros([1, ...data.shape]);
   let numClasses: number;
   let shapeOf: Map<string, number[]>;
   try {
-    const probe = await runAll(zeros, wanted);
-    const logitsShape = probe[0]!.shape;
-    const shapes = probe.map((t) => t.shape.slice(1));
-    tf.dispose(probe);
-    if (logitsShape.length !== 2)
-      throw new RetortError(
-        `${where}: output '${logitsName}' of ${cfg.path} has shape [${logitsShape.join(', ')}], expected logits [N, K]`,
-      );
-    numClasses = logitsShape[1]!;
-    shapeOf = new Map(wanted.map((name, i) => [name, shapes[i + 1]!]));
+    ({ numClasses, shapeOf } = await probeGraph(
+      runAll,
+      data.shape,
+      wanted,
+      where,
+      `output '${logitsName}' of ${cfg.path}`,
+    ));
   } catch (e) {
     await session.release().catch(() => {});
     if (e instanceof RetortError) throw e;
     throw new RetortError(
       `ONNX teacher ${cfg.path}: onnxruntime failed on a probe batch: ${(e as Error).message}`,
     );
-  } finally {
-    zeros.dispose();
   }
   const params = (graph.initializer ?? []).reduce(
     (a, t) => a + (t.dims ?? []).reduce((x: number, d) => x * Number(d), 1),
@@ -193,21 +176,7 @@ export async function onnxTeacher(
     numClasses,
     params,
     identity: () => digest,
-    tap(list): TeacherView {
-      const names = list.map((t) => {
-        const name = resolveName(t);
-        if (!shapeOf.has(name))
-          throw new RetortError(`${where}: tap '${t}' was not bound when the ONNX teacher was loaded`);
-        return name;
-      });
-      return {
-        shapes: names.map((n) => shapeOf.get(n)!),
-        async run(x) {
-          const [logits, ...features] = await runAll(x, names);
-          return { logits: logits as tf.Tensor2D, features };
-        },
-      };
-    },
+    tap: graphTap(runAll, shapeOf, resolveName, where, 'ONNX teacher'),
     dispose: () => {
       session.release().catch(() => {});
     },

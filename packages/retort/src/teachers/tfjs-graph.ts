@@ -6,10 +6,11 @@
  * when asked, so nothing in the graph is edited. TensorFlow graphs are NHWC, the student's layout.
  */
 import { createHash } from 'node:crypto';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { RetortError } from '../util/errors.js';
+import { chunkedRun, graphTap, probeGraph } from './graph-run.js';
 import { type DataInput, fixedInput, inputAdapter, type TeacherInput } from './preprocess.js';
-import type { Teacher, TeacherView } from './types.js';
+import type { Teacher } from './types.js';
 
 type GraphModel = ReturnType<typeof import('@tensorflow/tfjs-converter').loadGraphModelSync>;
 
@@ -86,82 +87,30 @@ export async function graphTeacher(
       }
     }
     const logitsName = model.outputNodes[0]!;
-    const [sh, sw, sc] = adapter.shape;
-
-    /** Logits and the nodes `fetch` names for student batch `x`, in that order. */
-    async function runAll(x: tf.Tensor, fetch: readonly string[]): Promise<tf.Tensor[]> {
-      // Each node is fetched once (a tap may name the output node, or two aliases one node): the
-      // executor would return the same tensor twice, and it would be freed twice.
-      const names = [...new Set([logitsName, ...fetch])];
-      const at = [logitsName, ...fetch].map((nm) => names.indexOf(nm));
-      const n = x.shape[0]!;
-      const chunk = fixedBatch ?? n;
-      const parts: tf.Tensor[][] = [];
-      try {
-        for (let s = 0; s < n; s += chunk) {
-          const m = Math.min(chunk, n - s);
-          const feed = tf.tidy(() => {
-            let y = tf.slice(x, s, m) as tf.Tensor4D;
-            if (adapter.adapt) y = adapter.adapt(y) as tf.Tensor4D;
-            if (m < chunk) y = tf.concat([y, tf.zeros([chunk - m, sh, sw, sc])]);
-            return y;
-          });
-          let out: tf.Tensor[];
-          try {
-            const r = await model.executeAsync(feed, names);
-            out = Array.isArray(r) ? r : [r];
-          } finally {
-            feed.dispose();
-          }
-          parts.push(
-            m < chunk
-              ? out.map((t) => {
-                  const v = tf.slice(t, 0, m);
-                  t.dispose();
-                  return v;
-                })
-              : out,
-          );
-        }
-      } catch (e) {
-        tf.dispose(parts.flat());
-        throw e;
-      }
-      let joined: tf.Tensor[];
-      if (parts.length === 1) joined = parts[0]!;
-      else {
-        joined = parts[0]!.map((_, i) => tf.concat(parts.map((p) => p[i]!)));
-        tf.dispose(parts.flat());
-      }
-      // Back to the order asked for; a node asked for twice is cloned so each result is its own.
-      const used = new Set<number>();
-      return at.map((i) => {
-        if (used.has(i)) return tf.clone(joined[i]!);
-        used.add(i);
-        return joined[i]!;
-      });
-    }
-
+    const runAll = chunkedRun({
+      fixedBatch,
+      shape: adapter.shape,
+      adapt: adapter.adapt,
+      logits: logitsName,
+      async step(feed, names) {
+        const r = await model.executeAsync(feed, [...names]);
+        return Array.isArray(r) ? r : [r];
+      },
+    });
     // One probe batch gives the number of classes and every tap's shape.
-    const zeros = tf.zeros([1, ...data.shape]);
     let numClasses: number;
     let shapeOf: Map<string, number[]>;
     try {
-      const probe = await runAll(zeros, wanted);
-      const logitsShape = probe[0]!.shape;
-      const shapes = probe.map((t) => t.shape.slice(1));
-      tf.dispose(probe);
-      if (logitsShape.length !== 2)
-        throw new RetortError(
-          `${where}: output '${logitsName}' of ${cfg.path} has shape [${logitsShape.join(', ')}], expected logits [N, K]`,
-        );
-      numClasses = logitsShape[1]!;
-      shapeOf = new Map(wanted.map((name, i) => [name, shapes[i + 1]!]));
+      ({ numClasses, shapeOf } = await probeGraph(
+        runAll,
+        data.shape,
+        wanted,
+        where,
+        `output '${logitsName}' of ${cfg.path}`,
+      ));
     } catch (e) {
       if (e instanceof RetortError) throw e;
       throw new RetortError(`tfjs graph model ${cfg.path}: failed on a probe batch: ${(e as Error).message}`);
-    } finally {
-      zeros.dispose();
     }
     const params = (artifacts.weightSpecs ?? []).reduce((a, w) => a + w.shape.reduce((x, d) => x * d, 1), 0);
     const digest = createHash('sha256')
@@ -175,21 +124,7 @@ export async function graphTeacher(
       numClasses,
       params,
       identity: () => digest,
-      tap(list): TeacherView {
-        const names = list.map((t) => {
-          const name = resolveName(t);
-          if (!shapeOf.has(name))
-            throw new RetortError(`${where}: tap '${t}' was not bound when the graph model was loaded`);
-          return name;
-        });
-        return {
-          shapes: names.map((n) => shapeOf.get(n)!),
-          async run(x) {
-            const [logits, ...features] = await runAll(x, names);
-            return { logits: logits as tf.Tensor2D, features };
-          },
-        };
-      },
+      tap: graphTap(runAll, shapeOf, resolveName, where, 'graph model'),
       dispose: () => model.dispose(),
     };
   }
