@@ -10,6 +10,10 @@
  * are constants but its embedding W_t, b_t is trained by this loss, as in RepDistiller. Taps are
  * the pooled vectors (RepDistiller's feat[-1]); a map is flattened in NHWC order, which only
  * permutes the kernel's rows relative to PyTorch's. RepDistiller's beta is 0.02.
+ *
+ * `variant: gram` keeps the batch-correlation form this project first specified, beside the
+ * upstream one: G = F F^T over the flattened features of each side, each divided by its Frobenius
+ * norm, and sum((G_t/|G_t|_F - G_s/|G_s|_F)^2) / N^2; no trainable parts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -18,7 +22,9 @@ import { checkBatch, flattenRows } from './feature-ops.js';
 import { detach, type LossDescriptor, type TapShapes } from './types.js';
 
 export const ccSchema = z.strictObject({
-  /** Width of the embeddings (RepDistiller's feat_dim). */
+  /** 'embedding': RepDistiller's form (trainable embeddings); 'gram': normalised batch Gram matrices. */
+  variant: z.enum(['embedding', 'gram']).default('embedding'),
+  /** Width of the embeddings (RepDistiller's feat_dim; the embedding variant only). */
   featDim: z.number().int().positive().default(128),
 });
 export type CcConfig = z.output<typeof ccSchema>;
@@ -47,6 +53,20 @@ export function ccLoss(
     const n = delta.shape[0]!;
     const prod = tf.mul(tf.slice(delta, [0, 0], [n - 1, -1]), tf.slice(delta, [1, 0], [n - 1, -1]));
     return tf.mean(tf.sum(prod, 1)) as tf.Scalar;
+  });
+}
+
+/** sum((G_t/|G_t|_F - G_s/|G_s|_F)^2) / N^2 with G = F F^T of each side's flattened features. */
+export function ccGramLoss(student: tf.Tensor, teacher: tf.Tensor): tf.Scalar {
+  checkBatch('ccGramLoss', student, teacher, 2);
+  return tf.tidy(() => {
+    const gram = (x: tf.Tensor) => {
+      const f = flattenRows(x);
+      const g = tf.matMul(f, f, false, true);
+      return tf.div(g, tf.norm(g));
+    };
+    const n = student.shape[0]!;
+    return tf.div(tf.sum(tf.square(tf.sub(gram(detach(teacher)), gram(student)))), n * n) as tf.Scalar;
   });
 }
 
@@ -97,7 +117,8 @@ export function linearWeights(model: tfl.LayersModel): LinearWeights {
 
 const width = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-export type CcParts = { readonly embedS: tfl.LayersModel; readonly embedT: tfl.LayersModel };
+/** The embedding variant's trainable embeddings (none for the Gram variant). */
+export type CcParts = { readonly embedS?: tfl.LayersModel; readonly embedT?: tfl.LayersModel };
 
 export const cc: LossDescriptor<CcConfig, 'feat', CcParts> = {
   name: 'cc',
@@ -110,15 +131,22 @@ export const cc: LossDescriptor<CcConfig, 'feat', CcParts> = {
   },
   schema: ccSchema,
   needs: { taps: { student: ['feat'], teacher: ['feat'] } },
-  parts: (shapes: TapShapes<'feat'>, cfg) => ({
-    embedS: linearEmbed('cc_embed_s', width(shapes.student.feat), cfg.featDim),
-    embedT: linearEmbed('cc_embed_t', width(shapes.teacher.feat), cfg.featDim),
-  }),
-  loss: (ctx) =>
-    ccLoss(
+  parts: (shapes: TapShapes<'feat'>, cfg): CcParts =>
+    cfg.variant === 'gram'
+      ? {}
+      : {
+          embedS: linearEmbed('cc_embed_s', width(shapes.student.feat), cfg.featDim),
+          embedT: linearEmbed('cc_embed_t', width(shapes.teacher.feat), cfg.featDim),
+        },
+  loss: (ctx) => {
+    const { embedS, embedT } = ctx.parts;
+    if (ctx.config.variant === 'gram' || embedS === undefined || embedT === undefined)
+      return ccGramLoss(ctx.student.features.feat, ctx.teacher.features.feat);
+    return ccLoss(
       ctx.student.features.feat,
       ctx.teacher.features.feat,
-      linearWeights(ctx.parts.embedS),
-      linearWeights(ctx.parts.embedT),
-    ),
+      linearWeights(embedS),
+      linearWeights(embedT),
+    );
+  },
 };

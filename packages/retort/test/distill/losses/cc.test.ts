@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseOrThrow } from '../../../src/config/errors.js';
-import { cc, ccLoss, type LinearWeights, linearWeights } from '../../../src/distill/losses/cc.js';
+import { cc, ccGramLoss, ccLoss, type LinearWeights, linearWeights } from '../../../src/distill/losses/cc.js';
 import { assertClose } from './golden.js';
 import {
   BACKENDS,
@@ -98,7 +98,8 @@ for (const backend of BACKENDS) {
 
 describe('CC descriptor', () => {
   it("defaults: RepDistiller's feat_dim 128; unknown keys fail", () => {
-    assert.deepEqual(cc.schema.parse({}), { featDim: 128 });
+    assert.deepEqual(cc.schema.parse({}), { variant: 'embedding', featDim: 128 });
+    assert.throws(() => parseOrThrow(cc.schema, { variant: 'rbf' }, 'exp.yaml losses[1]'), /variant/);
     assert.throws(
       () => parseOrThrow(cc.schema, { feat_dim: 128 }, 'exp.yaml losses[1]'),
       /unknown key 'feat_dim'/,
@@ -111,12 +112,12 @@ describe('CC descriptor', () => {
       cc.schema.parse({}),
       data,
     );
-    const es = linearWeights(parts.embedS);
-    const et = linearWeights(parts.embedT);
+    const es = linearWeights(parts.embedS!);
+    const et = linearWeights(parts.embedT!);
     assert.deepEqual(es.kernel.shape, [64, 128]);
     assert.deepEqual(et.kernel.shape, [256, 128]);
     assert.ok(es.kernel instanceof tf.Variable && et.bias instanceof tf.Variable, 'live variables');
-    assert.equal(parts.embedS.trainableWeights.length + parts.embedT.trainableWeights.length, 4);
+    assert.equal(parts.embedS!.trainableWeights.length + parts.embedT!.trainableWeights.length, 4);
     // Uniform in +-1/sqrt(fan_in): 8192 kernel draws come within 1% of the bound, 128 bias draws
     // within 80% of it (each fails with probability below 1e-9).
     for (const [w, bound, near] of [
@@ -127,8 +128,8 @@ describe('CC descriptor', () => {
       const max = Math.max(...Array.from(w.dataSync(), Math.abs));
       assert.ok(max <= bound && max > near * bound, `init range ${max} vs bound ${bound}`);
     }
-    parts.embedS.dispose();
-    parts.embedT.dispose();
+    parts.embedS!.dispose();
+    parts.embedT!.dispose();
   });
 
   it('through the descriptor: fixture weights in the parts give the fixture value and gradients', async () => {
@@ -141,7 +142,7 @@ describe('CC descriptor', () => {
       cfg,
       data,
     );
-    const live = [linearWeights(parts.embedS), linearWeights(parts.embedT)] as LinearWeights[];
+    const live = [linearWeights(parts.embedS!), linearWeights(parts.embedT!)] as LinearWeights[];
     (live[0]!.kernel as tf.Variable).assign(embedS.kernel);
     (live[0]!.bias as tf.Variable).assign(embedS.bias);
     (live[1]!.kernel as tf.Variable).assign(embedT.kernel);
@@ -157,8 +158,8 @@ describe('CC descriptor', () => {
       assertClose(await got[v.name]!.data(), await grads[i]!.data(), `descriptor gradient ${i}`);
     tf.dispose([s, t, sv, value, ...Object.values(got), ...grads]);
     tf.dispose([embedS.kernel, embedS.bias, embedT.kernel, embedT.bias]);
-    parts.embedS.dispose();
-    parts.embedT.dispose();
+    parts.embedS!.dispose();
+    parts.embedT!.dispose();
   });
 
   it('bad inputs name the method and the shapes', () => {
@@ -174,5 +175,47 @@ describe('CC descriptor', () => {
       () => ccLoss(tf.zeros([4, 5]), tf.zeros([4, 6]), w(4, 3), w(6, 3)),
       /ccLoss: expected features of flat width 4 \(student\) and 6 \(teacher\) .*got student \[4, 5\], teacher \[4, 6\], kernels \[4, 3\] and \[6, 3\]/,
     );
+  });
+});
+
+const gramCases = relationCases<PairCase>('cc_gram');
+
+for (const backend of BACKENDS) {
+  describe(`CC, Gram variant (normalised batch Gram matrices) vs PyTorch on ${backend}`, () => {
+    for (const c of gramCases) {
+      // A Gram matrix of rows does not see the order in which each row was flattened (NHWC here).
+      it(`${c.name}: value and gradient`, async () => {
+        await tf.setBackend(backend);
+        const s = retortLayout(c.student, c.student_shape);
+        const t = retortLayout(c.teacher, c.teacher_shape);
+        const gs = retortLayout(c.grad_student, c.student_shape);
+        const value = ccGramLoss(s, t);
+        const g = tf.grad((x: tf.Tensor) => ccGramLoss(x, t))(s);
+        assertClose(await value.data(), [c.loss], `${c.name} loss`);
+        assertClose(await g.data(), await gs.data(), `${c.name} d/d student`);
+        const gt = tf.grad((x: tf.Tensor) => ccGramLoss(s, x))(t);
+        assert.equal(Math.max(...Array.from(await gt.data(), Math.abs)), 0, 'no gradient to the teacher');
+        tf.dispose([s, t, gs, value, g, gt]);
+      });
+    }
+  });
+}
+
+describe('CC descriptor, Gram variant', () => {
+  it('builds no parts and gives the fixture value through the descriptor', async () => {
+    await tf.setBackend('native');
+    const cfg = cc.schema.parse({ variant: 'gram' });
+    const c = gramCases[1]!;
+    const s = retortLayout(c.student, c.student_shape);
+    const t = retortLayout(c.teacher, c.teacher_shape);
+    const parts = cc.parts!(
+      { student: { feat: perExample(s) }, teacher: { feat: perExample(t) } },
+      cfg,
+      data,
+    );
+    assert.deepEqual(parts, {});
+    const v = cc.loss(lossContext(cfg, { feat: s }, { feat: t }, parts));
+    assertClose(await v.data(), [c.loss], 'descriptor loss');
+    tf.dispose([s, t, v]);
   });
 });
