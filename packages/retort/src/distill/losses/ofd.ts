@@ -16,6 +16,12 @@
  * BN's beta and |gamma| (on the FMNIST ResNet-20 teacher one batch of 128 gives the authors'
  * margins within 0.02; estimating from the pre-ReLU sums instead would be 20-40% more negative, as
  * the residual branch shifts them). The margins are then constants in a non-trainable part.
+ *
+ * `reduction: mean, margin: empirical` keeps the form this project first specified, beside the
+ * authors': each stage's margin per channel is taken from the batch itself,
+ * sum(t [t < 0]) / (count(t < 0) + 1e-6) over N, H, W of the teacher's map, and each stage's partial
+ * L2 is averaged over its elements instead of summed and divided by N * 1000. The BN taps are still
+ * bound (the descriptor's taps are fixed) but not read.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayersModel } from '@tensorflow/tfjs-layers';
@@ -25,7 +31,12 @@ import { checkMaps, conv1x1Bn, positive } from './feature-ops.js';
 import { partWeight, weightPart } from './parts.js';
 import { detach, type LossDescriptor, type TapShapes } from './types.js';
 
-export const ofdSchema = z.strictObject({});
+export const ofdSchema = z.strictObject({
+  /** 'sum' (the authors': summed, / N / 1000) or 'mean' (averaged over each stage's elements). */
+  reduction: z.enum(['sum', 'mean']).default('sum'),
+  /** 'bn' (the authors': from the teacher's BN before the ReLU) or 'empirical' (from each batch). */
+  margin: z.enum(['bn', 'empirical']).default('bn'),
+});
 export type OfdConfig = z.output<typeof ofdSchema>;
 
 /** erfc with fractional error < 1.2e-7 (Numerical Recipes' Chebyshev fit). */
@@ -69,17 +80,32 @@ export interface OfdConnectorWeights {
   beta: tf.Tensor1D;
 }
 
-/** The OFD loss over stage pairs (pre-ReLU maps [N, H, W, C]) with given margins [Ct] per stage. */
+/** Per channel sum(t [t < 0]) / (count(t < 0) + 1e-6) over N, H, W of a map [N, H, W, C]. */
+export function ofdEmpiricalMargins(t: tf.Tensor4D): tf.Tensor1D {
+  // With ops that have gradients (relu, step: zero), so a tape may pass through it: Less has none.
+  return tf.tidy(() => {
+    const sumNeg = tf.neg(tf.sum(tf.relu(tf.neg(t)), [0, 1, 2]));
+    const count = tf.sum(tf.step(tf.neg(t)), [0, 1, 2]);
+    return tf.div(sumNeg, tf.add(count, 1e-6)) as tf.Tensor1D;
+  });
+}
+
+/**
+ * The OFD loss over stage pairs (pre-ReLU maps [N, H, W, C]) with given margins [Ct] per stage, or
+ * margins taken from the batch ('empirical'); `reduction` 'sum' (default) or 'mean' (see above).
+ */
 export function ofdLoss(
   students: readonly tf.Tensor4D[],
   teachers: readonly tf.Tensor4D[],
   connectors: readonly OfdConnectorWeights[],
-  margins: readonly tf.Tensor1D[],
+  margins: readonly tf.Tensor1D[] | 'empirical',
+  reduction: 'sum' | 'mean' = 'sum',
 ): tf.Scalar {
   const n = students.length;
-  if (teachers.length !== n || connectors.length !== n || margins.length !== n || n === 0)
+  const nm = margins === 'empirical' ? n : margins.length;
+  if (teachers.length !== n || connectors.length !== n || nm !== n || n === 0)
     throw new Error(
-      `ofdLoss: expected matching numbers (>= 1) of student maps, teacher maps, connectors and margins, got ${n}, ${teachers.length}, ${connectors.length} and ${margins.length}`,
+      `ofdLoss: expected matching numbers (>= 1) of student maps, teacher maps, connectors and margins, got ${n}, ${teachers.length}, ${connectors.length} and ${nm}`,
     );
   checkMaps('ofdLoss', [...students, ...teachers]);
   students.forEach((s, i) => {
@@ -90,23 +116,30 @@ export function ofdLoss(
       throw new Error(
         `ofdLoss: stage ${i + 1}: a 1x1 connector with kernel [${k.join(', ')}] cannot map the student map [${s.shape.join(', ')}] onto the teacher map [${t.shape.join(', ')}] (expected equal H, W and kernel [1, 1, ${s.shape[3]}, ${ct}])`,
       );
-    if (margins[i]!.shape[0] !== ct)
-      throw new Error(`ofdLoss: stage ${i + 1}: ${margins[i]!.shape[0]} margins for ${ct} teacher channels`);
+    if (margins !== 'empirical' && margins[i]!.shape[0] !== ct)
+      throw new Error(
+        `ofdLoss: stage ${i + 1}: ${(margins as readonly tf.Tensor1D[])[i]!.shape[0]} margins for ${ct} teacher channels`,
+      );
   });
   return tf.tidy(() => {
     const terms = students.map((x, i) => {
       const c = connectors[i]!;
       const s = conv1x1Bn(x, c.kernel, c.gamma, c.beta);
-      const t = tf.maximum(detach(teachers[i]!), margins[i]!);
+      const tt = detach(teachers[i]!);
+      // Batch margins are computed inside the tape: broadcast them to the map's shape first, since
+      // tfjs's Maximum gradient does not reduce a broadcast input (they are constants either way).
+      const t = tf.maximum(
+        tt,
+        margins === 'empirical' ? tf.broadcastTo(detach(ofdEmpiricalMargins(tt)), tt.shape) : margins[i]!,
+      );
       const above = positive(tf.sub(s, t));
       const active = positive(t);
       const mask = tf.sub(tf.add(above, active), tf.mul(above, active)); // s > t' or t' > 0
-      return tf.div(tf.sum(tf.mul(tf.squaredDifference(s, t), mask)), 2 ** (n - 1 - i));
+      const sq = tf.mul(tf.squaredDifference(s, t), mask);
+      return tf.div(reduction === 'mean' ? tf.mean(sq) : tf.sum(sq), 2 ** (n - 1 - i));
     });
-    return tf.div(
-      terms.reduce((p, q) => tf.add(p, q)),
-      students[0]!.shape[0] * 1000,
-    ) as tf.Scalar;
+    const total = terms.reduce((p, q) => tf.add(p, q));
+    return (reduction === 'mean' ? total : tf.div(total, students[0]!.shape[0] * 1000)) as tf.Scalar;
   });
 }
 
@@ -179,15 +212,18 @@ export const ofd: LossDescriptor<OfdConfig, OfdRole, OfdParts> = {
   needs: { taps: { student: STAGES, teacher: [...STAGES, ...OFD_BN_ROLES] } },
   parts: (shapes) => ofdParts(shapes),
   loss: (ctx) => {
-    estimateOfdMargins(
-      ctx.parts.margins,
-      OFD_BN_ROLES.map((r) => ctx.teacher.features[r] as tf.Tensor4D),
-    );
+    const empirical = ctx.config.margin === 'empirical';
+    if (!empirical)
+      estimateOfdMargins(
+        ctx.parts.margins,
+        OFD_BN_ROLES.map((r) => ctx.teacher.features[r] as tf.Tensor4D),
+      );
     return ofdLoss(
       STAGES.map((r) => ctx.student.features[r] as tf.Tensor4D),
       STAGES.map((r) => ctx.teacher.features[r] as tf.Tensor4D),
       STAGES.map((r) => ofdConnectorWeights(ctx.parts[r])),
-      STAGES.map((r) => partWeight(ctx.parts.margins, r) as tf.Tensor1D),
+      empirical ? 'empirical' : STAGES.map((r) => partWeight(ctx.parts.margins, r) as tf.Tensor1D),
+      ctx.config.reduction,
     );
   },
 };

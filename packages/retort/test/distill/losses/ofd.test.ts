@@ -3,10 +3,12 @@ import { describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  type OfdConfig,
   type OfdParts,
   type OfdRole,
   ofd,
   ofdConnectorWeights,
+  ofdEmpiricalMargins,
   ofdLoss,
   ofdMargin,
 } from '../../../src/distill/losses/ofd.js';
@@ -121,9 +123,15 @@ describe('OFD descriptor', () => {
       bn3: tapShape(c.teacher_shapes[2]!),
     },
   } as unknown as TapShapes<OfdRole>;
-  const ctx = (student: tf.Tensor[], teacher: tf.Tensor[], bn: tf.Tensor[], parts: OfdParts) =>
-    lossContext<Record<string, never>, string, OfdParts>(
-      {},
+  const ctx = (
+    student: tf.Tensor[],
+    teacher: tf.Tensor[],
+    bn: tf.Tensor[],
+    parts: OfdParts,
+    config: OfdConfig = ofd.schema.parse({}),
+  ) =>
+    lossContext<OfdConfig, string, OfdParts>(
+      config,
       { stage1: student[0]!, stage2: student[1]!, stage3: student[2]! },
       {
         stage1: teacher[0]!,
@@ -134,7 +142,7 @@ describe('OFD descriptor', () => {
         bn3: bn[2]!,
       },
       parts,
-    ) as unknown as LossContext<Record<string, never>, OfdRole, OfdParts>;
+    ) as unknown as LossContext<OfdConfig, OfdRole, OfdParts>;
 
   /** BN outputs whose per-channel batch mean is beta and standard deviation |gamma|. */
   function bnOutputs(seed: number): tf.Tensor4D[] {
@@ -151,13 +159,14 @@ describe('OFD descriptor', () => {
 
   it('is strict, taps three stages and the teacher BN before each stage ReLU, builds connectors as the authors', async () => {
     await tf.setBackend('native');
-    assert.deepEqual(ofd.schema.parse({}), {});
+    assert.deepEqual(ofd.schema.parse({}), { reduction: 'sum', margin: 'bn' });
     assert.throws(() => ofd.schema.parse({ margin: -1 }));
+    assert.throws(() => ofd.schema.parse({ reduction: 'max' }));
     assert.deepEqual(ofd.needs.taps, {
       student: ['stage1', 'stage2', 'stage3'],
       teacher: ['stage1', 'stage2', 'stage3', 'bn1', 'bn2', 'bn3'],
     });
-    const parts = ofd.parts!(shapes, {}, data);
+    const parts = ofd.parts!(shapes, ofd.schema.parse({}), data);
     const w = ofdConnectorWeights(parts.stage3);
     assert.deepEqual(w.kernel.shape, [1, 1, 4, 5]);
     assert.ok(w.kernel instanceof tf.Variable);
@@ -168,7 +177,7 @@ describe('OFD descriptor', () => {
 
   it("estimates the authors' margins from BN outputs once, and then equals PyTorch", async () => {
     await tf.setBackend('native');
-    const parts = ofd.parts!(shapes, {}, data);
+    const parts = ofd.parts!(shapes, ofd.schema.parse({}), data);
     const { s, t, connectors } = load(c);
     for (const [i, r] of (['stage1', 'stage2', 'stage3'] as const).entries())
       setWeights(ofdConnectorWeights(parts[r]) as unknown as Record<string, tf.Variable>, {
@@ -191,6 +200,22 @@ describe('OFD descriptor', () => {
     assert.deepEqual(await partWeight(parts.margins, 'stage3').data(), before);
   });
 
+  it('reduction mean with empirical margins through the descriptor: the BN taps are not read', async () => {
+    await tf.setBackend('native');
+    const cfg = ofd.schema.parse({ reduction: 'mean', margin: 'empirical' });
+    const m = featureCases<OfdCase>('ofd_mean')[0]!;
+    const parts = ofd.parts!(shapes, cfg, data);
+    const { s, t, connectors } = load(m);
+    for (const [i, r] of (['stage1', 'stage2', 'stage3'] as const).entries())
+      setWeights(ofdConnectorWeights(parts[r]) as unknown as Record<string, tf.Variable>, {
+        ...connectors[i]!,
+      });
+    const junk = bnOutputs(3).map((x) => tf.mul(x, Number.NaN));
+    const v = ofd.loss(ctx(s, t, junk, parts, cfg));
+    assertClose(await v.data(), [m.loss], 'descriptor, mean / empirical');
+    assert.equal(partWeight(parts.margins, 'set').dataSync()[0], 0, 'the BN margins were never estimated');
+  });
+
   it('names the stage and shapes on mismatches', () => {
     const k = {
       kernel: tf.zeros([1, 1, 2, 3]) as tf.Tensor4D,
@@ -207,8 +232,58 @@ describe('OFD descriptor', () => {
     );
     const wrongBn = { ...shapes, teacher: { ...shapes.teacher, bn2: [2, 2, 9] } };
     assert.throws(
-      () => ofd.parts!(wrongBn, {}, data),
+      () => ofd.parts!(wrongBn, ofd.schema.parse({}), data),
       /ofd: the teacher's bn2 tap \[2, 2, 9\] must have the channels of its stage2 tap \[2, 2, 4\]/,
     );
   });
 });
+
+/** The mean / empirical-margin variant (the project's first OFD formula) against its PyTorch golden. */
+const meanCases = featureCases<OfdCase>('ofd_mean');
+
+for (const backend of BACKENDS) {
+  describe(`OFD, reduction mean and empirical margins, vs PyTorch on ${backend}`, () => {
+    for (const c of meanCases) {
+      it(`${c.name}: batch margins, value and gradients (student maps, connectors)`, async () => {
+        await tf.setBackend(backend);
+        const { s, t, connectors, grads } = load(c);
+        for (const [i, m] of c.margins.entries()) {
+          const got = ofdEmpiricalMargins(t[i]!);
+          assertClose(await got.data(), m, `${c.name} margins ${i + 1}`);
+          got.dispose();
+        }
+        const k = s.length;
+        const f = (...xs: tf.Tensor[]) =>
+          ofdLoss(
+            xs.slice(0, k) as tf.Tensor4D[],
+            t,
+            [0, 1, 2].slice(0, k).map((i) => ({
+              kernel: xs[k + 3 * i] as tf.Tensor4D,
+              gamma: xs[k + 3 * i + 1] as tf.Tensor1D,
+              beta: xs[k + 3 * i + 2] as tf.Tensor1D,
+            })),
+            'empirical',
+            'mean',
+          );
+        const ws = connectors.flatMap((w) => [w.kernel, w.gamma, w.beta]);
+        assertClose(await f(...s, ...ws).data(), [c.loss], `${c.name} loss`);
+        const got = tf.grads(f)([...s, ...ws]);
+        for (let i = 0; i < k; i++) {
+          assertClose(await got[i]!.data(), await grads.student[i]!.data(), `${c.name} d / d s${i + 1}`);
+          assertClose(
+            await got[k + 3 * i]!.data(),
+            await grads.kernels[i]!.data(),
+            `${c.name} d / d kernel${i + 1}`,
+          );
+          assertClose(await got[k + 3 * i + 1]!.data(), c.grad_gammas[i]!, `${c.name} d / d gamma${i + 1}`);
+          assertClose(await got[k + 3 * i + 2]!.data(), c.grad_betas[i]!, `${c.name} d / d beta${i + 1}`);
+        }
+        // The teacher gets no gradient through its margins either.
+        const gt = tf.grad((x: tf.Tensor) =>
+          ofdLoss(s, [x as tf.Tensor4D, t[1]!, t[2]!], connectors, 'empirical', 'mean'),
+        )(t[0]!);
+        assert.equal(Math.max(...Array.from(await gt.data(), Math.abs)), 0);
+      });
+    }
+  });
+}
