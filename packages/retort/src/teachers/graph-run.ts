@@ -84,7 +84,8 @@ export function chunkedRun(o: {
 
 /**
  * One probe batch of zeros: the number of classes (the logits must be [N, K]) and the per-example
- * shape of every tensor in `wanted`. Errors other than a RetortError are the caller's to name.
+ * shape of every tensor in `wanted`. `what` names the logits in messages; any other failure of the
+ * graph becomes one RetortError starting with `failed` ("ONNX teacher x.onnx: onnxruntime failed").
  */
 export async function probeGraph(
   run: GraphRun,
@@ -92,6 +93,7 @@ export async function probeGraph(
   wanted: readonly string[],
   where: string,
   what: string,
+  failed: string,
 ): Promise<{ numClasses: number; shapeOf: Map<string, number[]> }> {
   const zeros = tf.zeros([1, ...dataShape]);
   try {
@@ -107,6 +109,9 @@ export async function probeGraph(
       numClasses: logitsShape[1]!,
       shapeOf: new Map(wanted.map((name, i) => [name, shapes[i + 1]!])),
     };
+  } catch (e) {
+    if (e instanceof RetortError) throw e;
+    throw new RetortError(`${failed} on a probe batch: ${(e as Error).message}`);
   } finally {
     zeros.dispose();
   }

@@ -143,23 +143,17 @@ export async function onnxTeacher(
   });
 
   // One probe batch gives the number of classes and every tap's shape.
-  let numClasses: number;
-  let shapeOf: Map<string, number[]>;
-  try {
-    ({ numClasses, shapeOf } = await probeGraph(
-      runAll,
-      data.shape,
-      wanted,
-      where,
-      `output '${logitsName}' of ${cfg.path}`,
-    ));
-  } catch (e) {
+  const { numClasses, shapeOf } = await probeGraph(
+    runAll,
+    data.shape,
+    wanted,
+    where,
+    `output '${logitsName}' of ${cfg.path}`,
+    `ONNX teacher ${cfg.path}: onnxruntime failed`,
+  ).catch(async (e: unknown) => {
     await session.release().catch(() => {});
-    if (e instanceof RetortError) throw e;
-    throw new RetortError(
-      `ONNX teacher ${cfg.path}: onnxruntime failed on a probe batch: ${(e as Error).message}`,
-    );
-  }
+    throw e;
+  });
   const params = (graph.initializer ?? []).reduce(
     (a, t) => a + (t.dims ?? []).reduce((x: number, d) => x * Number(d), 1),
     0,

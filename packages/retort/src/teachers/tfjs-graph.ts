@@ -98,20 +98,14 @@ export async function graphTeacher(
       },
     });
     // One probe batch gives the number of classes and every tap's shape.
-    let numClasses: number;
-    let shapeOf: Map<string, number[]>;
-    try {
-      ({ numClasses, shapeOf } = await probeGraph(
-        runAll,
-        data.shape,
-        wanted,
-        where,
-        `output '${logitsName}' of ${cfg.path}`,
-      ));
-    } catch (e) {
-      if (e instanceof RetortError) throw e;
-      throw new RetortError(`tfjs graph model ${cfg.path}: failed on a probe batch: ${(e as Error).message}`);
-    }
+    const { numClasses, shapeOf } = await probeGraph(
+      runAll,
+      data.shape,
+      wanted,
+      where,
+      `output '${logitsName}' of ${cfg.path}`,
+      `tfjs graph model ${cfg.path}: failed`,
+    );
     const params = (artifacts.weightSpecs ?? []).reduce((a, w) => a + w.shape.reduce((x, d) => x * d, 1), 0);
     const digest = createHash('sha256')
       .update(JSON.stringify(artifacts.modelTopology))

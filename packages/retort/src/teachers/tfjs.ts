@@ -99,7 +99,11 @@ export function readTfjsArtifacts(modelJson: string): tf.io.ModelArtifacts & { m
 
 /** Loads a layers model from its model.json (weights read through readLayersArtifacts). */
 export async function loadLayersModelFile(modelJson: string): Promise<tfl.LayersModel> {
-  const artifacts = readLayersArtifacts(modelJson);
+  return layersModelFrom(modelJson, readLayersArtifacts(modelJson));
+}
+
+/** A layers model from artifacts already read from `modelJson`; tfjs's errors name the file. */
+async function layersModelFrom(modelJson: string, artifacts: tf.io.ModelArtifacts): Promise<tfl.LayersModel> {
   try {
     return await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
   } catch (e) {
@@ -126,12 +130,7 @@ export async function tfjsTeacher(
 ): Promise<Teacher> {
   const artifacts = readTfjsArtifacts(cfg.path);
   if (artifacts.format === 'graph-model') return graphTeacher(cfg, artifacts, data, taps, where);
-  let model: tfl.LayersModel;
-  try {
-    model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
-  } catch (e) {
-    throw new RetortError(`tfjs model ${cfg.path}: ${(e as Error).message}`, { file: cfg.path });
-  }
+  const model = await layersModelFrom(cfg.path, artifacts);
   const shape = model.inputs[0]!.shape;
   const [h, w, c] = shape.slice(1) as (number | null)[];
   let adapter: ReturnType<typeof inputAdapter>;
