@@ -22,6 +22,7 @@ import { parseOrThrow } from './config/errors.js';
 import { type Experiment, experimentSchema } from './config/experiment.js';
 import { loadExperiment } from './config/load.js';
 import { resolveConfigPaths } from './config/paths.js';
+import { schemeRegistry } from './distill/scheme-registry.js';
 import { type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
 import { RetortError } from './util/errors.js';
 
@@ -85,7 +86,25 @@ export type {
 } from './distill/losses/types.js';
 // ---- distillation: the loss registry (register your own method) and the offline scheme
 export { lossRegistry, registerLoss } from './distill/registry.js';
-export { buildOfflineTask, type OfflineTask, parseTerms } from './distill/schemes/offline.js';
+export { registerScheme, schemeRegistry } from './distill/scheme-registry.js';
+export { type BornAgainConfig, bornAgain } from './distill/schemes/born-again.js';
+export { type DmlConfig, dml, mutualLoss } from './distill/schemes/dml.js';
+export {
+  buildOfflineTask,
+  needsTeacher,
+  type OfflineTask,
+  offline,
+  parseTerms,
+  trainStages,
+} from './distill/schemes/offline.js';
+export { ensembleTop1, type SideRun, saveSideRun } from './distill/schemes/outputs.js';
+export type {
+  AnySchemeDescriptor,
+  ParsedStage,
+  SchemeContext,
+  SchemeDescriptor,
+  SchemeOutput,
+} from './distill/schemes/types.js';
 export { TeacherCache } from './distill/teacher-cache.js';
 export { INT8_TARGETS, type Int8Target, targetNotice, weightQmax } from './export/onnx/target.js';
 // ---- exports and measurements
@@ -167,6 +186,10 @@ export async function train(config: ExperimentInput, opts: TrainOptions = {}): P
  */
 export async function distill(config: ExperimentInput, opts: TrainOptions = {}): Promise<RunResults> {
   const { exp, where } = resolveExperiment(config, opts.overrides, opts.data);
-  if (exp.teacher === undefined) throw new RetortError(`${where}: distill needs a 'teacher' section`);
+  // Offline distillation needs a teacher; online and self-distillation schemes make their own.
+  if (exp.teacher === undefined && schemeRegistry.get(exp.scheme?.name ?? 'offline').teacher !== 'none')
+    throw new RetortError(
+      `${where}: distill needs a 'teacher' section (or a scheme without one: dml, born-again)`,
+    );
   return runExperiment(exp, where, opts);
 }

@@ -245,6 +245,11 @@ export const experimentSchema = z.strictObject({
   stages: z.array(stageSchema).optional(),
   /** Cache teacher outputs on disk when the inputs allow it (no augmentation). */
   cacheTeacher: z.boolean().default(true),
+  /**
+   * Who is trained, who is frozen: `{ name: dml, ... }` (distill/schemes/); the remaining keys are
+   * the scheme's own options, checked by its schema. Offline (a frozen teacher) when absent.
+   */
+  scheme: z.looseObject({ name: z.string() }).optional(),
 });
 
 export type Experiment = z.output<typeof experimentSchema>;

@@ -42,6 +42,17 @@ export function resolveConfigPaths(raw: Record<string, unknown>, baseDir: string
     if (key === 'run' && isRunName(v)) continue;
     rec[key] = resolve(baseDir, v);
   }
+  // An online scheme's other peers are models too: `scheme.peers[i].module`.
+  const scheme = raw['scheme'];
+  const peers =
+    scheme !== null && typeof scheme === 'object' ? (scheme as Record<string, unknown>)['peers'] : undefined;
+  if (Array.isArray(peers))
+    for (const peer of peers) {
+      if (peer === null || typeof peer !== 'object') continue;
+      const m = (peer as Record<string, unknown>)['module'];
+      if (typeof m === 'string' && m !== '' && !isAbsolute(m))
+        (peer as Record<string, unknown>)['module'] = resolve(baseDir, m);
+    }
 }
 
 /** The folder of a `run` value: a run name under `runsRoot`, or the path itself. */

@@ -3,22 +3,23 @@
  * optimizer and schedule, the trainer, then a final test evaluation. Everything lands in the run
  * folder: config.json, metrics.jsonl, checkpoints/, model.ckpt, results.json.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { parseOrThrow } from '../config/errors.js';
 import type { Experiment } from '../config/experiment.js';
 import { buildData, type DataSplits } from '../data/build.js';
 import { BatchLoader } from '../data/loader.js';
-import type { DataInfo, Parts } from '../distill/losses/types.js';
-import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
-import { cacheRefusal, TeacherCache } from '../distill/teacher-cache.js';
+import type { DataInfo } from '../distill/losses/types.js';
+import { schemeRegistry } from '../distill/scheme-registry.js';
+import { parseTerms } from '../distill/schemes/offline.js';
+import type { AnySchemeDescriptor, ParsedStage } from '../distill/schemes/types.js';
 import { buildConfiguredModel, modelLabel } from '../models/configured.js';
 import { loadTeacherSource, type TeacherData, teacherTop1 } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
 import { saveModelWeights } from '../train/checkpoint.js';
-import { makeOptimizer, makeSchedule } from '../train/from-config.js';
 import { prepareRunDir, releaseRunLock, writeResults } from '../train/run-dir.js';
-import { type EpochRecord, evaluate, fit } from '../train/trainer.js';
+import { type EpochRecord, evaluate } from '../train/trainer.js';
+import { RetortError } from '../util/errors.js';
 import { seedEverything } from '../util/rng.js';
 
 export interface RunOptions {
@@ -45,6 +46,10 @@ export interface RunResults {
   testLoss: number;
   trainSeconds: number;
   epochs: EpochRecord[];
+  /** The scheme, when the experiment names one (offline otherwise). */
+  scheme?: string;
+  /** What the scheme adds (peers, generations, heads). */
+  [extra: string]: unknown;
 }
 
 /**
@@ -61,6 +66,25 @@ export async function loadTeacher(
   return loadTeacherSource(exp.teacher, data, { runsRoot, taps });
 }
 
+/** The experiment's scheme (offline by default) with its options parsed and checked. */
+export function resolveScheme(
+  exp: Experiment,
+  stages: readonly ParsedStage[],
+  where: string,
+): { descriptor: AnySchemeDescriptor; config: unknown } {
+  const { name, ...params } = exp.scheme ?? { name: 'offline' };
+  const descriptor = schemeRegistry.get(name);
+  const config = parseOrThrow(descriptor.schema, params, `${where}: scheme (${name})`);
+  if (descriptor.teacher === 'required' && exp.teacher === undefined)
+    throw new RetortError(`${where}: scheme ${name} needs a 'teacher' section`);
+  if (descriptor.teacher === 'none' && exp.teacher !== undefined)
+    throw new RetortError(
+      `${where}: scheme ${name} trains without a frozen teacher; remove the 'teacher' section (or use scheme offline)`,
+    );
+  descriptor.check?.(exp, config, stages, where);
+  return { descriptor, config };
+}
+
 export async function runExperiment(
   exp: Experiment,
   where: string,
@@ -70,10 +94,13 @@ export async function runExperiment(
   const runsRoot = opts.runsRoot ?? 'runs';
   await tf.setBackend('native');
   // Terms are checked before anything slow happens.
-  const stages = (exp.stages ?? [{ name: 'main', epochs: exp.epochs, losses: exp.losses }]).map((s) => ({
+  const stages: ParsedStage[] = (
+    exp.stages ?? [{ name: 'main', epochs: exp.epochs, losses: exp.losses }]
+  ).map((s) => ({
     ...s,
     terms: parseTerms(s.losses, where),
   }));
+  const scheme = resolveScheme(exp, stages, where);
   // Data is read and checked before the run folder exists: a refused split leaves nothing behind.
   const data = buildData(exp.data, exp.seed, opts.data);
   const runDir = prepareRunDir(runsRoot, exp.name, exp, {
@@ -99,8 +126,6 @@ export async function runExperiment(
       teacherInfo = { model, params: teacher.params ?? 0, testTop1: top1 };
       log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${top1.toFixed(2)}%`);
     }
-    const results: RunResults['stages'] = [];
-    const records: EpochRecord[] = [];
     const t0 = performance.now();
     const dataInfo: DataInfo = {
       // Dataset indices run over the whole split (a validation part included); a stream has none.
@@ -108,72 +133,24 @@ export async function runExperiment(
       numClasses: data.numClasses,
       seed: exp.seed,
     };
-    // Trainable parts by term label, carried from stage to stage.
-    const parts: Record<string, Parts> = {};
-    for (const [si, stage] of stages.entries()) {
-      let cache: TeacherCache | null = null;
-      const common = { student, teacher, terms: stage.terms, data: dataInfo, existingParts: parts };
-      const task0 = buildOfflineTask(common);
-      Object.assign(parts, task0.partsByTerm);
-      if (teacher && task0.usesTeacher && exp.cacheTeacher) {
-        const plain = data.trainPlain;
-        const refusal =
-          plain instanceof BatchLoader
-            ? cacheRefusal(exp.data)
-            : 'teacher outputs not cached: the training split is streamed (no item numbers to key them by); the teacher runs on every batch';
-        if (refusal || !(plain instanceof BatchLoader)) log(refusal ?? '');
-        else {
-          cache = await TeacherCache.build(
-            teacher,
-            plain,
-            data.key,
-            opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
-            task0.teacherTaps,
-          );
-          if (cache.featureRefusal) log(cache.featureRefusal);
-          const what =
-            cache.layers.length > 0 ? `logits and features (${cache.layers.join(', ')})` : 'logits';
-          log(`teacher ${what} ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
-        }
-      }
-      const task = cache ? buildOfflineTask({ ...common, cache }) : task0;
-      const optCfg = 'optimizer' in stage && stage.optimizer ? stage.optimizer : exp.optimizer;
-      const schedCfg = 'schedule' in stage && stage.schedule ? stage.schedule : exp.schedule;
-      const optimizer = makeOptimizer(optCfg);
-      const s0 = performance.now();
-      log(
-        `stage ${stage.name}: ${stage.epochs} epochs, losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
-      );
-      const recs = await fit(task, {
-        epochs: stage.epochs,
-        optimizer,
-        schedule: makeSchedule(schedCfg, optCfg.lr, stage.epochs),
-        train: data.train,
-        val: data.val,
-        runDir: stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
-        // A stage resumes when it left any checkpoint (last, or previous if last is damaged).
-        resume:
-          (opts.resume ?? false) &&
-          ['last.ckpt', 'previous.ckpt'].some((f) =>
-            existsSync(
-              join(
-                stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stage.name}`),
-                'checkpoints',
-                f,
-              ),
-            ),
-          ),
-        log,
-      });
-      optimizer.dispose();
-      records.push(...recs);
-      results.push({
-        name: stage.name,
-        epochs: stage.epochs,
-        losses: stage.terms.map((t) => t.label),
-        seconds: (performance.now() - s0) / 1000,
-      });
-    }
+    const done = await scheme.descriptor.run({
+      exp,
+      where,
+      config: scheme.config,
+      stages,
+      data,
+      dataInfo,
+      student,
+      teacher,
+      runDir,
+      runsRoot,
+      resume: opts.resume ?? false,
+      cacheDir: opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
+      log,
+      buildModel: (cfg) => buildConfiguredModel(cfg, { inputShape: data.shape, numClasses: data.numClasses }),
+    });
+    const results = done.stages;
+    const records = done.records;
     const trainSeconds = (performance.now() - t0) / 1000;
     const test = await evaluate(student, data.test);
     saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
@@ -189,6 +166,8 @@ export async function runExperiment(
       testLoss: test.loss,
       trainSeconds,
       epochs: records,
+      ...(exp.scheme ? { scheme: exp.scheme.name } : {}),
+      ...done.extra,
     };
     writeResults(runDir, out);
     log(

@@ -46,6 +46,11 @@ export interface TrainTask {
   prepare?(input: StepInput): void | Promise<void>;
   /** Frees what `prepare` made, after the step. */
   release?(): void;
+  /**
+   * Other trained models evaluated on the validation split after each epoch beside `model`, by
+   * label (an online scheme's peers); they must also be in `parts` to be updated and checkpointed.
+   */
+  others?: Readonly<Record<string, tfl.LayersModel>>;
 }
 
 /** An optimizer with a settable learning rate (train/optimizers.ts). */
@@ -78,6 +83,8 @@ export interface EpochRecord {
   valLoss?: number;
   valTop1?: number;
   valTop5?: number;
+  /** TrainTask.others on the validation split, by label. */
+  others?: Record<string, { valLoss: number; valTop1: number; valTop5: number }>;
   seconds: number;
   imgPerSec: number;
 }
@@ -230,12 +237,20 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       rec.valLoss = v.loss;
       rec.valTop1 = v.top1;
       rec.valTop5 = v.top5;
+      for (const [label, m] of Object.entries(task.others ?? {})) {
+        const o = await evaluate(m, opts.val);
+        rec.others ??= {};
+        rec.others[label] = { valLoss: o.loss, valTop1: o.top1, valTop5: o.top5 };
+      }
     }
     records.push(rec);
     const eta = formatSeconds((opts.epochs - epoch - 1) * seconds);
     log(
       `epoch ${rec.epoch}/${opts.epochs} loss ${rec.trainLoss.toFixed(4)}` +
         (rec.valTop1 !== undefined ? ` val top-1 ${rec.valTop1.toFixed(2)}%` : '') +
+        Object.entries(rec.others ?? {})
+          .map(([k, o]) => ` (${k} ${o.valTop1.toFixed(2)}%)`)
+          .join('') +
         ` ${rec.imgPerSec.toFixed(0)} img/s ${seconds.toFixed(1)}s ETA ${eta}`,
     );
     if (opts.runDir) appendFileSync(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);

@@ -7,17 +7,24 @@
  * or its logits (and tapped features, when they fit; teacher-cache.ts) come from the on-disk cache
  * when the inputs are not augmented.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
 import { parseOrThrow } from '../../config/errors.js';
-import type { LossEntry } from '../../config/experiment.js';
+import type { Experiment, LossEntry } from '../../config/experiment.js';
+import type { ExperimentData } from '../../data/build.js';
+import { BatchLoader } from '../../data/loader.js';
 import { tapModel } from '../../taps/taps.js';
 import { asTeacher } from '../../teachers/layers.js';
 import type { Teacher, TeacherView } from '../../teachers/types.js';
-import type { StepInput, TrainTask } from '../../train/trainer.js';
+import { makeOptimizer, makeSchedule } from '../../train/from-config.js';
+import { type EpochRecord, fit, type StepInput, type TrainTask } from '../../train/trainer.js';
 import type { AnyLossDescriptor, DataInfo, NetOutputs, Parts } from '../losses/types.js';
 import { lossRegistry } from '../registry.js';
-import type { TeacherCache } from '../teacher-cache.js';
+import { cacheRefusal, TeacherCache } from '../teacher-cache.js';
+import type { ParsedStage, SchemeDescriptor, SchemeOutput } from './types.js';
 
 /** Role -> layer name, per network. */
 export interface TapBinding {
@@ -103,13 +110,9 @@ export function buildOfflineTask(opts: {
   const teacher = opts.teacher ? asTeacher(opts.teacher) : undefined;
   const sLayers = unique(terms.flatMap((t) => Object.values(t.taps.student)));
   const tLayers = unique(terms.flatMap((t) => Object.values(t.taps.teacher)));
-  const usesTeacher = terms.some(
-    (t) => t.descriptor.needs.logits === true || (t.descriptor.needs.taps?.teacher.length ?? 0) > 0,
-  );
+  const usesTeacher = terms.some(needsTeacher);
   if (usesTeacher && teacher === undefined) {
-    const who = terms
-      .filter((t) => t.descriptor.needs.logits || t.descriptor.needs.taps?.teacher.length)
-      .map((t) => t.label);
+    const who = terms.filter(needsTeacher).map((t) => t.label);
     throw new Error(`loss ${who.join(', ')} needs a teacher, and the experiment has none`);
   }
   const sView = tapModel(student, sLayers);
@@ -210,3 +213,111 @@ export function buildOfflineTask(opts: {
 function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
+
+/** Whether a term reads anything from a teacher (its logits or its features). */
+export function needsTeacher(t: Term): boolean {
+  return t.descriptor.needs.logits === true || (t.descriptor.needs.taps?.teacher.length ?? 0) > 0;
+}
+
+/** Where stage `si` of `n` keeps its checkpoints and metrics: the run folder itself for one stage. */
+export function stageDir(runDir: string, stages: readonly ParsedStage[], si: number): string {
+  return stages.length === 1 ? runDir : join(runDir, 'stages', `${si + 1}-${stages[si]!.name}`);
+}
+
+/**
+ * Trains `student` through `stages` in `runDir`, distilled from `teacher` (cached on disk when the
+ * data allows it): the offline scheme's whole work, and one generation of born-again.
+ */
+export async function trainStages(o: {
+  exp: Experiment;
+  student: tfl.LayersModel;
+  teacher: Teacher | undefined;
+  stages: readonly ParsedStage[];
+  data: ExperimentData;
+  dataInfo: DataInfo;
+  runDir: string;
+  resume: boolean;
+  cacheDir: string;
+  log: (line: string) => void;
+}): Promise<SchemeOutput> {
+  const { exp, student, teacher, stages, data, log } = o;
+  const results: SchemeOutput['stages'] = [];
+  const records: EpochRecord[] = [];
+  // Trainable parts by term label, carried from stage to stage.
+  const parts: Record<string, Parts> = {};
+  for (const [si, stage] of stages.entries()) {
+    let cache: TeacherCache | null = null;
+    const common = { student, teacher, terms: stage.terms, data: o.dataInfo, existingParts: parts };
+    const task0 = buildOfflineTask(common);
+    Object.assign(parts, task0.partsByTerm);
+    if (teacher && task0.usesTeacher && exp.cacheTeacher) {
+      const plain = data.trainPlain;
+      const refusal =
+        plain instanceof BatchLoader
+          ? cacheRefusal(exp.data)
+          : 'teacher outputs not cached: the training split is streamed (no item numbers to key them by); the teacher runs on every batch';
+      if (refusal || !(plain instanceof BatchLoader)) log(refusal ?? '');
+      else {
+        cache = await TeacherCache.build(teacher, plain, data.key, o.cacheDir, task0.teacherTaps);
+        if (cache.featureRefusal) log(cache.featureRefusal);
+        const what = cache.layers.length > 0 ? `logits and features (${cache.layers.join(', ')})` : 'logits';
+        log(`teacher ${what} ${cache.reused ? 'reused from' : 'cached in'} ${cache.path}`);
+      }
+    }
+    const task = cache ? buildOfflineTask({ ...common, cache }) : task0;
+    const optCfg = stage.optimizer ?? exp.optimizer;
+    const schedCfg = stage.schedule ?? exp.schedule;
+    const optimizer = makeOptimizer(optCfg);
+    const s0 = performance.now();
+    log(
+      `stage ${stage.name}: ${stage.epochs} epochs, losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
+    );
+    const dir = stageDir(o.runDir, stages, si);
+    const recs = await fit(task, {
+      epochs: stage.epochs,
+      optimizer,
+      schedule: makeSchedule(schedCfg, optCfg.lr, stage.epochs),
+      train: data.train,
+      val: data.val,
+      runDir: dir,
+      // A stage resumes when it left any checkpoint (last, or previous if last is damaged).
+      resume: o.resume && ['last.ckpt', 'previous.ckpt'].some((f) => existsSync(join(dir, 'checkpoints', f))),
+      log,
+    });
+    optimizer.dispose();
+    records.push(...recs);
+    results.push({
+      name: stage.name,
+      epochs: stage.epochs,
+      losses: stage.terms.map((t) => t.label),
+      seconds: (performance.now() - s0) / 1000,
+    });
+  }
+  return { stages: results, records };
+}
+
+/** Offline distillation: the default scheme (a frozen teacher when the losses use one). */
+export const offline: SchemeDescriptor<Record<string, never>> = {
+  name: 'offline',
+  paper: {
+    title: 'Distilling the Knowledge in a Neural Network',
+    authors: 'Hinton, Vinyals, Dean',
+    venue: 'NeurIPS Deep Learning Workshop',
+    year: 2015,
+  },
+  schema: z.strictObject({}),
+  teacher: 'optional',
+  run: (ctx) =>
+    trainStages({
+      exp: ctx.exp,
+      student: ctx.student,
+      teacher: ctx.teacher,
+      stages: ctx.stages,
+      data: ctx.data,
+      dataInfo: ctx.dataInfo,
+      runDir: ctx.runDir,
+      resume: ctx.resume,
+      cacheDir: ctx.cacheDir,
+      log: ctx.log,
+    }),
+};
