@@ -19,6 +19,7 @@ import { pkt } from './losses/pkt.js';
 import { regressor } from './losses/regressor.js';
 import { rkd } from './losses/rkd.js';
 import { sp } from './losses/sp.js';
+import { tfKd } from './losses/tf-kd.js';
 import type { AnyLossDescriptor } from './losses/types.js';
 import { vid } from './losses/vid.js';
 
@@ -44,7 +45,8 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(ab.name, ab)
   .add(ofd.name, ofd)
   .add(ft.name, ft)
-  .add(kdsvd.name, kdsvd);
+  .add(kdsvd.name, kdsvd)
+  .add(tfKd.name, tfKd);
 
 /**
  * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the
