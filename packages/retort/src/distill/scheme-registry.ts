@@ -1,6 +1,7 @@
 /** The distillation schemes, by the names experiment files use (`scheme: { name: dml }`). */
 import { createRegistry } from '../util/registry.js';
 import { bornAgain } from './schemes/born-again.js';
+import { byot } from './schemes/byot.js';
 import { dml } from './schemes/dml.js';
 import { offline } from './schemes/offline.js';
 import type { AnySchemeDescriptor } from './schemes/types.js';
@@ -8,7 +9,8 @@ import type { AnySchemeDescriptor } from './schemes/types.js';
 export const schemeRegistry = createRegistry<AnySchemeDescriptor>('distillation scheme')
   .add(offline.name, offline as AnySchemeDescriptor)
   .add(dml.name, dml as AnySchemeDescriptor)
-  .add(bornAgain.name, bornAgain as AnySchemeDescriptor);
+  .add(bornAgain.name, bornAgain as AnySchemeDescriptor)
+  .add(byot.name, byot as AnySchemeDescriptor);
 
 /** Adds a user's own scheme under `d.name`, usable as `scheme: { name }`; a name already taken throws. */
 export function registerScheme<C>(d: import('./schemes/types.js').SchemeDescriptor<C>): void {

@@ -48,7 +48,8 @@ export interface TrainTask {
   release?(): void;
   /**
    * Other trained models evaluated on the validation split after each epoch beside `model`, by
-   * label (an online scheme's peers); they must also be in `parts` to be updated and checkpointed.
+   * label (an online scheme's peers, self-distillation's early exits). Training and checkpoints see
+   * only `model` and `parts`: an entry here is either in `parts` or shares its weights with them.
    */
   others?: Readonly<Record<string, tfl.LayersModel>>;
 }
