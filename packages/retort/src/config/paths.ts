@@ -42,6 +42,14 @@ export function resolveConfigPaths(raw: Record<string, unknown>, baseDir: string
     if (key === 'run' && isRunName(v)) continue;
     rec[key] = resolve(baseDir, v);
   }
+  // A multi-teacher scheme's teachers are teacher sections: `scheme.teachers[i].onnx`, ...
+  const sch = raw['scheme'];
+  const teachers =
+    sch !== null && typeof sch === 'object' ? (sch as Record<string, unknown>)['teachers'] : undefined;
+  if (Array.isArray(teachers))
+    for (const t of teachers)
+      if (t !== null && typeof t === 'object' && !Array.isArray(t))
+        resolveConfigPaths({ teacher: t }, baseDir);
   // An online scheme's other peers are models too: `scheme.peers[i].module`.
   const scheme = raw['scheme'];
   const peers =

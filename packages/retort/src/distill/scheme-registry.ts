@@ -3,6 +3,7 @@ import { createRegistry } from '../util/registry.js';
 import { bornAgain } from './schemes/born-again.js';
 import { byot } from './schemes/byot.js';
 import { dml } from './schemes/dml.js';
+import { multiTeacher } from './schemes/multi-teacher.js';
 import { offline } from './schemes/offline.js';
 import type { AnySchemeDescriptor } from './schemes/types.js';
 
@@ -10,7 +11,8 @@ export const schemeRegistry = createRegistry<AnySchemeDescriptor>('distillation 
   .add(offline.name, offline as AnySchemeDescriptor)
   .add(dml.name, dml as AnySchemeDescriptor)
   .add(bornAgain.name, bornAgain as AnySchemeDescriptor)
-  .add(byot.name, byot as AnySchemeDescriptor);
+  .add(byot.name, byot as AnySchemeDescriptor)
+  .add(multiTeacher.name, multiTeacher as AnySchemeDescriptor);
 
 /** Adds a user's own scheme under `d.name`, usable as `scheme: { name }`; a name already taken throws. */
 export function registerScheme<C>(d: import('./schemes/types.js').SchemeDescriptor<C>): void {
