@@ -2,6 +2,7 @@
 
 import { createRegistry } from '../util/registry.js';
 import { ab } from './losses/ab.js';
+import { adversarial } from './losses/adversarial.js';
 import { at } from './losses/at.js';
 import { cc } from './losses/cc.js';
 import { ce } from './losses/ce.js';
@@ -46,7 +47,8 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(ofd.name, ofd)
   .add(ft.name, ft)
   .add(kdsvd.name, kdsvd)
-  .add(tfKd.name, tfKd);
+  .add(tfKd.name, tfKd)
+  .add(adversarial.name, adversarial);
 
 /**
  * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the
