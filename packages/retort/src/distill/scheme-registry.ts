@@ -2,6 +2,7 @@
 import { createRegistry } from '../util/registry.js';
 import { bornAgain } from './schemes/born-again.js';
 import { byot } from './schemes/byot.js';
+import { dataFree } from './schemes/data-free.js';
 import { dml } from './schemes/dml.js';
 import { multiTeacher } from './schemes/multi-teacher.js';
 import { offline } from './schemes/offline.js';
@@ -12,7 +13,8 @@ export const schemeRegistry = createRegistry<AnySchemeDescriptor>('distillation 
   .add(dml.name, dml as AnySchemeDescriptor)
   .add(bornAgain.name, bornAgain as AnySchemeDescriptor)
   .add(byot.name, byot as AnySchemeDescriptor)
-  .add(multiTeacher.name, multiTeacher as AnySchemeDescriptor);
+  .add(multiTeacher.name, multiTeacher as AnySchemeDescriptor)
+  .add(dataFree.name, dataFree as AnySchemeDescriptor);
 
 /** Adds a user's own scheme under `d.name`, usable as `scheme: { name }`; a name already taken throws. */
 export function registerScheme<C>(d: import('./schemes/types.js').SchemeDescriptor<C>): void {

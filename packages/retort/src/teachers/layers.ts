@@ -37,6 +37,7 @@ export function layersTeacher(model: tfl.LayersModel, opts: LayersTeacherOptions
           }),
       };
     },
+    ...(opts.adapt ? {} : { model }),
     dispose: () => model.dispose(),
   };
 }

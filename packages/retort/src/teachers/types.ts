@@ -29,5 +29,10 @@ export interface Teacher {
   identity(): string;
   /** Binds taps (layer names, or tensor names / aliases for ONNX) to a runnable view. */
   tap(taps: readonly string[]): TeacherView;
+  /**
+   * The tfjs model itself, when the teacher runs in this process on the student's inputs as they
+   * are (no adapter): what methods that read its layers' state use (DeepInversion's BN statistics).
+   */
+  readonly model?: import('@tensorflow/tfjs-layers').LayersModel | undefined;
   dispose(): void;
 }
