@@ -13,6 +13,7 @@ import { loadExperiment, readConfigFile } from '../../src/config/load.js';
 import { parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema } from '../../src/run/compress.js';
+import { resolveScheme } from '../../src/run/experiment.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const configs = join(root, 'configs');
@@ -38,6 +39,14 @@ describe('committed configs', () => {
       }
       const exp = loadExperiment(file);
       const stages = exp.stages ?? [{ name: 'main', epochs: exp.epochs, losses: exp.losses }];
+      // The scheme's options and its checks (teacher or not, losses it can serve).
+      assert.doesNotThrow(() =>
+        resolveScheme(
+          exp,
+          stages.map((s) => ({ ...s, terms: parseTerms(s.losses, file) })),
+          file,
+        ),
+      );
       assert.ok(stages.length > 0);
       // Fashion-MNIST shapes: the zoo builds any input size, so this checks layer names, not sizes.
       const opts = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10 };
