@@ -1,0 +1,198 @@
+/**
+ * `npm run bench:schemes`: the distillation schemes on the zoo table's pair — teacher ResNet-20
+ * (configs/fashion-mnist/baseline/resnet20.yaml), student ResNet-8 — with the zoo's budget and seeds:
+ * vanilla, single-teacher KD (from ResNet-20 and from the second teacher, WRN-16-2), Deep Mutual
+ * Learning, an online ensemble, BYOT, born-again, teacher-free KD, multi-teacher (confidence
+ * weighted and averaged), adversarial KD, and data-free DeepInversion. Writes
+ * bench/results/schemes-fashion-mnist.md.
+ *
+ *   npm run bench:schemes -- [--seeds 3] [--epochs 3] [--train-limit 30000] [--runs runs]
+ *                            [--rows vanilla,dml,...] [--jobs 2] [--report]
+ *                            [--df-seeds 1] [--out bench/results/schemes-fashion-mnist.md]
+ *
+ * Every row but data-free trains `--epochs` epochs (per generation for born-again) on the first
+ * `--train-limit` training images without augmentation, seeds 1..--seeds. Data-free keeps its
+ * config's synthesis budget and student epochs (it reads no training image), over --df-seeds seeds.
+ * Finished runs are reused, as bench:zoo does; --report trains nothing.
+ */
+import 'retort-kd-native';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadExperiment, type RunResults, writeFileAtomic } from 'retort-kd';
+import { argOf, finishedRun, meanSd, type RunTask, runMany, runOrReuse } from './lib/runs.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const seeds = Number(argOf(args, 'seeds', '3'));
+const dfSeeds = Number(argOf(args, 'df-seeds', '1'));
+const epochs = Number(argOf(args, 'epochs', '3'));
+const runs = argOf(args, 'runs', 'runs');
+const jobs = Number(argOf(args, 'jobs', '2'));
+const trainLimit = Number(argOf(args, 'train-limit', '30000'));
+const report = args.includes('--report');
+const cfg = (p: string) => join(root, 'configs/fashion-mnist', p);
+const outFile = resolve(root, argOf(args, 'out', 'bench/results/schemes-fashion-mnist.md'));
+
+interface Row {
+  label: string;
+  file: string;
+  /** Extra overrides. */
+  sets?: string[];
+  /** Keeps the config's own budget (data-free). */
+  ownBudget?: boolean;
+  what: string;
+}
+const ROWS: Row[] = [
+  { label: 'vanilla', file: cfg('baseline/resnet8.yaml'), what: 'ResNet-8 on the labels' },
+  { label: 'kd (resnet20)', file: cfg('kd/resnet8-from-resnet20.yaml'), what: 'offline KD from ResNet-20' },
+  {
+    label: 'kd (wrn_16_2)',
+    file: cfg('kd/resnet8-from-resnet20.yaml'),
+    sets: ['teacher.model.name=wrn_16_2', 'teacher.run=fmnist-wrn_16_2'],
+    what: 'offline KD from WRN-16-2',
+  },
+  { label: 'dml', file: cfg('dml/resnet8-peers.yaml'), what: 'two ResNet-8 peers (row: peer 1)' },
+  {
+    label: 'online ensemble',
+    file: cfg('dml/resnet8-ensemble.yaml'),
+    what: 'three peers, mean-logit teacher',
+  },
+  { label: 'byot', file: cfg('byot/resnet8.yaml'), what: 'deepest classifier (row) and two heads' },
+  { label: 'born-again', file: cfg('born-again/resnet8.yaml'), what: 'generation 2 (row) from generation 1' },
+  { label: 'tf-kd', file: cfg('tf-kd/resnet8.yaml'), what: 'virtual teacher, no network' },
+  {
+    label: 'multi-teacher (ce)',
+    file: cfg('multi-teacher/resnet8-from-resnet20-wrn_16_2.yaml'),
+    what: 'ResNet-20 + WRN-16-2, weighted per example',
+  },
+  {
+    label: 'multi-teacher (average)',
+    file: cfg('multi-teacher/resnet8-from-resnet20-wrn_16_2-average.yaml'),
+    what: 'ResNet-20 + WRN-16-2, averaged',
+  },
+  { label: 'adversarial', file: cfg('adversarial/resnet8-from-resnet20.yaml'), what: 'KD + discriminator' },
+  {
+    label: 'data-free',
+    file: cfg('data-free/resnet8-from-resnet20-deepinversion.yaml'),
+    ownBudget: true,
+    what: 'DeepInversion, zero real training images',
+  },
+];
+const wanted = argOf(args, 'rows', '');
+const rows = wanted ? ROWS.filter((r) => wanted.split(',').includes(r.label.split(' ')[0]!)) : ROWS;
+const t0 = performance.now();
+const budgetTag = `e${epochs}${trainLimit > 0 ? `-n${trainLimit}` : ''}`;
+
+// The teachers first (reused when finished), in this process, when a row needs them.
+const teacherFree = new Set(['vanilla', 'dml', 'online ensemble', 'byot', 'born-again', 'tf-kd']);
+const teachers =
+  report || rows.every((r) => teacherFree.has(r.label))
+    ? ['baseline/resnet20.yaml', 'baseline/wrn_16_2.yaml'].map((f) =>
+        finishedRun(runs, loadExperiment(cfg(f))),
+      )
+    : [
+        await runOrReuse(cfg('baseline/resnet20.yaml'), [], runs),
+        await runOrReuse(cfg('baseline/wrn_16_2.yaml'), [], runs),
+      ];
+
+const tasks: RunTask[] = [];
+const index: { row: number; seed: number }[] = [];
+for (let s = 1; s <= Math.max(seeds, dfSeeds); s++)
+  for (const [ri, row] of rows.entries()) {
+    if (row.ownBudget ? s > dfSeeds : s > seeds) continue;
+    const base = loadExperiment(row.file, row.sets ?? []);
+    const budget = row.ownBudget
+      ? []
+      : [`epochs=${epochs}`, ...(trainLimit > 0 ? [`data.trainLimit=${trainLimit}`] : [])];
+    const tag = row.ownBudget ? 'own' : budgetTag;
+    const name = `schemes-${base.name}${row.sets ? '-wrn' : ''}-${tag}-s${s}`;
+    tasks.push({ file: row.file, sets: [...(row.sets ?? []), ...budget, `seed=${s}`, `name=${name}`] });
+    index.push({ row: ri, seed: s });
+  }
+const done: (RunResults | null)[] = report
+  ? tasks.map((t) => finishedRun(runs, loadExperiment(t.file, t.sets)))
+  : await runMany(tasks, runs, jobs);
+const wall = (performance.now() - t0) / 1000;
+
+const bySeed = (ri: number) => {
+  const out = new Map<number, RunResults>();
+  index.forEach((x, i) => {
+    if (x.row === ri && done[i]) out.set(x.seed, done[i]!);
+  });
+  return out;
+};
+const vanilla = bySeed(rows.findIndex((r) => r.label === 'vanilla'));
+const f2 = (v: number) => v.toFixed(2);
+const ms = (xs: number[]) => {
+  if (xs.length === 0) return '–';
+  const { m, sd } = meanSd(xs);
+  return xs.length > 1 ? `${f2(m)} ± ${f2(sd)}` : f2(m);
+};
+/** What a scheme adds to results.json, as a short text (peers, heads, generations, synthesis). */
+function extraOf(rs: RunResults[]): string {
+  if (rs.length === 0) return '';
+  const first = rs[0]!;
+  const parts: string[] = [];
+  if (first['peers']) {
+    const peerMeans = rs.map((r) => {
+      const ps = r['peers'] as { testTop1: number }[];
+      return (r.testTop1 + ps.reduce((a, p) => a + p.testTop1, 0)) / (ps.length + 1);
+    });
+    parts.push(`mean over peers ${ms(peerMeans)}`);
+  }
+  if (first['heads']) {
+    const n = (first['heads'] as unknown[]).length;
+    for (let h = 0; h < n; h++)
+      parts.push(`head${h + 1} ${ms(rs.map((r) => (r['heads'] as { testTop1: number }[])[h]!.testTop1))}`);
+  }
+  if (first['generations'])
+    parts.push(`gen1 ${ms(rs.map((r) => (r['generations'] as { testTop1: number }[])[0]!.testTop1))}`);
+  if (first['ensembleTop1'] !== undefined)
+    parts.push(`ensemble ${ms(rs.map((r) => r['ensembleTop1'] as number))}`);
+  if (first['synthetic']) {
+    const s = first['synthetic'] as { images: number; seconds: number; teacherAgreement: number };
+    parts.push(
+      `${s.images} images synthesized in ${s.seconds.toFixed(0)} s (teacher agrees on ${s.teacherAgreement.toFixed(1)}%), 0 real`,
+    );
+  }
+  if (first['teachers'])
+    parts.push(
+      `teachers ${(first['teachers'] as { source: string; testTop1: number }[]).map((t) => `${t.source} ${f2(t.testTop1)}`).join(', ')}`,
+    );
+  return parts.join('; ');
+}
+
+const table = rows.map((row, ri) => {
+  const got = bySeed(ri);
+  const rs = [...got.values()];
+  if (rs.length === 0) return `| ${row.label} | not run | | 0 | | | ${row.what} |`;
+  const pairs = [...got].flatMap(([s, r]) => (vanilla.has(s) ? [r.testTop1 - vanilla.get(s)!.testTop1] : []));
+  const d = pairs.length > 0 && row.label !== 'vanilla' ? meanSd(pairs).m : Number.NaN;
+  const delta = Number.isNaN(d) ? '' : `${d >= 0 ? '+' : ''}${f2(d)}`;
+  const per = [...got.keys()]
+    .sort()
+    .map((s) => f2(got.get(s)!.testTop1))
+    .join(', ');
+  const secs = meanSd(rs.map((r) => r.trainSeconds)).m;
+  return `| ${row.label} | ${ms(rs.map((r) => r.testTop1))} | ${delta} | ${rs.length} | ${per} | ${extraOf(rs)} | ${secs.toFixed(0)} s |`;
+});
+const [t20, twrn] = teachers;
+const lines = [
+  '# Fashion-MNIST: distillation schemes',
+  '',
+  report
+    ? `Command: \`npm run bench:schemes -- ${args.join(' ')}\` — the table of the runs finished under ${runs}.`
+    : `Command: \`npm run bench:schemes -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (finished runs reused count as 0)${jobs > 1 ? `; ${jobs} runs at a time sharing the 2 cores` : ''}.`,
+  `Teachers: ResNet-20 (${t20 ? `${f2(t20.testTop1)}%, ${t20.params} params` : 'not trained'}), WRN-16-2 (${twrn ? `${f2(twrn.testTop1)}%, ${twrn.params} params` : 'not trained'}); student ResNet-8 in every row.`,
+  `Budget: ${epochs} epochs per run (per generation for born-again) on ${trainLimit > 0 ? `the first ${trainLimit} training images` : 'all 60,000 training images'}, no augmentation, seeds 1..${seeds}; data-free keeps its config's budget (seeds 1..${dfSeeds}). Test split: 10,000 images.`,
+  '"Δ vs vanilla" is paired by seed. Times are per run, with runs sharing the cores.',
+  '',
+  '| scheme | test top-1 mean ± sd | Δ vs vanilla | seeds | per seed | more | train time per run |',
+  '| --- | ---: | ---: | ---: | --- | --- | ---: |',
+  ...table,
+  '',
+];
+mkdirSync(dirname(outFile), { recursive: true });
+writeFileAtomic(outFile, lines.join('\n'));
+console.log(lines.join('\n'));
