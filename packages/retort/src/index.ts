@@ -74,6 +74,9 @@ export {
   type StreamDataset,
   StreamLoader,
 } from './data/stream.js';
+// ---- distillation: the loss registry (register your own method) and the offline scheme
+export { adversarial, adversarialLoss, reverseGradient } from './distill/losses/adversarial.js';
+export { tfKd, tfKdLoss } from './distill/losses/tf-kd.js';
 export type {
   AnyLossDescriptor,
   LossContext,
@@ -84,11 +87,18 @@ export type {
   Parts,
   TapNeeds,
 } from './distill/losses/types.js';
-// ---- distillation: the loss registry (register your own method) and the offline scheme
 export { lossRegistry, registerLoss } from './distill/registry.js';
 export { registerScheme, schemeRegistry } from './distill/scheme-registry.js';
 export { type BornAgainConfig, bornAgain } from './distill/schemes/born-again.js';
+export { type ByotConfig, byot, byotHead, earlyExit } from './distill/schemes/byot.js';
+export { bnStatLoss, type DataFreeConfig, dataFree } from './distill/schemes/data-free.js';
 export { type DmlConfig, dml, mutualLoss } from './distill/schemes/dml.js';
+export {
+  type MultiTeacherConfig,
+  mixtureLogits,
+  multiTeacher,
+  teacherWeights,
+} from './distill/schemes/multi-teacher.js';
 export {
   buildOfflineTask,
   needsTeacher,
@@ -189,7 +199,7 @@ export async function distill(config: ExperimentInput, opts: TrainOptions = {}):
   // Offline distillation needs a teacher; online and self-distillation schemes make their own.
   if (exp.teacher === undefined && schemeRegistry.get(exp.scheme?.name ?? 'offline').teacher !== 'none')
     throw new RetortError(
-      `${where}: distill needs a 'teacher' section (or a scheme without one: dml, born-again)`,
+      `${where}: distill needs a 'teacher' section (or a scheme that makes its own: dml, byot, born-again, multi-teacher)`,
     );
   return runExperiment(exp, where, opts);
 }

@@ -30,8 +30,11 @@ function experimentCommand(name: 'train' | 'distill', needsTeacher: boolean): Co
         throw new Error(`retort ${name}: give one experiment file (got ${files.length}); see --help`);
       const file = files[0]!;
       const exp = loadExperiment(file, o['set'] as string[]);
-      if (needsTeacher && !exp.teacher)
-        throw new Error(`retort distill: ${file} has no teacher section (use retort train for a baseline)`);
+      // A scheme decides for itself whether it needs a teacher (dml, byot, born-again make their own).
+      if (needsTeacher && !exp.teacher && exp.scheme === undefined)
+        throw new Error(
+          `retort distill: ${file} has no teacher section and no scheme (use retort train for a baseline)`,
+        );
       // Before the compute libraries load (~0.7 s): a run another process is writing fails now.
       if (o['resume'] === true || o['force'] === true) assertRunFree(String(o['runs']), exp.name);
       const { runExperiment } = await import('../../run/experiment.js');
