@@ -1,14 +1,15 @@
 /**
  * `npm run bench:schemes`: the distillation schemes on the zoo table's pair — teacher ResNet-20
- * (configs/fashion-mnist/baseline/resnet20.yaml), student ResNet-8 — with the zoo's budget and seeds:
- * vanilla, single-teacher KD (from ResNet-20 and from the second teacher, WRN-16-2), Deep Mutual
+ * (configs/fashion-mnist/baseline/resnet20.yaml, or --teacher), student ResNet-8 — with the zoo's budget and seeds:
+ * vanilla, single-teacher KD (from ResNet-20 and from the second teacher, LightNN), Deep Mutual
  * Learning, an online ensemble, BYOT, born-again, teacher-free KD, multi-teacher (confidence
  * weighted and averaged), adversarial KD, and data-free DeepInversion. Writes
  * bench/results/schemes-fashion-mnist.md.
  *
  *   npm run bench:schemes -- [--seeds 3] [--epochs 3] [--train-limit 30000] [--runs runs]
  *                            [--rows vanilla,dml,...] [--jobs 2] [--report]
- *                            [--df-seeds 1] [--out bench/results/schemes-fashion-mnist.md]
+ *                            [--df-seeds 1] [--teacher configs/fashion-mnist/baseline/resnet20.yaml]
+ *                            [--out bench/results/schemes-fashion-mnist.md]
  *
  * Every row but data-free trains `--epochs` epochs (per generation for born-again) on the first
  * `--train-limit` training images without augmentation, seeds 1..--seeds. Data-free keeps its
@@ -33,6 +34,20 @@ const trainLimit = Number(argOf(args, 'train-limit', '30000'));
 const report = args.includes('--report');
 const cfg = (p: string) => join(root, 'configs/fashion-mnist', p);
 const outFile = resolve(root, argOf(args, 'out', 'bench/results/schemes-fashion-mnist.md'));
+/**
+ * The ResNet-20 teacher's config: the zoo's (30 epochs with augmentation, about 65 min on 2 cores)
+ * by default, or another file (e.g. configs/fashion-mnist/demo/teacher.yaml, 3 epochs) when that
+ * budget is not at hand; the rows' teacher runs are pointed at it.
+ */
+const teacherFile = resolve(root, argOf(args, 'teacher', 'configs/fashion-mnist/baseline/resnet20.yaml'));
+const teacherName = loadExperiment(teacherFile).name;
+const TEACHER_SETS: Record<string, string[]> = {
+  'kd (resnet20)': [`teacher.run=${teacherName}`],
+  'multi-teacher (ce)': [`scheme.teachers[0].run=${teacherName}`],
+  'multi-teacher (average)': [`scheme.teachers[0].run=${teacherName}`],
+  adversarial: [`teacher.run=${teacherName}`],
+  'data-free': [`teacher.run=${teacherName}`],
+};
 
 interface Row {
   label: string;
@@ -47,10 +62,10 @@ const ROWS: Row[] = [
   { label: 'vanilla', file: cfg('baseline/resnet8.yaml'), what: 'ResNet-8 on the labels' },
   { label: 'kd (resnet20)', file: cfg('kd/resnet8-from-resnet20.yaml'), what: 'offline KD from ResNet-20' },
   {
-    label: 'kd (wrn_16_2)',
+    label: 'kd (lightnn)',
     file: cfg('kd/resnet8-from-resnet20.yaml'),
-    sets: ['teacher.model.name=wrn_16_2', 'teacher.run=fmnist-wrn_16_2'],
-    what: 'offline KD from WRN-16-2',
+    sets: ['teacher.model.name=lightnn', 'teacher.run=fmnist-lightnn'],
+    what: 'offline KD from LightNN',
   },
   { label: 'dml', file: cfg('dml/resnet8-peers.yaml'), what: 'two ResNet-8 peers (row: peer 1)' },
   {
@@ -63,13 +78,13 @@ const ROWS: Row[] = [
   { label: 'tf-kd', file: cfg('tf-kd/resnet8.yaml'), what: 'virtual teacher, no network' },
   {
     label: 'multi-teacher (ce)',
-    file: cfg('multi-teacher/resnet8-from-resnet20-wrn_16_2.yaml'),
-    what: 'ResNet-20 + WRN-16-2, weighted per example',
+    file: cfg('multi-teacher/resnet8-from-resnet20-lightnn.yaml'),
+    what: 'ResNet-20 + LightNN, weighted per example',
   },
   {
     label: 'multi-teacher (average)',
-    file: cfg('multi-teacher/resnet8-from-resnet20-wrn_16_2-average.yaml'),
-    what: 'ResNet-20 + WRN-16-2, averaged',
+    file: cfg('multi-teacher/resnet8-from-resnet20-lightnn-average.yaml'),
+    what: 'ResNet-20 + LightNN, averaged',
   },
   { label: 'adversarial', file: cfg('adversarial/resnet8-from-resnet20.yaml'), what: 'KD + discriminator' },
   {
@@ -88,12 +103,12 @@ const budgetTag = `e${epochs}${trainLimit > 0 ? `-n${trainLimit}` : ''}`;
 const teacherFree = new Set(['vanilla', 'dml', 'online ensemble', 'byot', 'born-again', 'tf-kd']);
 const teachers =
   report || rows.every((r) => teacherFree.has(r.label))
-    ? ['baseline/resnet20.yaml', 'baseline/wrn_16_2.yaml'].map((f) =>
+    ? ['baseline/resnet20.yaml', 'baseline/lightnn.yaml'].map((f) =>
         finishedRun(runs, loadExperiment(cfg(f))),
       )
     : [
         await runOrReuse(cfg('baseline/resnet20.yaml'), [], runs),
-        await runOrReuse(cfg('baseline/wrn_16_2.yaml'), [], runs),
+        await runOrReuse(cfg('baseline/lightnn.yaml'), [], runs),
       ];
 
 const tasks: RunTask[] = [];
@@ -101,13 +116,16 @@ const index: { row: number; seed: number }[] = [];
 for (let s = 1; s <= Math.max(seeds, dfSeeds); s++)
   for (const [ri, row] of rows.entries()) {
     if (row.ownBudget ? s > dfSeeds : s > seeds) continue;
-    const base = loadExperiment(row.file, row.sets ?? []);
+    const rowSets = [...(row.sets ?? []), ...(TEACHER_SETS[row.label] ?? [])];
+    const base = loadExperiment(row.file, rowSets);
     const budget = row.ownBudget
       ? []
       : [`epochs=${epochs}`, ...(trainLimit > 0 ? [`data.trainLimit=${trainLimit}`] : [])];
     const tag = row.ownBudget ? 'own' : budgetTag;
-    const name = `schemes-${base.name}${row.sets ? '-wrn' : ''}-${tag}-s${s}`;
-    tasks.push({ file: row.file, sets: [...(row.sets ?? []), ...budget, `seed=${s}`, `name=${name}`] });
+    // The teacher is part of a run's name when it is not the zoo's.
+    const t = TEACHER_SETS[row.label] && teacherName !== 'fmnist-resnet20' ? `-t${teacherName}` : '';
+    const name = `schemes-${base.name}${row.sets ? '-lightnn' : ''}${t}-${tag}-s${s}`;
+    tasks.push({ file: row.file, sets: [...rowSets, ...budget, `seed=${s}`, `name=${name}`] });
     index.push({ row: ri, seed: s });
   }
 const done: (RunResults | null)[] = report
@@ -177,14 +195,14 @@ const table = rows.map((row, ri) => {
   const secs = meanSd(rs.map((r) => r.trainSeconds)).m;
   return `| ${row.label} | ${ms(rs.map((r) => r.testTop1))} | ${delta} | ${rs.length} | ${per} | ${extraOf(rs)} | ${secs.toFixed(0)} s |`;
 });
-const [t20, twrn] = teachers;
+const [t20, tlight] = teachers;
 const lines = [
   '# Fashion-MNIST: distillation schemes',
   '',
   report
     ? `Command: \`npm run bench:schemes -- ${args.join(' ')}\` — the table of the runs finished under ${runs}.`
     : `Command: \`npm run bench:schemes -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (finished runs reused count as 0)${jobs > 1 ? `; ${jobs} runs at a time sharing the 2 cores` : ''}.`,
-  `Teachers: ResNet-20 (${t20 ? `${f2(t20.testTop1)}%, ${t20.params} params` : 'not trained'}), WRN-16-2 (${twrn ? `${f2(twrn.testTop1)}%, ${twrn.params} params` : 'not trained'}); student ResNet-8 in every row.`,
+  `Teachers: ResNet-20 from ${teacherFile.slice(root.length + 1)} (${t20 ? `${f2(t20.testTop1)}%, ${t20.params} params` : 'not trained'}), LightNN from configs/fashion-mnist/baseline/lightnn.yaml (${tlight ? `${f2(tlight.testTop1)}%, ${tlight.params} params` : 'not trained'}); student ResNet-8 in every row.`,
   `Budget: ${epochs} epochs per run (per generation for born-again) on ${trainLimit > 0 ? `the first ${trainLimit} training images` : 'all 60,000 training images'}, no augmentation, seeds 1..${seeds}; data-free keeps its config's budget (seeds 1..${dfSeeds}). Test split: 10,000 images.`,
   '"Δ vs vanilla" is paired by seed. Times are per run, with runs sharing the cores.',
   '',
