@@ -11,8 +11,9 @@
  * (eq. 3-5 of the paper; TV in its squared form; inputs jittered by a random roll each iteration
  * and kept in the valid pixel range.) The synthesized images are saved as a dataset — IDX files a
  * `fashion-mnist`-style reader loads, and grid.png to look at — and the student is then trained on
- * them with the experiment's losses (KD from the teacher), as the offline scheme would. The real
- * test split is used for evaluation only.
+ * them with the experiment's losses (KD from the teacher), as the offline scheme would, with the
+ * data section's augmentation (cropPadding, hflip) applied to them. The real test split is used for
+ * evaluation only.
  *
  * Resume: finished synthesis batches are kept (synthetic/batches/) and not synthesized again; the
  * student's training resumes from its checkpoint as any run.
@@ -310,7 +311,15 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
       numClasses: K,
     };
     const common = { mean: data.mean, std: data.std, batchSize: exp.data.batchSize };
-    const train = new BatchLoader(synth, { ...common, shuffle: true, seed: exp.seed });
+    // The data section's augmentation applies to the synthesized images (the teacher then runs on
+    // every batch instead of from a cache).
+    const train = new BatchLoader(synth, {
+      ...common,
+      shuffle: true,
+      seed: exp.seed,
+      cropPadding: exp.data.cropPadding,
+      hflip: exp.data.hflip,
+    });
     const trainPlain = new BatchLoader(synth, { ...common, shuffle: false, keepLast: true, seed: 0 });
     const digest = createHash('sha256').update(pixels).update(labels).digest('hex').slice(0, 16);
     let agree = 0;
