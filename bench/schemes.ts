@@ -103,13 +103,8 @@ const budgetTag = `e${epochs}${trainLimit > 0 ? `-n${trainLimit}` : ''}`;
 const teacherFree = new Set(['vanilla', 'dml', 'online ensemble', 'byot', 'born-again', 'tf-kd']);
 const teachers =
   report || rows.every((r) => teacherFree.has(r.label))
-    ? ['baseline/resnet20.yaml', 'baseline/lightnn.yaml'].map((f) =>
-        finishedRun(runs, loadExperiment(cfg(f))),
-      )
-    : [
-        await runOrReuse(cfg('baseline/resnet20.yaml'), [], runs),
-        await runOrReuse(cfg('baseline/lightnn.yaml'), [], runs),
-      ];
+    ? [teacherFile, cfg('baseline/lightnn.yaml')].map((f) => finishedRun(runs, loadExperiment(f)))
+    : [await runOrReuse(teacherFile, [], runs), await runOrReuse(cfg('baseline/lightnn.yaml'), [], runs)];
 
 const tasks: RunTask[] = [];
 const index: { row: number; seed: number }[] = [];
