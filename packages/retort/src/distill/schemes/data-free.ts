@@ -221,6 +221,7 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
     const hi = tf.tensor1d(data.mean.map((m, i) => (1 - m) / data.std[i]!));
     const t0 = performance.now();
     let synthSeconds = 0;
+    let made = 0;
     for (let b = 0; b < batches; b++) {
       const file = join(dir, 'batches', `${String(b).padStart(4, '0')}.bin`);
       const B = config.batchSize;
@@ -284,7 +285,9 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
       writeFileAtomic(file, out);
       const sec = (performance.now() - s0) / 1000;
       synthSeconds += sec;
-      const eta = (synthSeconds / (b + 1)) * (batches - b - 1);
+      made++;
+      // Batches kept from an earlier run took no time here: the ETA is from the ones made now.
+      const eta = (synthSeconds / made) * (batches - b - 1);
       log(
         `synthesis batch ${b + 1}/${batches}: loss ${last.total.toFixed(3)} (ce ${last.ce.toFixed(3)}, bn ${last.bn.toFixed(3)}), teacher agrees on ${hits}/${B}, ${(B / sec).toFixed(1)} img/s, ETA ${eta.toFixed(0)} s`,
       );
