@@ -45,6 +45,7 @@ const TEACHER_SETS: Record<string, string[]> = {
   'kd (resnet20)': [`teacher.run=${teacherName}`],
   'multi-teacher (ce)': [`scheme.teachers[0].run=${teacherName}`],
   'multi-teacher (average)': [`scheme.teachers[0].run=${teacherName}`],
+  'multi-teacher (ce, tau 0.1)': [`scheme.teachers[0].run=${teacherName}`],
   adversarial: [`teacher.run=${teacherName}`],
   'data-free': [`teacher.run=${teacherName}`],
 };
@@ -75,11 +76,21 @@ const ROWS: Row[] = [
   },
   { label: 'byot', file: cfg('byot/resnet8.yaml'), what: 'deepest classifier (row) and two heads' },
   { label: 'born-again', file: cfg('born-again/resnet8.yaml'), what: 'generation 2 (row) from generation 1' },
+  {
+    label: 'born-again (kd only)',
+    file: cfg('born-again/resnet8-kd-only.yaml'),
+    what: 'generation 2 on KD at T 1 alone (the paper)',
+  },
   { label: 'tf-kd', file: cfg('tf-kd/resnet8.yaml'), what: 'virtual teacher, no network' },
   {
     label: 'multi-teacher (ce)',
     file: cfg('multi-teacher/resnet8-from-resnet20-lightnn.yaml'),
     what: 'ResNet-20 + LightNN, weighted per example',
+  },
+  {
+    label: 'multi-teacher (ce, tau 0.1)',
+    file: cfg('multi-teacher/resnet8-from-resnet20-lightnn-sharp.yaml'),
+    what: 'as (ce), the weighting sharpened',
   },
   {
     label: 'multi-teacher (average)',
@@ -100,7 +111,15 @@ const t0 = performance.now();
 const budgetTag = `e${epochs}${trainLimit > 0 ? `-n${trainLimit}` : ''}`;
 
 // The teachers first (reused when finished), in this process, when a row needs them.
-const teacherFree = new Set(['vanilla', 'dml', 'online ensemble', 'byot', 'born-again', 'tf-kd']);
+const teacherFree = new Set([
+  'vanilla',
+  'dml',
+  'online ensemble',
+  'byot',
+  'born-again',
+  'born-again (kd only)',
+  'tf-kd',
+]);
 const teachers =
   report || rows.every((r) => teacherFree.has(r.label))
     ? [teacherFile, cfg('baseline/lightnn.yaml')].map((f) => finishedRun(runs, loadExperiment(f)))

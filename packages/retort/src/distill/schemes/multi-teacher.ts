@@ -37,6 +37,11 @@ export const multiTeacherSchema = z.strictObject({
   weighting: z.enum(['average', 'fixed', 'entropy', 'ce']).default('average'),
   /** 'fixed': one non-negative weight per teacher (normalised to sum 1). */
   weights: z.array(z.number().min(0)).optional(),
+  /**
+   * 'entropy', 'ce': temperature of the softmax over teachers; below 1 favours the more confident
+   * teacher more strongly (near 0: the most confident one alone).
+   */
+  tau: z.number().positive().default(1),
   /** Temperature at which the distributions are mixed (give logit losses the same T). */
   T: z.number().positive().default(4),
   /** Per teacher: feature role -> that teacher's layer, for feature losses (default: the entry's taps.teacher). */
@@ -51,7 +56,7 @@ export type MultiTeacherConfig = z.output<typeof multiTeacherSchema>;
 export function teacherWeights(
   logits: readonly tf.Tensor2D[],
   labels: tf.Tensor1D,
-  cfg: Pick<MultiTeacherConfig, 'weighting' | 'weights'>,
+  cfg: Pick<MultiTeacherConfig, 'weighting' | 'weights'> & { tau?: number },
 ): tf.Tensor2D {
   const m = logits.length;
   const n = logits[0]!.shape[0];
@@ -68,7 +73,7 @@ export function teacherWeights(
       const k = t.shape[1];
       return tf.sum(tf.mul(tf.oneHot(labels, k), logP), 1); // -CE
     });
-    return tf.softmax(tf.stack(scores, 1)) as tf.Tensor2D;
+    return tf.softmax(tf.div(tf.stack(scores, 1), cfg.tau ?? 1)) as tf.Tensor2D;
   });
 }
 

@@ -43,6 +43,9 @@ describe('multi-teacher: weights and mixture', () => {
     assert.ok(c[0]![0]! > c[0]![1]!, 'row 0: a is right and sure');
     assert.ok(c[1]![0]! > c[1]![1]!, 'row 1: b is sure of the wrong class');
     for (const row of [...e, ...c]) assert.ok(Math.abs(row[0]! + row[1]! - 1) < 1e-6);
+    // A lower tau sharpens the same preference.
+    const sharp = teacherWeights([a, b], y, { weighting: 'ce', tau: 0.1 }).arraySync();
+    assert.ok(sharp[0]![0]! > c[0]![0]! && sharp[1]![0]! > c[1]![0]!, JSON.stringify([sharp, c]));
   });
   it('softmax(mixture / T) is the weighted mixture of the softened distributions', () => {
     const T = 3;
