@@ -3,6 +3,7 @@
  * optimizer and schedule, the trainer, then a final test evaluation. Everything lands in the run
  * folder: config.json, metrics.jsonl, checkpoints/, model.ckpt, results.json.
  */
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseOrThrow } from '../config/errors.js';
@@ -174,6 +175,14 @@ export async function runExperiment(
       `${exp.name}: test top-1 ${test.top1.toFixed(2)}%, ${out.params} params, ${trainSeconds.toFixed(1)} s -> ${runDir}`,
     );
     return out;
+  } catch (e) {
+    // A new run that failed before writing anything but its config (a layer a scheme cannot find,
+    // a teacher that does not load) leaves no folder behind, so the corrected run needs no --force.
+    if (!(opts.resume ?? false) && readdirSync(runDir).every((f) => f === 'config.json' || f === 'lock')) {
+      releaseRunLock(join(runDir, 'lock'));
+      rmSync(runDir, { recursive: true, force: true });
+    }
+    throw e;
   } finally {
     // The teacher (an onnxruntime session, or a tfjs model) is the run's own: free it.
     teacher?.dispose();

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { checkLogitPair } from './kd.js';
-import type { LossDescriptor } from './types.js';
+import { detach, type LossDescriptor } from './types.js';
 
 export const adversarialSchema = z.strictObject({
   /** Temperature of the distributions the discriminator sees. */
@@ -76,7 +76,7 @@ export function adversarialLoss(
 ): tf.Scalar {
   checkLogitPair('adversarialLoss', studentLogits, teacherLogits);
   return tf.tidy(() => {
-    const pt = tf.softmax(tf.div(teacherLogits, opts.T));
+    const pt = tf.softmax(tf.div(detach(teacherLogits), opts.T));
     const ps = reverseGradient(tf.softmax(tf.div(studentLogits, opts.T)), opts.reverse);
     const dt = discriminator.apply(pt) as tf.Tensor;
     const ds = discriminator.apply(ps) as tf.Tensor;

@@ -6,8 +6,8 @@
  * earlier ones are saved as run folders under generations/, and the ensemble of all generations
  * (the paper's BAN ensemble: averaged logits) is measured on the test split.
  *
- * Resuming skips generations whose folder already holds model.ckpt and results.json, and continues
- * an unfinished one from its checkpoints.
+ * Resuming restores finished generations from their last checkpoints (no epoch is run again) and
+ * continues the unfinished one from its checkpoints.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +15,6 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { lossEntrySchema } from '../../config/experiment.js';
 import { layersTeacher } from '../../teachers/layers.js';
-import { loadModelWeights } from '../../train/checkpoint.js';
 import { RetortError } from '../../util/errors.js';
 import { parseTerms, trainStages } from './offline.js';
 import { ensembleTop1, type SideRun, saveSideRun } from './outputs.js';
@@ -73,29 +72,29 @@ export const bornAgain: SchemeDescriptor<BornAgainConfig> = {
       const dir = last ? ctx.runDir : join(ctx.runDir, 'generations', `gen${g}`);
       const finished = !last && ['model.ckpt', 'results.json'].every((f) => existsSync(join(dir, f)));
       const prev = gens.at(-1);
-      if (finished) {
-        loadModelWeights(join(dir, 'model.ckpt'), model);
-        log(`born-again: generation ${g} of ${config.generations} already trained in ${dir}`);
-      } else {
+      if (finished) log(`born-again: generation ${g} of ${config.generations} already trained in ${dir}`);
+      else
         log(
           `born-again: generation ${g} of ${config.generations}${prev ? `, taught by generation ${g - 1}` : ', from the labels'}`,
         );
-        const done = await trainStages({
-          exp,
-          student: model,
-          // The previous generation, frozen; its layers are the same as the student's, so taps bind.
-          teacher: prev ? layersTeacher(prev, { description: `generation ${g - 1}` }) : undefined,
-          stages: g === 1 ? firstStages : ctx.stages,
-          data: ctx.data,
-          dataInfo: ctx.dataInfo,
-          runDir: dir,
-          resume: ctx.resume,
-          cacheDir: ctx.cacheDir,
-          log,
-        });
-        out.stages.push(...done.stages.map((s) => ({ ...s, name: `gen${g}/${s.name}` })));
-        out.records.push(...done.records);
-      }
+      // A finished generation goes through the trainer too: resuming from its last checkpoint runs
+      // no epoch but restores its weights, the RNG states after it and its records, so the next
+      // generation starts exactly as in a straight run.
+      const done = await trainStages({
+        exp,
+        student: model,
+        // The previous generation, frozen; its layers are the same as the student's, so taps bind.
+        teacher: prev ? layersTeacher(prev, { description: `generation ${g - 1}` }) : undefined,
+        stages: g === 1 ? firstStages : ctx.stages,
+        data: ctx.data,
+        dataInfo: ctx.dataInfo,
+        runDir: dir,
+        resume: ctx.resume,
+        cacheDir: ctx.cacheDir,
+        log,
+      });
+      out.stages.push(...done.stages.map((s) => ({ ...s, name: `gen${g}/${s.name}` })));
+      out.records.push(...done.records);
       if (!last)
         saved.push(
           await saveSideRun({

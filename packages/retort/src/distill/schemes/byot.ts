@@ -152,9 +152,13 @@ export const byot: SchemeDescriptor<ByotConfig> = {
   },
   schema: byotSchema,
   teacher: 'none',
-  check(exp, _cfg, stages, where) {
+  check(exp, cfg, stages, where) {
     if (exp.stages !== undefined)
       throw new RetortError(`${where}: scheme byot trains in one stage: give losses and epochs, not stages`);
+    if (exp.model.name === undefined && (cfg.heads === undefined || cfg.feature === undefined))
+      throw new RetortError(
+        `${where}: scheme byot: a model from your own module needs scheme.heads (layer names) and scheme.feature`,
+      );
     for (const t of stages[0]!.terms)
       if (needsTeacher(t) || Object.keys(t.taps.student).length > 0 || t.descriptor.parts)
         throw new RetortError(

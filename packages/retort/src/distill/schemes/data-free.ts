@@ -209,6 +209,10 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
     );
     const [H, W, C] = data.shape;
     const K = data.numClasses;
+    if (K > 256)
+      throw new RetortError(
+        `${ctx.where}: scheme data-free saves labels as bytes (the IDX format): at most 256 classes, the data has ${K}`,
+      );
     const per = H * W * C;
     const batches = Math.ceil(config.images / config.batchSize);
     const count = batches * config.batchSize;
@@ -236,7 +240,9 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
       const y = Int32Array.from({ length: B }, (_, i) => (i + b * B) % K);
       const yT = tf.tensor1d(y, 'int32');
       const onehot = tf.oneHot(yT, K);
-      const x = tf.variable(tf.randomNormal([B, H, W, C], 0, 1, 'float32', exp.seed * 7919 + b));
+      const init = tf.randomNormal([B, H, W, C], 0, 1, 'float32', exp.seed * 7919 + b);
+      const x = tf.variable(init);
+      init.dispose();
       const opt = tf.train.adam(config.lr, 0.5, 0.9);
       let last = { total: 0, ce: 0, bn: 0 };
       for (let it = 0; it < config.iterations; it++) {

@@ -87,6 +87,28 @@ describe('scheme born-again', () => {
     const y = loadCheckpoint(join(resumed.runDir, 'model.ckpt'));
     for (const [i, t] of x.header.tensors.entries())
       assert.deepEqual(y.values.get(y.header.tensors[i]!.name)!.data, x.values.get(t.name)!.data, t.name);
+    assert.deepEqual(
+      resumed.epochs.map((e) => e.epoch),
+      [1, 1, 2],
+      'the records of generation 1 are kept',
+    );
+
+    // Stopped between generations (generation 1 done, generation 2 not yet checkpointed): generation
+    // 2 starts from the RNG states generation 1 left, as in the straight run.
+    const exp2 = experimentSchema.parse({ ...base, name: 'ban-between' });
+    await assert.rejects(
+      runExperiment(exp2, 'ban.yaml', {
+        runsRoot: scratch,
+        log: (l) => {
+          if (l.includes('generation 2 of 2')) throw new Error('stop');
+        },
+      }),
+      /stop/,
+    );
+    const between = await runExperiment(exp2, 'ban.yaml', { runsRoot: scratch, resume: true, log: () => {} });
+    const z = loadCheckpoint(join(between.runDir, 'model.ckpt'));
+    for (const [i, t] of x.header.tensors.entries())
+      assert.deepEqual(z.values.get(z.header.tensors[i]!.name)!.data, x.values.get(t.name)!.data, t.name);
   });
 
   it('refuses a teacher-bound loss in generation 1 and a teacher section', async () => {
