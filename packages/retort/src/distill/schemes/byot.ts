@@ -21,13 +21,12 @@ import { exportTfjs } from '../../export/tfjs.js';
 import { fusedBatchNorm } from '../../models/batchnorm.js';
 import { modelTaps } from '../../models/index.js';
 import { tapModel } from '../../taps/taps.js';
-import { makeOptimizer, makeSchedule } from '../../train/from-config.js';
-import { evaluate, fit, type StepInput, type TrainTask } from '../../train/trainer.js';
+import { evaluate, type StepInput, type TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
 import { crossEntropy } from '../losses/ce.js';
 import { kdLoss } from '../losses/kd.js';
 import { detach } from '../losses/types.js';
-import { needsTeacher } from './offline.js';
+import { fitSingleStage, needsTeacher, requireOneStage } from './offline.js';
 import type { SchemeDescriptor } from './types.js';
 
 export const byotSchema = z.strictObject({
@@ -153,8 +152,7 @@ export const byot: SchemeDescriptor<ByotConfig> = {
   schema: byotSchema,
   teacher: 'none',
   check(exp, cfg, stages, where) {
-    if (exp.stages !== undefined)
-      throw new RetortError(`${where}: scheme byot trains in one stage: give losses and epochs, not stages`);
+    requireOneStage(exp, 'byot', where);
     if (exp.model.name === undefined && (cfg.heads === undefined || cfg.feature === undefined))
       throw new RetortError(
         `${where}: scheme byot: a model from your own module needs scheme.heads (layer names) and scheme.feature`,
@@ -226,23 +224,10 @@ export const byot: SchemeDescriptor<ByotConfig> = {
         return { total: total!, terms, logits: s.logits };
       },
     };
-    const optimizer = makeOptimizer(exp.optimizer);
-    const s0 = performance.now();
     log(
       `scheme byot: heads on ${headLayers.map((l, i) => `${l} (${heads[i]!.countParams()} params)`).join(', ')}; deepest feature ${feature}; T ${config.T}, alpha ${config.alpha}, lambda ${config.lambda}`,
     );
-    const records = await fit(task, {
-      epochs: stage.epochs,
-      optimizer,
-      schedule: makeSchedule(exp.schedule, exp.optimizer.lr, stage.epochs),
-      train: ctx.data.train,
-      val: ctx.data.val,
-      runDir: ctx.runDir,
-      resume: ctx.resume,
-      log,
-    });
-    optimizer.dispose();
-    const seconds = (performance.now() - s0) / 1000;
+    const { records, seconds } = await fitSingleStage(ctx, task);
     const out: {
       label: string;
       layer: string;

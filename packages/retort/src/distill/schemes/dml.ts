@@ -19,11 +19,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { modelSchema } from '../../config/experiment.js';
-import { makeOptimizer, makeSchedule } from '../../train/from-config.js';
-import { fit, type StepInput, type TrainTask } from '../../train/trainer.js';
+import type { StepInput, TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
 import { kdLoss } from '../losses/kd.js';
-import { buildOfflineTask, needsTeacher } from './offline.js';
+import { buildOfflineTask, fitSingleStage, needsTeacher, requireOneStage } from './offline.js';
 import { ensembleTop1, type SideRun, saveSideRun } from './outputs.js';
 import type { SchemeDescriptor } from './types.js';
 
@@ -65,8 +64,7 @@ export const dml: SchemeDescriptor<DmlConfig> = {
   schema: dmlSchema,
   teacher: 'none',
   check(exp, _cfg, stages, where) {
-    if (exp.stages !== undefined)
-      throw new RetortError(`${where}: scheme dml trains in one stage: give losses and epochs, not stages`);
+    requireOneStage(exp, 'dml', where);
     for (const t of stages[0]!.terms) {
       if (needsTeacher(t))
         throw new RetortError(
@@ -107,23 +105,10 @@ export const dml: SchemeDescriptor<DmlConfig> = {
         return { total: total!, terms, logits: logits[0]! };
       },
     };
-    const optimizer = makeOptimizer(exp.optimizer);
-    const s0 = performance.now();
     log(
       `scheme dml: ${models.length} peers (${peerCfgs.map((c) => c.name ?? c.module).join(', ')}), target ${config.target}, T ${config.T}, weight ${config.weight}; own losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
     );
-    const records = await fit(task, {
-      epochs: stage.epochs,
-      optimizer,
-      schedule: makeSchedule(exp.schedule, exp.optimizer.lr, stage.epochs),
-      train: ctx.data.train,
-      val: ctx.data.val,
-      runDir: ctx.runDir,
-      resume: ctx.resume,
-      log,
-    });
-    optimizer.dispose();
-    const seconds = (performance.now() - s0) / 1000;
+    const { records, seconds } = await fitSingleStage(ctx, task);
     const peers: SideRun[] = [];
     for (const [i, m] of models.entries()) {
       if (i === 0) continue;

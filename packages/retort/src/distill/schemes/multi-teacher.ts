@@ -22,12 +22,11 @@ import { BatchLoader } from '../../data/loader.js';
 import { tapModel } from '../../taps/taps.js';
 import { loadTeacherSource, teacherTop1 } from '../../teachers/load.js';
 import type { Teacher, TeacherView } from '../../teachers/types.js';
-import { makeOptimizer, makeSchedule } from '../../train/from-config.js';
-import { fit, type StepInput, type TrainTask } from '../../train/trainer.js';
+import type { StepInput, TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
 import type { NetOutputs, Parts } from '../losses/types.js';
 import { cacheRefusal, TeacherCache } from '../teacher-cache.js';
-import { needsTeacher, type Term } from './offline.js';
+import { fitSingleStage, needsTeacher, requireOneStage, type Term } from './offline.js';
 import type { SchemeDescriptor } from './types.js';
 
 export const multiTeacherSchema = z.strictObject({
@@ -93,8 +92,7 @@ export const multiTeacher: SchemeDescriptor<MultiTeacherConfig> = {
   schema: multiTeacherSchema,
   teacher: 'none',
   check(exp, cfg, stages, where) {
-    if (exp.stages !== undefined)
-      throw new RetortError(`${where}: scheme multi-teacher trains in one stage: give losses and epochs`);
+    requireOneStage(exp, 'multi-teacher', where);
     if (cfg.weighting === 'fixed' && cfg.weights?.length !== cfg.teachers.length)
       throw new RetortError(
         `${where}: scheme.weights: weighting 'fixed' needs one weight per teacher (${cfg.teachers.length}), got ${cfg.weights?.length ?? 'none'}`,
@@ -250,29 +248,17 @@ export const multiTeacher: SchemeDescriptor<MultiTeacherConfig> = {
           return { total: total!, terms, logits: s.logits };
         },
       };
-      const optimizer = makeOptimizer(exp.optimizer);
-      const s0 = performance.now();
       log(
         `scheme multi-teacher: ${M} teachers, weighting ${config.weighting}, mixed at T ${config.T}; losses ${stage.terms.map((t) => `${t.weight}*${t.label}`).join(' + ')}`,
       );
-      const records = await fit(task, {
-        epochs: stage.epochs,
-        optimizer,
-        schedule: makeSchedule(exp.schedule, exp.optimizer.lr, stage.epochs),
-        train: data.train,
-        val: data.val,
-        runDir: ctx.runDir,
-        resume: ctx.resume,
-        log,
-      });
-      optimizer.dispose();
+      const { records, seconds } = await fitSingleStage(ctx, task);
       return {
         stages: [
           {
             name: stage.name,
             epochs: stage.epochs,
             losses: [...plainTerms, ...logitTerms, ...perTeacher.flat()].map((t) => t.label),
-            seconds: (performance.now() - s0) / 1000,
+            seconds,
           },
         ],
         records,

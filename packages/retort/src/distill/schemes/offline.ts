@@ -21,10 +21,11 @@ import { asTeacher } from '../../teachers/layers.js';
 import type { Teacher, TeacherView } from '../../teachers/types.js';
 import { makeOptimizer, makeSchedule } from '../../train/from-config.js';
 import { type EpochRecord, fit, type StepInput, type TrainTask } from '../../train/trainer.js';
+import { RetortError } from '../../util/errors.js';
 import type { AnyLossDescriptor, DataInfo, NetOutputs, Parts } from '../losses/types.js';
 import { lossRegistry } from '../registry.js';
 import { cacheRefusal, TeacherCache } from '../teacher-cache.js';
-import type { ParsedStage, SchemeDescriptor, SchemeOutput } from './types.js';
+import type { ParsedStage, SchemeContext, SchemeDescriptor, SchemeOutput } from './types.js';
 
 /** Role -> layer name, per network. */
 export interface TapBinding {
@@ -294,6 +295,44 @@ export async function trainStages(o: {
     });
   }
   return { stages: results, records };
+}
+
+/** Refuses `stages` for a scheme that trains its task in one stage. */
+export function requireOneStage(exp: Experiment, scheme: string, where: string): void {
+  if (exp.stages !== undefined)
+    throw new RetortError(
+      `${where}: scheme ${scheme} trains in one stage: give losses and epochs, not stages`,
+    );
+}
+
+/**
+ * Trains `task` for the experiment's single stage with its optimizer and schedule, in the run
+ * folder (resuming when asked): what the schemes with one training task (dml, byot, multi-teacher)
+ * share. Returns the epoch records and the seconds it took.
+ */
+export async function fitSingleStage(
+  ctx: Pick<SchemeContext<unknown>, 'exp' | 'stages' | 'data' | 'runDir' | 'resume' | 'log'>,
+  task: TrainTask,
+): Promise<{ records: EpochRecord[]; seconds: number }> {
+  const { exp } = ctx;
+  const epochs = ctx.stages[0]!.epochs;
+  const optimizer = makeOptimizer(exp.optimizer);
+  const s0 = performance.now();
+  try {
+    const records = await fit(task, {
+      epochs,
+      optimizer,
+      schedule: makeSchedule(exp.schedule, exp.optimizer.lr, epochs),
+      train: ctx.data.train,
+      val: ctx.data.val,
+      runDir: ctx.runDir,
+      resume: ctx.resume,
+      log: ctx.log,
+    });
+    return { records, seconds: (performance.now() - s0) / 1000 };
+  } finally {
+    optimizer.dispose();
+  }
 }
 
 /** Offline distillation: the default scheme (a frozen teacher when the losses use one). */
