@@ -22,26 +22,19 @@ import type { Teacher, TeacherView } from '../../teachers/types.js';
 import { makeOptimizer, makeSchedule } from '../../train/from-config.js';
 import { type EpochRecord, fit, type StepInput, type TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
-import type { AnyLossDescriptor, DataInfo, NetOutputs, Parts } from '../losses/types.js';
+import type { DataInfo, NetOutputs, Parts } from '../losses/types.js';
 import { lossRegistry } from '../registry.js';
 import { cacheRefusal, TeacherCache } from '../teacher-cache.js';
-import type { ParsedStage, SchemeContext, SchemeDescriptor, SchemeOutput } from './types.js';
+import type {
+  ParsedStage,
+  SchemeContext,
+  SchemeDescriptor,
+  SchemeOutput,
+  TapBinding,
+  Term,
+} from './types.js';
 
-/** Role -> layer name, per network. */
-export interface TapBinding {
-  student: Record<string, string>;
-  teacher: Record<string, string>;
-}
-
-/** One configured loss term. */
-export interface Term {
-  /** Unique label for logs ('kd', or 'kd#2' when a method appears twice). */
-  label: string;
-  descriptor: AnyLossDescriptor;
-  config: unknown;
-  weight: number;
-  taps: TapBinding;
-}
+export type { TapBinding, Term } from './types.js';
 
 /** Validates loss entries: method names, method parameters (its schema) and tap bindings. */
 export function parseTerms(entries: readonly LossEntry[], where: string): Term[] {

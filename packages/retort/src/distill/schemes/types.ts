@@ -11,8 +11,23 @@ import type { ExperimentData } from '../../data/build.js';
 import type { ModelConfig } from '../../models/configured.js';
 import type { Teacher } from '../../teachers/types.js';
 import type { EpochRecord } from '../../train/trainer.js';
-import type { DataInfo, PaperRef } from '../losses/types.js';
-import type { Term } from './offline.js';
+import type { AnyLossDescriptor, DataInfo, PaperRef } from '../losses/types.js';
+
+/** Role -> layer name, per network. */
+export interface TapBinding {
+  student: Record<string, string>;
+  teacher: Record<string, string>;
+}
+
+/** One configured loss term. */
+export interface Term {
+  /** Unique label for logs ('kd', or 'kd#2' when a method appears twice). */
+  label: string;
+  descriptor: AnyLossDescriptor;
+  config: unknown;
+  weight: number;
+  taps: TapBinding;
+}
 
 /** One stage of the experiment with its loss terms parsed. */
 export interface ParsedStage {
