@@ -226,6 +226,8 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
     const t0 = performance.now();
     let synthSeconds = 0;
     let made = 0;
+    // The teacher's hits per batch: measured when a batch is made, later for batches kept from before.
+    const hitsByBatch: (number | undefined)[] = new Array(batches);
     for (let b = 0; b < batches; b++) {
       const file = join(dir, 'batches', `${String(b).padStart(4, '0')}.bin`);
       const B = config.batchSize;
@@ -281,6 +283,7 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
       });
       const bytes = Uint8Array.from(u8.dataSync());
       const hits = agreement(model, bytes, y, data.mean, data.std, [B, H, W, C]);
+      hitsByBatch[b] = hits;
       tf.dispose([x, yT, onehot, u8]);
       opt.dispose();
       pixels.set(bytes, b * B * per);
@@ -334,14 +337,16 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
     let agree = 0;
     for (let b = 0; b < batches; b++) {
       const B = config.batchSize;
-      agree += agreement(
-        model,
-        pixels.subarray(b * B * per, (b + 1) * B * per),
-        labels.subarray(b * B, (b + 1) * B),
-        data.mean,
-        data.std,
-        [B, H, W, C],
-      );
+      agree +=
+        hitsByBatch[b] ??
+        agreement(
+          model,
+          pixels.subarray(b * B * per, (b + 1) * B * per),
+          labels.subarray(b * B, (b + 1) * B),
+          data.mean,
+          data.std,
+          [B, H, W, C],
+        );
     }
     const done = await trainStages({
       exp,

@@ -63,6 +63,44 @@ function load(c: OfdCase) {
   };
 }
 
+/**
+ * ofdLoss on case c's inputs against its PyTorch golden: the value and the gradients with respect to
+ * the student maps and every connector weight.
+ */
+async function expectGolden(
+  c: OfdCase,
+  { s, t, connectors, grads }: ReturnType<typeof load>,
+  margins: readonly tf.Tensor1D[] | 'empirical',
+  reduction?: 'sum' | 'mean',
+): Promise<void> {
+  const k = s.length;
+  const f = (...xs: tf.Tensor[]) =>
+    ofdLoss(
+      xs.slice(0, k) as tf.Tensor4D[],
+      t,
+      [0, 1, 2].slice(0, k).map((i) => ({
+        kernel: xs[k + 3 * i] as tf.Tensor4D,
+        gamma: xs[k + 3 * i + 1] as tf.Tensor1D,
+        beta: xs[k + 3 * i + 2] as tf.Tensor1D,
+      })),
+      margins,
+      reduction,
+    );
+  const ws = connectors.flatMap((w) => [w.kernel, w.gamma, w.beta]);
+  assertClose(await f(...s, ...ws).data(), [c.loss], `${c.name} loss`);
+  const got = tf.grads(f)([...s, ...ws]);
+  for (let i = 0; i < k; i++) {
+    assertClose(await got[i]!.data(), await grads.student[i]!.data(), `${c.name} d / d s${i + 1}`);
+    assertClose(
+      await got[k + 3 * i]!.data(),
+      await grads.kernels[i]!.data(),
+      `${c.name} d / d kernel${i + 1}`,
+    );
+    assertClose(await got[k + 3 * i + 1]!.data(), c.grad_gammas[i]!, `${c.name} d / d gamma${i + 1}`);
+    assertClose(await got[k + 3 * i + 2]!.data(), c.grad_betas[i]!, `${c.name} d / d beta${i + 1}`);
+  }
+}
+
 for (const backend of BACKENDS) {
   describe(`OFD vs PyTorch (Heo et al.'s overhaul code) on ${backend}`, () => {
     for (const c of cases) {
@@ -74,33 +112,8 @@ for (const backend of BACKENDS) {
             m,
             `${c.name} margins ${i + 1}`,
           );
-        const { s, t, connectors, grads } = load(c);
         const margins = c.margins.map((m) => tf.tensor1d(m));
-        const k = s.length;
-        const f = (...xs: tf.Tensor[]) =>
-          ofdLoss(
-            xs.slice(0, k) as tf.Tensor4D[],
-            t,
-            [0, 1, 2].slice(0, k).map((i) => ({
-              kernel: xs[k + 3 * i] as tf.Tensor4D,
-              gamma: xs[k + 3 * i + 1] as tf.Tensor1D,
-              beta: xs[k + 3 * i + 2] as tf.Tensor1D,
-            })),
-            margins,
-          );
-        const ws = connectors.flatMap((w) => [w.kernel, w.gamma, w.beta]);
-        assertClose(await f(...s, ...ws).data(), [c.loss], `${c.name} loss`);
-        const got = tf.grads(f)([...s, ...ws]);
-        for (let i = 0; i < k; i++) {
-          assertClose(await got[i]!.data(), await grads.student[i]!.data(), `${c.name} d / d s${i + 1}`);
-          assertClose(
-            await got[k + 3 * i]!.data(),
-            await grads.kernels[i]!.data(),
-            `${c.name} d / d kernel${i + 1}`,
-          );
-          assertClose(await got[k + 3 * i + 1]!.data(), c.grad_gammas[i]!, `${c.name} d / d gamma${i + 1}`);
-          assertClose(await got[k + 3 * i + 2]!.data(), c.grad_betas[i]!, `${c.name} d / d beta${i + 1}`);
-        }
+        await expectGolden(c, load(c), margins);
       });
     }
   });
@@ -252,32 +265,7 @@ for (const backend of BACKENDS) {
           assertClose(await got.data(), m, `${c.name} margins ${i + 1}`);
           got.dispose();
         }
-        const k = s.length;
-        const f = (...xs: tf.Tensor[]) =>
-          ofdLoss(
-            xs.slice(0, k) as tf.Tensor4D[],
-            t,
-            [0, 1, 2].slice(0, k).map((i) => ({
-              kernel: xs[k + 3 * i] as tf.Tensor4D,
-              gamma: xs[k + 3 * i + 1] as tf.Tensor1D,
-              beta: xs[k + 3 * i + 2] as tf.Tensor1D,
-            })),
-            'empirical',
-            'mean',
-          );
-        const ws = connectors.flatMap((w) => [w.kernel, w.gamma, w.beta]);
-        assertClose(await f(...s, ...ws).data(), [c.loss], `${c.name} loss`);
-        const got = tf.grads(f)([...s, ...ws]);
-        for (let i = 0; i < k; i++) {
-          assertClose(await got[i]!.data(), await grads.student[i]!.data(), `${c.name} d / d s${i + 1}`);
-          assertClose(
-            await got[k + 3 * i]!.data(),
-            await grads.kernels[i]!.data(),
-            `${c.name} d / d kernel${i + 1}`,
-          );
-          assertClose(await got[k + 3 * i + 1]!.data(), c.grad_gammas[i]!, `${c.name} d / d gamma${i + 1}`);
-          assertClose(await got[k + 3 * i + 2]!.data(), c.grad_betas[i]!, `${c.name} d / d beta${i + 1}`);
-        }
+        await expectGolden(c, { s, t, connectors, grads }, 'empirical', 'mean');
         // The teacher gets no gradient through its margins either.
         const gt = tf.grad((x: tf.Tensor) =>
           ofdLoss(s, [x as tf.Tensor4D, t[1]!, t[2]!], connectors, 'empirical', 'mean'),
