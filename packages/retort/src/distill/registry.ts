@@ -14,6 +14,7 @@ import { fsp } from './losses/fsp.js';
 import { ft } from './losses/ft.js';
 import { kd } from './losses/kd.js';
 import { kdsvd } from './losses/kdsvd.js';
+import { logitMse } from './losses/logit-mse.js';
 import { nst } from './losses/nst.js';
 import { ofd } from './losses/ofd.js';
 import { pkt } from './losses/pkt.js';
@@ -48,7 +49,8 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(ft.name, ft)
   .add(kdsvd.name, kdsvd)
   .add(tfKd.name, tfKd)
-  .add(adversarial.name, adversarial);
+  .add(adversarial.name, adversarial)
+  .add(logitMse.name, logitMse);
 
 /**
  * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the

@@ -18,7 +18,16 @@ import { batchStatNorm, checkMaps } from './feature-ops.js';
 import { partWeight, torchUniform, weightPart } from './parts.js';
 import { detach, type LossDescriptor, type TapShapes } from './types.js';
 
-export const fitnetSchema = z.strictObject({});
+export const fitnetSchema = z.strictObject({
+  /**
+   * The distance between the regressed map and the hint, a mean over all elements: l2 (squared
+   * error, the paper and RepDistiller), l1 (absolute error), smooth-l1 (Huber with threshold
+   * `beta`, PyTorch's SmoothL1Loss: 0.5 d^2 / beta below beta, |d| - 0.5 beta above).
+   */
+  distance: z.enum(['l2', 'l1', 'smooth-l1']).default('l2'),
+  /** smooth-l1's threshold (PyTorch's default 1). */
+  beta: z.number().positive().default(1),
+});
 export type FitnetConfig = z.output<typeof fitnetSchema>;
 
 /**
@@ -103,19 +112,39 @@ export function convReg(
   });
 }
 
+export type HintDistance = FitnetConfig['distance'];
+
+/** Mean over all elements of the distance between a and b (see fitnetSchema). */
+export function hintDistance(a: tf.Tensor, b: tf.Tensor, distance: HintDistance = 'l2', beta = 1): tf.Scalar {
+  return tf.tidy(() => {
+    if (distance === 'l2') return tf.mean(tf.squaredDifference(a, b)) as tf.Scalar;
+    const d = tf.abs(tf.sub(a, b));
+    if (distance === 'l1') return tf.mean(d) as tf.Scalar;
+    // With m = min(d, beta): 0.5 m^2 / beta + (d - m) is 0.5 d^2 / beta below beta and d - 0.5 beta
+    // above, written without a comparison (which has no gradient).
+    const m = tf.minimum(d, beta);
+    return tf.mean(tf.add(tf.div(tf.mul(tf.square(m), 0.5), beta), tf.sub(d, m))) as tf.Scalar;
+  });
+}
+
 /**
- * mean((ConvReg(student) - teacher)^2) over all elements.
+ * mean(distance(ConvReg(student), teacher)) over all elements, squared error by default.
  * student: [N, Hs, Ws, Cs]; teacher: [N, Ht, Wt, Ct] (RepDistiller's hint: a post-ReLU map).
  */
-export function fitnetLoss(student: tf.Tensor4D, teacher: tf.Tensor4D, w: ConvRegWeights): tf.Scalar {
+export function fitnetLoss(
+  student: tf.Tensor4D,
+  teacher: tf.Tensor4D,
+  w: ConvRegWeights,
+  opts: { distance?: HintDistance; beta?: number } = {},
+): tf.Scalar {
   checkMaps('fitnetLoss', [student, teacher]);
   const [, ht, wt, ct] = teacher.shape;
   if (w.bias.shape[0] !== ct)
     throw new Error(
       `fitnetLoss: the connector maps to ${w.bias.shape[0]} channels, the teacher map [${teacher.shape.join(', ')}] has ${ct}`,
     );
-  return tf.tidy(
-    () => tf.mean(tf.squaredDifference(convReg(student, w, [ht, wt]), detach(teacher))) as tf.Scalar,
+  return tf.tidy(() =>
+    hintDistance(convReg(student, w, [ht, wt]), detach(teacher), opts.distance, opts.beta),
   );
 }
 
@@ -173,5 +202,6 @@ export const fitnet: LossDescriptor<FitnetConfig, 'hint', FitnetParts> = {
       ctx.student.features.hint as tf.Tensor4D,
       ctx.teacher.features.hint as tf.Tensor4D,
       convRegWeights(ctx.parts.connector),
+      ctx.config,
     ),
 };

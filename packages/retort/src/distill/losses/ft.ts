@@ -14,7 +14,8 @@
  *
  * The factor F is the flattened map, as in the paper. RepDistiller's FactorTransfer(p1 = 2) first
  * reduces it to the channel mean of f^p1 (an attention-like [H, W] map), which is what its beta 200
- * was tuned on; `p1: 2` selects that.
+ * was tuned on; `p1: 2` selects that. `p2` is the exponent of the difference (RepDistiller's p2):
+ * 1, the paper's L1, by default; 2 a squared error; mean over rows and elements of |d|^p2.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initializers, type LayersModel } from '@tensorflow/tfjs-layers';
@@ -30,6 +31,8 @@ export const ftSchema = z.strictObject({
   rate: z.number().positive().max(1).default(0.5),
   /** null: F = the flattened factor (the paper); p: F = mean over channels of f^p (RepDistiller's p1). */
   p1: z.number().int().positive().nullable().default(null),
+  /** Exponent of the factors' difference: mean |d|^p2 (1: the paper's L1). */
+  p2: z.number().int().positive().default(1),
 });
 export type FtConfig = z.output<typeof ftSchema>;
 
@@ -114,6 +117,7 @@ export function ftLoss(
   para: ParaphraserWeights,
   tr: TranslatorWeights,
   p1: number | null = null,
+  p2 = 1,
 ): tf.Scalar {
   checkMaps('ftLoss', [student, teacher]);
   checkInput('ftLoss', 'translator', student, tr.kernels[0]);
@@ -126,7 +130,8 @@ export function ftLoss(
         `ftLoss: translator gives ${fs.shape[3]} channels, the paraphraser's factor ${ftm.shape[3]}`,
       );
     const rows = (f: tf.Tensor4D) => l2Normalize(factorRows(f, p1));
-    return tf.mean(tf.abs(tf.sub(rows(fs), rows(ftm)))) as tf.Scalar;
+    const d = tf.abs(tf.sub(rows(fs), rows(ftm)));
+    return tf.mean(p2 === 1 ? d : p2 === 2 ? tf.square(d) : tf.pow(d, p2)) as tf.Scalar;
   });
 }
 
@@ -214,5 +219,6 @@ export const ft: LossDescriptor<FtConfig, 'feat', FtParts> = {
           paraphraserWeights(ctx.parts.paraphraser),
           translatorWeights(ctx.parts.translator),
           ctx.config.p1,
+          ctx.config.p2,
         ),
 };

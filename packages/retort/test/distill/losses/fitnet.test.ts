@@ -34,8 +34,12 @@ interface FitnetCase {
   grad_bias: number[];
   grad_gamma: number[];
   grad_beta: number[];
+  /** Only in the fitnet_distance cases (the others are l2). */
+  distance?: 'l1' | 'smooth-l1';
+  smooth_beta?: number;
 }
 const cases = featureCases<FitnetCase>('fitnet');
+const distanceCases = featureCases<FitnetCase>('fitnet_distance');
 
 function load(c: FitnetCase) {
   const kernel = (d: number[]) =>
@@ -63,12 +67,13 @@ const asWeights = (k: tf.Tensor, b: tf.Tensor, g: tf.Tensor, be: tf.Tensor) => (
 
 for (const backend of BACKENDS) {
   describe(`FitNet (RepDistiller's ConvReg + MSE) vs PyTorch on ${backend}`, () => {
-    for (const c of cases) {
+    for (const c of [...cases, ...distanceCases]) {
       it(`${c.name}: value and gradients (student, kernel, bias, gamma, beta)`, async () => {
         await tf.setBackend(backend);
         const { s, t, w, grads } = load(c);
+        const opts = c.distance === undefined ? {} : { distance: c.distance, beta: c.smooth_beta! };
         const f = (x: tf.Tensor, k: tf.Tensor, b: tf.Tensor, g: tf.Tensor, be: tf.Tensor) =>
-          fitnetLoss(x as tf.Tensor4D, t, asWeights(k, b, g, be));
+          fitnetLoss(x as tf.Tensor4D, t, asWeights(k, b, g, be), opts);
         assertClose(await f(s, ...w).data(), [c.loss], `${c.name} loss`);
         const got = tf.grads(f)([s, ...w]);
         const names = ['student', 'kernel', 'bias', 'gamma', 'beta'];
@@ -82,20 +87,27 @@ for (const backend of BACKENDS) {
 describe('FitNet descriptor', () => {
   const data = { numExamples: 1, numClasses: 10, seed: 0 };
 
-  it('has no parameters, taps the hint on both sides, sizes the connector from the tapped shapes', async () => {
+  it('defaults to l2, taps the hint on both sides, sizes the connector from the tapped shapes', async () => {
     await tf.setBackend('native');
-    assert.deepEqual(fitnet.schema.parse({}), {});
+    assert.deepEqual(fitnet.schema.parse({}), { distance: 'l2', beta: 1 });
     assert.throws(() => fitnet.schema.parse({ kernelSize: 3 }));
+    assert.throws(() => fitnet.schema.parse({ distance: 'l3' }));
     assert.deepEqual(fitnet.needs.taps, { student: ['hint'], teacher: ['hint'] });
     const kernelOf = (s: number[], t: number[]) =>
-      convRegWeights(fitnet.parts!({ student: { hint: s }, teacher: { hint: t } }, {}, data).connector).kernel
-        .shape;
+      convRegWeights(
+        fitnet.parts!({ student: { hint: s }, teacher: { hint: t } }, fitnet.schema.parse({}), data)
+          .connector,
+      ).kernel.shape;
     assert.deepEqual(kernelOf([5, 5, 3], [5, 5, 7]), [1, 1, 3, 7]);
     assert.deepEqual(kernelOf([8, 8, 4], [4, 4, 6]), [3, 3, 4, 6]);
     assert.deepEqual(kernelOf([4, 4, 4], [8, 8, 6]), [4, 4, 6, 4]);
     assert.deepEqual(kernelOf([6, 5, 2], [4, 4, 3]), [3, 2, 2, 3]);
     const w = convRegWeights(
-      fitnet.parts!({ student: { hint: [5, 5, 3] }, teacher: { hint: [5, 5, 7] } }, {}, data).connector,
+      fitnet.parts!(
+        { student: { hint: [5, 5, 3] }, teacher: { hint: [5, 5, 7] } },
+        fitnet.schema.parse({}),
+        data,
+      ).connector,
     );
     assert.ok(w.kernel instanceof tf.Variable && w.gamma instanceof tf.Variable);
     assert.deepEqual(Array.from(await w.gamma.data()), [1, 1, 1, 1, 1, 1, 1]);
@@ -110,16 +122,17 @@ describe('FitNet descriptor', () => {
       const { s, t, w } = load(c);
       const parts = fitnet.parts!(
         { student: { hint: tapShape(c.student_shape) }, teacher: { hint: tapShape(c.teacher_shape) } },
-        {},
+        fitnet.schema.parse({}),
         data,
       );
       const vars = convRegWeights(parts.connector) as unknown as Record<string, tf.Variable>;
       setWeights(vars, { kernel: w[0], bias: w[1], gamma: w[2], beta: w[3] });
-      const v = fitnet.loss(lossContext({}, { hint: s }, { hint: t }, parts));
+      const cfg = fitnet.schema.parse({});
+      const v = fitnet.loss(lossContext(cfg, { hint: s }, { hint: t }, parts));
       assertClose(await v.data(), [c.loss], `${c.name} descriptor`);
       // The connector trains: its variables get gradients through the descriptor.
       const { grads } = tf.variableGrads(
-        () => fitnet.loss(lossContext({}, { hint: s }, { hint: t }, parts)),
+        () => fitnet.loss(lossContext(cfg, { hint: s }, { hint: t }, parts)),
         Object.values(vars),
       );
       assertClose(
@@ -130,13 +143,36 @@ describe('FitNet descriptor', () => {
     });
   }
 
+  it('passes its distance to the loss: an l1 case through the descriptor', async () => {
+    await tf.setBackend('native');
+    const c = distanceCases.find((k) => k.distance === 'l1')!;
+    const { s, t, w } = load(c);
+    const parts = fitnet.parts!(
+      { student: { hint: tapShape(c.student_shape) }, teacher: { hint: tapShape(c.teacher_shape) } },
+      fitnet.schema.parse({ distance: 'l1' }),
+      data,
+    );
+    const vars = convRegWeights(parts.connector) as unknown as Record<string, tf.Variable>;
+    setWeights(vars, { kernel: w[0], bias: w[1], gamma: w[2], beta: w[3] });
+    const v = fitnet.loss(
+      lossContext(fitnet.schema.parse({ distance: 'l1' }), { hint: s }, { hint: t }, parts),
+    );
+    assertClose(await v.data(), [c.loss], `${c.name} descriptor`);
+  });
+
   it('refuses maps it cannot connect, naming both shapes', () => {
     assert.throws(
-      () => fitnet.parts!({ student: { hint: [3, 3, 4] }, teacher: { hint: [8, 8, 6] } }, {}, data),
+      () =>
+        fitnet.parts!(
+          { student: { hint: [3, 3, 4] }, teacher: { hint: [8, 8, 6] } },
+          fitnet.schema.parse({}),
+          data,
+        ),
       /fitnet: no connector from a student map \[3, 3, 4\] to a teacher map \[8, 8, 6\]/,
     );
     assert.throws(
-      () => fitnet.parts!({ student: { hint: [64] }, teacher: { hint: [64] } }, {}, data),
+      () =>
+        fitnet.parts!({ student: { hint: [64] }, teacher: { hint: [64] } }, fitnet.schema.parse({}), data),
       /fitnet: no connector from a student map \[64\] to a teacher map \[64\]/,
     );
   });

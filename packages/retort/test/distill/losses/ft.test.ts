@@ -24,6 +24,8 @@ interface FtCase {
   teacher_shape: number[];
   ck: number;
   p1: number | null;
+  /** Absent: 1 (the paper's L1). */
+  p2?: number;
   student: number[];
   teacher: number[];
   para_kernels: number[][];
@@ -115,7 +117,8 @@ for (const backend of ['cpu', 'native']) {
           assertClose(await gp[6 + i]!.data(), c.grad_para_biases[i]!, `d rec / d paraphraser bias ${i}`);
         }
 
-        const f = (x: tf.Tensor, ...w: tf.Tensor[]) => ftLoss(x as tf.Tensor4D, t, para, asTr(w), c.p1);
+        const f = (x: tf.Tensor, ...w: tf.Tensor[]) =>
+          ftLoss(x as tf.Tensor4D, t, para, asTr(w), c.p1, c.p2 ?? 1);
         assertClose(await f(s, ...flatTr(tr)).data(), [c.loss], 'factor loss');
         const g = tf.grads(f)([s, ...flatTr(tr)]);
         assertClose(await g[0]!.data(), await nhwc(c.grad_student, c.student_shape).data(), 'd / d student');
@@ -157,7 +160,7 @@ describe('FT descriptor', () => {
   };
 
   it('defaults: translator mode, rate 0.5, the paper factor (p1 null); strict', () => {
-    assert.deepEqual(ft.schema.parse({}), { mode: 'translator', rate: 0.5, p1: null });
+    assert.deepEqual(ft.schema.parse({}), { mode: 'translator', rate: 0.5, p1: null, p2: 1 });
     assert.throws(() => ft.schema.parse({ mode: 'both' }));
     assert.throws(() => ft.schema.parse({ k: 0.5 }));
   });
@@ -181,6 +184,19 @@ describe('FT descriptor', () => {
     assertClose(await ft.loss(ctxFor(recCfg, s, t, parts)).data(), [c.rec_loss], 'paraphraser mode');
     const cfg = ft.schema.parse({ p1: c.p1 });
     assertClose(await ft.loss(ctxFor(cfg, s, t, parts)).data(), [c.loss], 'translator mode');
+    // p2 reaches the loss through the descriptor.
+    const c2 = cases.find((k) => k.p2 === 2)!;
+    const l2 = load(c2);
+    const parts2 = ft.parts!(shapesOf(l2.s, l2.t), ft.schema.parse({}), data);
+    const p2w = [
+      ...paraphraserWeights(parts2.paraphraser).kernels,
+      ...paraphraserWeights(parts2.paraphraser).biases,
+      ...flatTr(translatorWeights(parts2.translator)),
+    ];
+    const p2v = [...l2.para.kernels, ...l2.para.biases, ...flatTr(l2.tr)];
+    for (const [i, v] of p2w.entries()) (v as tf.Variable).assign(p2v[i]!);
+    const cfg2 = ft.schema.parse({ p1: c2.p1, p2: 2 });
+    assertClose(await ft.loss(ctxFor(cfg2, l2.s, l2.t, parts2)).data(), [c2.loss], 'translator mode, p2 = 2');
   });
 
   it('translator mode leaves the paraphraser out of the gradients: SGD with weight decay does not move it', async () => {
