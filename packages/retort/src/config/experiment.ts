@@ -40,6 +40,17 @@ export const dataSchema = z
     /** Random-crop zero padding in pixels (0 = off). */
     cropPadding: z.number().int().min(0).default(0),
     hflip: z.boolean().default(false),
+    /**
+     * Fixed per-channel normalisation of [0, 1] pixels, x = (p - mean[c]) / std[c] (one value for
+     * every channel), e.g. ImageNet's constants as the PyTorch tutorial uses; by default the
+     * training split's own per-channel statistics.
+     */
+    normalize: z
+      .strictObject({
+        mean: z.array(z.number()).min(1),
+        std: z.array(z.number().positive()).min(1),
+      })
+      .optional(),
     /** Use only the first N training / test images (quick runs and tests). */
     trainLimit: z.number().int().positive().optional(),
     testLimit: z.number().int().positive().optional(),
@@ -189,19 +200,38 @@ export const teacherSchema = z
 
 export type TeacherConfig = z.output<typeof teacherSchema>;
 
-export const optimizerSchema = z.strictObject({
-  name: z.enum(['sgd', 'adam', 'adamw']).default('sgd'),
-  lr: z.number().positive().default(0.05),
-  momentum: z.number().min(0).max(1).default(0.9),
-  nesterov: z.boolean().default(false),
-  weightDecay: z.number().min(0).default(5e-4),
-  beta1: z.number().min(0).max(1).default(0.9),
-  beta2: z.number().min(0).max(1).default(0.999),
-  eps: z.number().positive().default(1e-8),
-});
+/**
+ * The optimizer. Unset fields take torch.optim's defaults for the chosen optimizer, so a recipe
+ * copied from PyTorch means the same here: momentum 0, no nesterov, weight decay 0 (AdamW 0.01),
+ * Adam's betas 0.9 / 0.999 and eps 1e-8, lr 0.001 for Adam and AdamW. PyTorch has no default rate
+ * for SGD; Retort's is 0.05. (RepDistiller's recipe — momentum 0.9, nesterov, weight decay 5e-4 —
+ * is spelt out in the shipped configs.)
+ */
+export const optimizerSchema = z
+  .strictObject({
+    name: z.enum(['sgd', 'adam', 'adamw']).default('sgd'),
+    lr: z.number().positive().optional(),
+    momentum: z.number().min(0).max(1).optional(),
+    nesterov: z.boolean().optional(),
+    weightDecay: z.number().min(0).optional(),
+    beta1: z.number().min(0).max(1).optional(),
+    beta2: z.number().min(0).max(1).optional(),
+    eps: z.number().positive().optional(),
+  })
+  .transform((o) => ({
+    name: o.name,
+    lr: o.lr ?? (o.name === 'sgd' ? 0.05 : 1e-3),
+    momentum: o.momentum ?? 0,
+    nesterov: o.nesterov ?? false,
+    weightDecay: o.weightDecay ?? (o.name === 'adamw' ? 0.01 : 0),
+    beta1: o.beta1 ?? 0.9,
+    beta2: o.beta2 ?? 0.999,
+    eps: o.eps ?? 1e-8,
+  }));
 
+/** The learning-rate schedule; constant by default, as PyTorch without a scheduler. */
 export const scheduleSchema = z.strictObject({
-  kind: z.enum(['constant', 'step', 'multistep', 'cosine']).default('cosine'),
+  kind: z.enum(['constant', 'step', 'multistep', 'cosine']).default('constant'),
   /** multistep: epochs at which the rate is multiplied by gamma. */
   milestones: z.array(z.number().int().nonnegative()).default([]),
   stepSize: z.number().int().positive().default(30),

@@ -32,6 +32,8 @@ export interface DataConfig {
   hflip: boolean;
   trainLimit?: number | undefined;
   testLimit?: number | undefined;
+  /** Fixed per-channel mean/std of [0, 1] pixels instead of the training split's statistics. */
+  normalize?: { mean: readonly number[]; std: readonly number[] } | undefined;
 }
 
 /** The loaders of an experiment: BatchLoaders (random access) unless a split is streamed. */
@@ -162,6 +164,7 @@ function streamData(cfg: DataConfig, given: DataSplits): ExperimentData {
   if (cfg.cropPadding > 0 || cfg.hflip)
     refuse(cfg.hflip ? 'hflip' : 'cropPadding', 'augment inside your stream');
   if (cfg.trainLimit !== undefined) refuse('trainLimit', 'a stream ends where your program ends it');
+  if (cfg.normalize !== undefined) refuse('normalize', 'give mean and std to batchStream instead');
   if (cfg.testLimit !== undefined && isStream(test))
     refuse('testLimit', 'a stream ends where your program ends it');
   // A test stream that states no normalisation takes the training stream's.
@@ -254,11 +257,18 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
       `${test.name}: items are ${dims(test)}, the training split's (${train.name}) are ${dims(train)}`,
     );
   const split = trainValSplit(train.count, cfg.valFraction, new Rng(seed ^ 0x5eed).permutation(train.count));
-  // Normalisation statistics come from the training part only.
-  const stats = channelStats(train, split.train);
-  const mean = stats.mean;
-  // A constant feature or channel has std 0: leave it unscaled instead of dividing by zero.
-  const std = stats.std.map((s) => (s > 0 ? s : 1));
+  let mean: number[];
+  let std: number[];
+  if (cfg.normalize) {
+    mean = perChannel('data.normalize.mean', cfg.normalize.mean, train.channels);
+    std = perChannel('data.normalize.std', cfg.normalize.std, train.channels);
+  } else {
+    // Normalisation statistics come from the training part only.
+    const stats = channelStats(train, split.train);
+    mean = stats.mean;
+    // A constant feature or channel has std 0: leave it unscaled instead of dividing by zero.
+    std = stats.std.map((s) => (s > 0 ? s : 1));
+  }
   const common = { mean, std, batchSize: cfg.batchSize };
   const trainLoader = new BatchLoader(train, {
     ...common,
@@ -299,8 +309,19 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
       content: contentDigest(train),
       val: cfg.valFraction,
       seed: cfg.valFraction > 0 ? seed : 0,
+      // The teacher's cached outputs depend on the inputs it saw, normalisation included.
+      ...(cfg.normalize ? { norm: { mean, std } } : {}),
     }),
   };
+}
+
+/** One value per channel: `values` as given, or its single value repeated. */
+function perChannel(key: string, values: readonly number[], channels: number): number[] {
+  if (values.length === channels) return [...values];
+  if (values.length === 1) return Array.from({ length: channels }, () => values[0]!);
+  throw new RetortError(
+    `${key}: ${values.length} values for images of ${channels} channel${channels === 1 ? ' (give 1)' : `s (give ${channels}, or 1 for all)`}`,
+  );
 }
 
 /** SHA-256 of a split's decoded pixels and labels (hex, 32 chars; ~50 ms for Fashion-MNIST's 47 MB). */

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, it } from 'node:test';
+import { experimentSchema } from '../../src/config/experiment.js';
 import { applyOverride, loadExperiment } from '../../src/config/load.js';
 import { runFolder } from '../../src/config/paths.js';
 
@@ -25,7 +26,10 @@ it('YAML with defaults, overrides of nested keys and list items', () => {
   const e = loadExperiment(p, ['epochs=3', 'optimizer.lr=0.01', 'losses[1].T=8', 'data.hflip=true']);
   assert.equal(e.epochs, 3);
   assert.equal(e.optimizer.lr, 0.01);
-  assert.equal(e.optimizer.momentum, 0.9);
+  // Unset optimizer fields are torch.optim's defaults; the schedule is constant, as without a scheduler.
+  assert.equal(e.optimizer.momentum, 0);
+  assert.equal(e.optimizer.weightDecay, 0);
+  assert.equal(e.schedule.kind, 'constant');
   assert.equal(e.losses[1]!['T'], 8);
   assert.equal(e.data.hflip, true);
   assert.equal(e.data.batchSize, 128);
@@ -89,4 +93,24 @@ it("paths in a config resolve against the config file's folder; run names and --
   );
   assert.equal(loadExperiment(p).teacher?.run, join(sub, 'runs', 't'));
   assert.equal(runFolder(join(sub, 'runs', 't'), 'myruns'), join(sub, 'runs', 't'));
+});
+
+it("optimizer defaults are torch.optim's per optimizer: SGD, Adam and AdamW", () => {
+  const parse = (o: object) =>
+    experimentSchema.parse({ name: 'x', model: { name: 'lightnn' }, optimizer: o }).optimizer;
+  assert.deepEqual(parse({ name: 'sgd', lr: 0.1 }), {
+    name: 'sgd',
+    lr: 0.1,
+    momentum: 0,
+    nesterov: false,
+    weightDecay: 0,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+  });
+  assert.equal(parse({ name: 'adam' }).lr, 0.001);
+  assert.equal(parse({ name: 'adam' }).weightDecay, 0);
+  assert.equal(parse({ name: 'adamw' }).weightDecay, 0.01);
+  assert.equal(parse({ name: 'adamw', weightDecay: 0.05 }).weightDecay, 0.05);
+  assert.throws(() => parse({ name: 'adam', momentun: 0.9 }));
 });

@@ -177,6 +177,35 @@ describe('buildData dispatch', () => {
     });
   });
 
+  it('normalize: fixed mean/std replace the split statistics (one value for all channels), enter the key', async () => {
+    const cfg = { ...base, dataset: 'fashion-mnist', trainLimit: 8, testLimit: 4 } as const;
+    const own = buildData(cfg, 1);
+    const fixed = buildData({ ...cfg, normalize: { mean: [0.5], std: [0.25] } }, 1);
+    assert.deepEqual(fixed.mean, [0.5]);
+    assert.deepEqual(fixed.std, [0.25]);
+    assert.notDeepEqual(own.mean, [0.5]);
+    assert.notEqual(fixed.key, own.key, 'cached teacher outputs of other inputs are not reused');
+    const batch = [...fixed.test.epoch()][0]!;
+    const raw = [...buildData({ ...cfg, normalize: { mean: [0], std: [1] } }, 1).test.epoch()][0]!;
+    for (let i = 0; i < 50; i++) assert.ok(Math.abs(batch.x[i]! - (raw.x[i]! - 0.5) / 0.25) < 1e-5);
+    const rgb = buildData(
+      {
+        ...base,
+        dataset: 'image-folder',
+        dir: imageRoot(),
+        normalize: { mean: [0.485, 0.456, 0.406], std: [0.5] },
+      },
+      1,
+    );
+    assert.deepEqual(rgb.std, [0.5, 0.5, 0.5]);
+    assert.throws(
+      () => buildData({ ...cfg, normalize: { mean: [0.1, 0.2, 0.3], std: [1] } }, 1),
+      /data\.normalize\.mean: 3 values for images of 1 channel \(give 1\)/,
+    );
+    assert.throws(() => parseOrThrow(dataSchema, { normalize: { mean: [0.5], std: [0] } }, 'x.yaml'), /std/);
+    assert.throws(() => parseOrThrow(dataSchema, { normalize: { mean: [0.5] } }, 'x.yaml'), /std/);
+  });
+
   it('the key covers the bytes: an IDX file edited in place (same size and mtime) changes it', () => {
     const dir = fresh();
     writeMnist(dir, [6, 2, 2], [3, 2, 2], 10);
