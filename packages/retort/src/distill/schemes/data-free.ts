@@ -18,20 +18,16 @@
  * Resume: finished synthesis batches are kept (synthetic/batches/) and not synthesized again; the
  * student's training resumes from its checkpoint as any run.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { PNG } from 'pngjs';
 import { z } from 'zod';
-import type { MemoryDataset } from '../../data/dataset.js';
-import { BatchLoader } from '../../data/loader.js';
 import { tapModel } from '../../taps/taps.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { RetortError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
-import { trainStages } from './offline.js';
+import { checkByteLabels, distillOnSynthetic, teacherClasses, toBytes } from './synthetic.js';
 import type { SchemeDescriptor } from './types.js';
 
 export const dataFreeSchema = z.strictObject({
@@ -122,58 +118,6 @@ export function roll(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
   });
 }
 
-/** An IDX file: big-endian header (0x08 = ubyte, rank), dims, then the bytes. */
-function idxBytes(data: Uint8Array, dims: readonly number[]): Uint8Array {
-  const head = new DataView(new ArrayBuffer(4 + 4 * dims.length));
-  head.setUint8(2, 0x08);
-  head.setUint8(3, dims.length);
-  for (const [i, d] of dims.entries()) head.setUint32(4 + 4 * i, d);
-  const out = new Uint8Array(head.byteLength + data.length);
-  out.set(new Uint8Array(head.buffer), 0);
-  out.set(data, head.byteLength);
-  return out;
-}
-
-/** The first rows*cols images as one PNG grid (gray or RGB), 1-pixel gaps. */
-function gridPng(pixels: Uint8Array, count: number, h: number, w: number, c: number, cols = 10): Uint8Array {
-  const n = Math.min(count, cols * cols);
-  const rows = Math.ceil(n / cols);
-  const W = cols * (w + 1) + 1;
-  const H = rows * (h + 1) + 1;
-  const png = new PNG({ width: W, height: H });
-  png.data.fill(255);
-  for (let i = 0; i < n; i++) {
-    const oy = 1 + Math.floor(i / cols) * (h + 1);
-    const ox = 1 + (i % cols) * (w + 1);
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) {
-        const o = ((oy + y) * W + ox + x) * 4;
-        for (let k = 0; k < 3; k++) png.data[o + k] = pixels[((i * h + y) * w + x) * c + (c === 1 ? 0 : k)]!;
-        png.data[o + 3] = 255;
-      }
-  }
-  return PNG.sync.write(png);
-}
-
-/** How many of the 8-bit images `bytes` the teacher puts in the class they were synthesized for. */
-function agreement(
-  model: tfl.LayersModel,
-  bytes: Uint8Array,
-  y: ArrayLike<number>,
-  mean: readonly number[],
-  std: readonly number[],
-  shape: [number, number, number, number],
-): number {
-  return tf.tidy(() => {
-    const x = tf.div(
-      tf.sub(tf.div(tf.tensor4d(Float32Array.from(bytes), shape), 255), tf.tensor1d(mean as number[])),
-      tf.tensor1d(std as number[]),
-    );
-    const pred = tf.argMax(model.predict(x) as tf.Tensor, 1);
-    return tf.sum(tf.cast(tf.equal(pred, tf.tensor1d(Int32Array.from(y), 'int32')), 'int32')).dataSync()[0]!;
-  });
-}
-
 export const dataFree: SchemeDescriptor<DataFreeConfig> = {
   name: 'data-free',
   paper: {
@@ -209,11 +153,15 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
     );
     const [H, W, C] = data.shape;
     const K = data.numClasses;
-    if (K > 256)
-      throw new RetortError(
-        `${ctx.where}: scheme data-free saves labels as bytes (the IDX format): at most 256 classes, the data has ${K}`,
-      );
+    checkByteLabels(ctx.where, 'data-free', K);
     const per = H * W * C;
+    // How many of the 8-bit images the teacher puts in the class they were synthesized for.
+    const hitsOf = (bytes: Uint8Array, y: ArrayLike<number>): number => {
+      const got = teacherClasses(model, bytes, data.mean, data.std, [y.length, H, W, C]);
+      let n = 0;
+      for (let i = 0; i < y.length; i++) if (got[i] === y[i]) n++;
+      return n;
+    };
     const batches = Math.ceil(config.images / config.batchSize);
     const count = batches * config.batchSize;
     const dir = join(ctx.runDir, 'synthetic');
@@ -277,14 +225,10 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
         tf.tidy(() => x.assign(tf.minimum(tf.maximum(x, lo), hi)));
       }
       // Store as 8-bit pixels: the dataset users inspect and the student learns from.
-      const u8 = tf.tidy(() => {
-        const p = tf.add(tf.mul(x, tf.tensor1d(data.std)), tf.tensor1d(data.mean));
-        return tf.cast(tf.round(tf.clipByValue(tf.mul(p, 255), 0, 255)), 'int32');
-      });
-      const bytes = Uint8Array.from(u8.dataSync());
-      const hits = agreement(model, bytes, y, data.mean, data.std, [B, H, W, C]);
+      const bytes = toBytes(x, data.mean, data.std);
+      const hits = hitsOf(bytes, y);
       hitsByBatch[b] = hits;
-      tf.dispose([x, yT, onehot, u8]);
+      tf.dispose([x, yT, onehot]);
       opt.dispose();
       pixels.set(bytes, b * B * per);
       labels.set(Uint8Array.from(y), b * B);
@@ -303,63 +247,15 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
     }
     tf.dispose([lo, hi]);
     const seconds = (performance.now() - t0) / 1000;
-    writeFileAtomic(
-      join(dir, 'train-images-idx3-ubyte'),
-      idxBytes(pixels, C === 1 ? [count, H, W] : [count, H, W, C]),
-    );
-    writeFileAtomic(join(dir, 'train-labels-idx1-ubyte'), idxBytes(labels, [count]));
-    writeFileAtomic(join(dir, 'grid.png'), gridPng(pixels, count, H, W, C));
     log(`synthesized ${count} images in ${seconds.toFixed(0)} s -> ${dir} (grid.png to look at)`);
-
-    // The student learns from the synthesized set only; the real test split stays for evaluation.
-    const synth: MemoryDataset = {
-      name: `${exp.name}/synthetic`,
-      images: pixels,
-      labels,
-      count,
-      height: H,
-      width: W,
-      channels: C,
-      numClasses: K,
-    };
-    const common = { mean: data.mean, std: data.std, batchSize: exp.data.batchSize };
-    // The data section's augmentation applies to the synthesized images (the teacher then runs on
-    // every batch instead of from a cache).
-    const train = new BatchLoader(synth, {
-      ...common,
-      shuffle: true,
-      seed: exp.seed,
-      cropPadding: exp.data.cropPadding,
-      hflip: exp.data.hflip,
-    });
-    const trainPlain = new BatchLoader(synth, { ...common, shuffle: false, keepLast: true, seed: 0 });
-    const digest = createHash('sha256').update(pixels).update(labels).digest('hex').slice(0, 16);
     let agree = 0;
     for (let b = 0; b < batches; b++) {
       const B = config.batchSize;
       agree +=
         hitsByBatch[b] ??
-        agreement(
-          model,
-          pixels.subarray(b * B * per, (b + 1) * B * per),
-          labels.subarray(b * B, (b + 1) * B),
-          data.mean,
-          data.std,
-          [B, H, W, C],
-        );
+        hitsOf(pixels.subarray(b * B * per, (b + 1) * B * per), labels.subarray(b * B, (b + 1) * B));
     }
-    const done = await trainStages({
-      exp,
-      student: ctx.student,
-      teacher: ctx.teacher,
-      stages: ctx.stages,
-      data: { ...data, train, trainPlain, key: `${data.key}|synthetic:${digest}` },
-      dataInfo: { ...ctx.dataInfo, numExamples: count },
-      runDir: ctx.runDir,
-      resume: ctx.resume,
-      cacheDir: ctx.cacheDir,
-      log,
-    });
+    const done = await distillOnSynthetic(ctx, { pixels, labels, count, dir });
     return {
       ...done,
       extra: {
