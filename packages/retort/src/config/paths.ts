@@ -50,17 +50,20 @@ export function resolveConfigPaths(raw: Record<string, unknown>, baseDir: string
     for (const t of teachers)
       if (t !== null && typeof t === 'object' && !Array.isArray(t))
         resolveConfigPaths({ teacher: t }, baseDir);
-  // An online scheme's other peers are models too: `scheme.peers[i].module`.
+  // An online scheme's other peers and a chain's assistants are models too: `scheme.peers[i].module`,
+  // `scheme.assistants[i].module`.
   const scheme = raw['scheme'];
-  const peers =
-    scheme !== null && typeof scheme === 'object' ? (scheme as Record<string, unknown>)['peers'] : undefined;
-  if (Array.isArray(peers))
-    for (const peer of peers) {
-      if (peer === null || typeof peer !== 'object') continue;
-      const m = (peer as Record<string, unknown>)['module'];
+  for (const key of ['peers', 'assistants']) {
+    const models =
+      scheme !== null && typeof scheme === 'object' ? (scheme as Record<string, unknown>)[key] : undefined;
+    if (!Array.isArray(models)) continue;
+    for (const model of models) {
+      if (model === null || typeof model !== 'object') continue;
+      const m = (model as Record<string, unknown>)['module'];
       if (typeof m === 'string' && m !== '' && !isAbsolute(m))
-        (peer as Record<string, unknown>)['module'] = resolve(baseDir, m);
+        (model as Record<string, unknown>)['module'] = resolve(baseDir, m);
     }
+  }
 }
 
 /** The folder of a `run` value: a run name under `runsRoot`, or the path itself. */
