@@ -9,6 +9,9 @@
  *   (scheme.weights, normalised), or per example from each teacher's confidence, a softmax over
  *   teachers of minus its entropy ('entropy', as entropy-based adaptive KD, Kwon et al., ICASSP 2020)
  *   or of minus its cross-entropy against the label ('ce', as CA-MKD, Zhang, Chen, Wang, ICASSP 2022).
+ *   Or dynamic selection: one teacher drawn at random per step ('random-batch', as Fukuda et al.,
+ *   Interspeech 2017, switch teachers per mini-batch) or per example ('random-sample'), uniformly;
+ *   the draw is a hash of (seed, epoch, dataset index), so it needs no state and resumes exactly.
  * - Feature knowledge: each feature loss is instantiated once per teacher, with its own trainable
  *   connector (parts) and the teacher's layer for each role (`scheme.roles[m]`, default the entry's
  *   taps.teacher), weighted by that teacher's mean weight over the batch.
@@ -33,7 +36,9 @@ export const multiTeacherSchema = z.strictObject({
   /** Two or more teachers, each as the experiment's `teacher` section. */
   teachers: z.array(teacherSchema).min(2),
   /** How the teachers' distributions are mixed per example. */
-  weighting: z.enum(['average', 'fixed', 'entropy', 'ce']).default('average'),
+  weighting: z
+    .enum(['average', 'fixed', 'entropy', 'ce', 'random-batch', 'random-sample'])
+    .default('average'),
   /** 'fixed': one non-negative weight per teacher (normalised to sum 1). */
   weights: z.array(z.number().min(0)).optional(),
   /**
@@ -48,19 +53,57 @@ export const multiTeacherSchema = z.strictObject({
 });
 export type MultiTeacherConfig = z.output<typeof multiTeacherSchema>;
 
+/** A 32-bit mix of the integers (murmur3's finaliser over each): the random draws of the 'random-*' weightings. */
+function mix32(...xs: number[]): number {
+  let h = 0x9e3779b9;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}
+
 /**
- * Per-example teacher weights [N, M] (rows sum to 1) from the teachers' logits [N, K] each, and
- * the labels for 'ce'. Constants: no gradient flows into them.
+ * The teacher each example of a batch learns from under 'random-sample' (a draw per example) or
+ * 'random-batch' (the draw of the batch's first example for all): uniform over the M teachers,
+ * determined by (seed, epoch, dataset index).
+ */
+export function randomTeachers(
+  weighting: 'random-batch' | 'random-sample',
+  indices: Uint32Array,
+  epoch: number,
+  seed: number,
+  m: number,
+): Int32Array {
+  const pick = (i: number) => mix32(seed, epoch, i) % m;
+  if (weighting === 'random-batch') return new Int32Array(indices.length).fill(pick(indices[0] ?? 0));
+  return Int32Array.from(indices, pick);
+}
+
+/**
+ * Per-example teacher weights [N, M] (rows sum to 1) from the teachers' logits [N, K] each, the
+ * labels for 'ce', and for 'random-*' the teacher drawn for each example (one-hot rows).
+ * Constants: no gradient flows into them.
  */
 export function teacherWeights(
   logits: readonly tf.Tensor2D[],
   labels: tf.Tensor1D,
   cfg: Pick<MultiTeacherConfig, 'weighting' | 'weights'> & { tau?: number },
+  drawn?: Int32Array,
 ): tf.Tensor2D {
   const m = logits.length;
   const n = logits[0]!.shape[0];
   return tf.tidy(() => {
     if (cfg.weighting === 'average') return tf.fill([n, m], 1 / m) as tf.Tensor2D;
+    if (cfg.weighting === 'random-batch' || cfg.weighting === 'random-sample') {
+      if (drawn?.length !== n)
+        throw new Error(
+          `teacherWeights: weighting ${cfg.weighting} needs the drawn teacher of each of the ${n} examples`,
+        );
+      return tf.cast(tf.oneHot(tf.tensor1d(drawn, 'int32'), m), 'float32') as tf.Tensor2D;
+    }
     if (cfg.weighting === 'fixed') {
       const w = cfg.weights!;
       const sum = w.reduce((a, b) => a + b, 0);
@@ -79,7 +122,8 @@ export function teacherWeights(
 /** T log(sum_m w_m softmax(t_m / T)): logits whose softmax at temperature T is the mixture. */
 export function mixtureLogits(logits: readonly tf.Tensor2D[], weights: tf.Tensor2D, T: number): tf.Tensor2D {
   return tf.tidy(() => {
-    // log-sum-exp over teachers of log w_m + log softmax(t_m / T): stable for confident teachers.
+    // log-sum-exp over teachers of log w_m + log softmax(t_m / T): stable for confident teachers;
+    // a zero weight (a teacher not drawn) is a -Infinity term, which adds exp(-Infinity) = 0.
     const terms = logits.map((t, i) =>
       tf.add(tf.logSoftmax(tf.div(t, T)), tf.log(tf.slice(weights, [0, i], [-1, 1]))),
     );
@@ -213,6 +257,9 @@ export const multiTeacher: SchemeDescriptor<MultiTeacherConfig> = {
             outs.map((o) => o.logits),
             input.y,
             config,
+            config.weighting === 'random-batch' || config.weighting === 'random-sample'
+              ? randomTeachers(config.weighting, input.index, input.epoch, exp.seed, M)
+              : undefined,
           );
           const mix = mixtureLogits(
             outs.map((o) => o.logits),

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentSchema } from '../../../src/config/experiment.js';
-import { mixtureLogits, teacherWeights } from '../../../src/distill/schemes/multi-teacher.js';
+import { mixtureLogits, randomTeachers, teacherWeights } from '../../../src/distill/schemes/multi-teacher.js';
 import { buildModel } from '../../../src/models/index.js';
 import { runExperiment } from '../../../src/run/experiment.js';
 import { loadCheckpoint, saveModelWeights } from '../../../src/train/checkpoint.js';
@@ -29,6 +29,7 @@ describe('multi-teacher: weights and mixture', () => {
     [0, 0, 6],
   ]);
   const y = tf.tensor1d([0, 1], 'int32');
+  const b2 = (t: tf.Tensor2D) => tf.reverse(t, 1) as tf.Tensor2D;
   it('average and fixed are constant rows; entropy favours the confident teacher; ce the one right on the label', () => {
     assert.deepEqual(
       Array.from(teacherWeights([a, b], y, { weighting: 'average' }).dataSync()),
@@ -46,6 +47,38 @@ describe('multi-teacher: weights and mixture', () => {
     // A lower tau sharpens the same preference.
     const sharp = teacherWeights([a, b], y, { weighting: 'ce', tau: 0.1 }).arraySync();
     assert.ok(sharp[0]![0]! > c[0]![0]! && sharp[1]![0]! > c[1]![0]!, JSON.stringify([sharp, c]));
+  });
+  it('random-sample draws a teacher per example, random-batch one per batch: uniform, repeatable, one-hot rows', () => {
+    const idx = Uint32Array.from({ length: 3000 }, (_, i) => i);
+    const d = randomTeachers('random-sample', idx, 0, 1, 3);
+    const counts = [0, 1, 2].map((k) => d.filter((v) => v === k).length);
+    assert.ok(
+      counts.every((c) => Math.abs(c - 1000) < 100),
+      `${counts}`,
+    );
+    assert.deepEqual(randomTeachers('random-sample', idx, 0, 1, 3), d, 'the same draw again (resume)');
+    const other = randomTeachers('random-sample', idx, 1, 1, 3);
+    assert.ok(
+      other.some((v, i) => v !== d[i]),
+      'another epoch draws again',
+    );
+    const b = randomTeachers('random-batch', Uint32Array.from([7, 3, 9]), 2, 1, 2);
+    assert.ok(b.every((v) => v === b[0]));
+    const batches = Array.from(
+      { length: 200 },
+      (_, k) => randomTeachers('random-batch', Uint32Array.of(k), 0, 1, 2)[0]!,
+    );
+    const ones = batches.filter((v) => v === 1).length;
+    assert.ok(ones > 70 && ones < 130, `${ones} of 200 batches drew teacher 2`);
+    const w = teacherWeights([a, b2(a)], y, { weighting: 'random-sample' }, Int32Array.from([1, 0]));
+    assert.deepEqual(Array.from(w.dataSync()), [0, 1, 1, 0]);
+    assert.throws(() => teacherWeights([a, a], y, { weighting: 'random-batch' }), /needs the drawn teacher/);
+    // The mixture of a drawn teacher is that teacher's distribution alone (finite, no NaN).
+    const mix = tf.softmax(tf.div(mixtureLogits([a, b2(a)], w, 2), 2)).dataSync();
+    const soft = (t: tf.Tensor2D) => (tf.softmax(tf.div(t, 2)) as tf.Tensor2D).arraySync();
+    const want = [...soft(b2(a))[0]!, ...soft(a)[1]!];
+    for (let i = 0; i < want.length; i++)
+      assert.ok(Math.abs(mix[i]! - want[i]!) < 1e-6, `${mix[i]} ${want[i]}`);
   });
   it('softmax(mixture / T) is the weighted mixture of the softened distributions', () => {
     const T = 3;
