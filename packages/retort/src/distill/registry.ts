@@ -12,6 +12,7 @@ import { dkd } from './losses/dkd.js';
 import { fitnet } from './losses/fitnet.js';
 import { fsp } from './losses/fsp.js';
 import { ft } from './losses/ft.js';
+import { irg } from './losses/irg.js';
 import { kd } from './losses/kd.js';
 import { kdsvd } from './losses/kdsvd.js';
 import { logitMse } from './losses/logit-mse.js';
@@ -50,7 +51,8 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(kdsvd.name, kdsvd)
   .add(tfKd.name, tfKd)
   .add(adversarial.name, adversarial)
-  .add(logitMse.name, logitMse);
+  .add(logitMse.name, logitMse)
+  .add(irg.name, irg);
 
 /**
  * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the
