@@ -2,6 +2,7 @@
 import { createRegistry } from '../util/registry.js';
 import { bornAgain } from './schemes/born-again.js';
 import { byot } from './schemes/byot.js';
+import { csKd } from './schemes/cs-kd.js';
 import { dafl } from './schemes/dafl.js';
 import { dataFree } from './schemes/data-free.js';
 import { dml } from './schemes/dml.js';
@@ -18,7 +19,8 @@ export const schemeRegistry = createRegistry<AnySchemeDescriptor>('distillation 
   .add(multiTeacher.name, multiTeacher as AnySchemeDescriptor)
   .add(dataFree.name, dataFree as AnySchemeDescriptor)
   .add(dafl.name, dafl as AnySchemeDescriptor)
-  .add(takd.name, takd as AnySchemeDescriptor);
+  .add(takd.name, takd as AnySchemeDescriptor)
+  .add(csKd.name, csKd as AnySchemeDescriptor);
 
 /** Adds a user's own scheme under `d.name`, usable as `scheme: { name }`; a name already taken throws. */
 export function registerScheme<C>(d: import('./schemes/types.js').SchemeDescriptor<C>): void {

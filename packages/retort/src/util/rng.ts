@@ -96,3 +96,18 @@ export function unseed(): void {
 export function globalRng(): Rng | null {
   return installed;
 }
+
+/**
+ * A 32-bit hash of the integers (murmur3's finaliser folded over them): stateless random draws
+ * keyed by (seed, epoch, dataset index), the same again on resume without saving anything.
+ */
+export function hash32(...xs: number[]): number {
+  let h = 0x9e3779b9;
+  for (const x of xs) {
+    h = Math.imul(h ^ (x >>> 0), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}

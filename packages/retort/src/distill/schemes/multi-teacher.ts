@@ -27,6 +27,7 @@ import { loadTeacherSource, teacherTop1 } from '../../teachers/load.js';
 import type { Teacher, TeacherView } from '../../teachers/types.js';
 import type { StepInput, TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
+import { hash32 } from '../../util/rng.js';
 import type { NetOutputs, Parts } from '../losses/types.js';
 import { cacheRefusal, TeacherCache } from '../teacher-cache.js';
 import { fitSingleStage, needsTeacher, requireOneStage, type Term } from './offline.js';
@@ -53,18 +54,6 @@ export const multiTeacherSchema = z.strictObject({
 });
 export type MultiTeacherConfig = z.output<typeof multiTeacherSchema>;
 
-/** A 32-bit mix of the integers (murmur3's finaliser over each): the random draws of the 'random-*' weightings. */
-function mix32(...xs: number[]): number {
-  let h = 0x9e3779b9;
-  for (const x of xs) {
-    h = Math.imul(h ^ (x >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
-}
-
 /**
  * The teacher each example of a batch learns from under 'random-sample' (a draw per example) or
  * 'random-batch' (the draw of the batch's first example for all): uniform over the M teachers,
@@ -77,7 +66,7 @@ export function randomTeachers(
   seed: number,
   m: number,
 ): Int32Array {
-  const pick = (i: number) => mix32(seed, epoch, i) % m;
+  const pick = (i: number) => hash32(seed, epoch, i) % m;
   if (weighting === 'random-batch') return new Int32Array(indices.length).fill(pick(indices[0] ?? 0));
   return Int32Array.from(indices, pick);
 }
