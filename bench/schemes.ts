@@ -2,8 +2,9 @@
  * `npm run bench:schemes`: the distillation schemes on the zoo table's pair — teacher ResNet-20
  * (configs/fashion-mnist/baseline/resnet20.yaml, or --teacher), student ResNet-8 — with the zoo's budget and seeds:
  * vanilla, single-teacher KD (from ResNet-20 and from the second teacher, LightNN), Deep Mutual
- * Learning, an online ensemble, BYOT, born-again, teacher-free KD, multi-teacher (confidence
- * weighted and averaged), adversarial KD, and data-free DeepInversion. Writes
+ * Learning, an online ensemble, BYOT, born-again, teacher-free KD, class-wise self-KD (CS-KD),
+ * multi-teacher (confidence weighted, averaged, a random teacher per example), teacher-assistant KD
+ * (ResNet-20 -> ResNet-14 -> ResNet-8), adversarial KD, and data-free DeepInversion and DAFL. Writes
  * bench/results/schemes-fashion-mnist.md.
  *
  *   npm run bench:schemes -- [--seeds 3] [--epochs 3] [--train-limit 30000] [--runs runs]
@@ -11,9 +12,10 @@
  *                            [--df-seeds 1] [--teacher configs/fashion-mnist/baseline/resnet20.yaml]
  *                            [--out bench/results/schemes-fashion-mnist.md]
  *
- * Every row but data-free trains `--epochs` epochs (per generation for born-again) on the first
- * `--train-limit` training images without augmentation, seeds 1..--seeds. Data-free keeps its
- * config's synthesis budget and student epochs (it reads no training image), over --df-seeds seeds.
+ * Every row but the data-free ones trains `--epochs` epochs (per generation for born-again, per
+ * link for takd) on the first `--train-limit` training images without augmentation, seeds
+ * 1..--seeds. Data-free rows keep their config's synthesis budget and student epochs (they read no
+ * training image), over --df-seeds seeds.
  * Finished runs are reused, as bench:zoo does; --report trains nothing.
  */
 import 'retort-kd-native';
@@ -46,8 +48,11 @@ const TEACHER_SETS: Record<string, string[]> = {
   'multi-teacher (ce)': [`scheme.teachers[0].run=${teacherName}`],
   'multi-teacher (average)': [`scheme.teachers[0].run=${teacherName}`],
   'multi-teacher (ce, tau 0.1)': [`scheme.teachers[0].run=${teacherName}`],
+  'multi-teacher (random)': [`scheme.teachers[0].run=${teacherName}`],
+  takd: [`teacher.run=${teacherName}`],
   adversarial: [`teacher.run=${teacherName}`],
   'data-free': [`teacher.run=${teacherName}`],
+  dafl: [`teacher.run=${teacherName}`],
 };
 
 interface Row {
@@ -82,6 +87,7 @@ const ROWS: Row[] = [
     what: 'generation 2 on KD at T 1 alone (the paper)',
   },
   { label: 'tf-kd', file: cfg('tf-kd/resnet8.yaml'), what: 'virtual teacher, no network' },
+  { label: 'cs-kd', file: cfg('cs-kd/resnet8.yaml'), what: 'own prediction on a same-class image' },
   {
     label: 'multi-teacher (ce)',
     file: cfg('multi-teacher/resnet8-from-resnet20-lightnn.yaml'),
@@ -97,12 +103,28 @@ const ROWS: Row[] = [
     file: cfg('multi-teacher/resnet8-from-resnet20-lightnn-average.yaml'),
     what: 'ResNet-20 + LightNN, averaged',
   },
+  {
+    label: 'multi-teacher (random)',
+    file: cfg('multi-teacher/resnet8-from-resnet20-lightnn-random.yaml'),
+    what: 'ResNet-20 or LightNN, drawn per example',
+  },
+  {
+    label: 'takd',
+    file: cfg('takd/resnet8-from-resnet20-via-resnet14.yaml'),
+    what: 'ResNet-20 -> ResNet-14 -> ResNet-8',
+  },
   { label: 'adversarial', file: cfg('adversarial/resnet8-from-resnet20.yaml'), what: 'KD + discriminator' },
   {
     label: 'data-free',
     file: cfg('data-free/resnet8-from-resnet20-deepinversion.yaml'),
     ownBudget: true,
     what: 'DeepInversion, zero real training images',
+  },
+  {
+    label: 'dafl',
+    file: cfg('dafl/resnet8-from-resnet20.yaml'),
+    ownBudget: true,
+    what: 'DAFL generator, zero real training images',
   },
 ];
 const wanted = argOf(args, 'rows', '');
@@ -119,6 +141,7 @@ const teacherFree = new Set([
   'born-again',
   'born-again (kd only)',
   'tf-kd',
+  'cs-kd',
 ]);
 const teachers =
   report || rows.every((r) => teacherFree.has(r.label))
@@ -183,11 +206,29 @@ function extraOf(rs: RunResults[]): string {
   if (first['ensembleTop1'] !== undefined)
     parts.push(`ensemble ${ms(rs.map((r) => r['ensembleTop1'] as number))}`);
   if (first['synthetic']) {
-    const s = first['synthetic'] as { images: number; seconds: number; teacherAgreement: number };
-    parts.push(
-      `${s.images} images synthesized in ${s.seconds.toFixed(0)} s (teacher agrees on ${s.teacherAgreement.toFixed(1)}%), 0 real`,
-    );
+    const s = first['synthetic'] as {
+      images: number;
+      seconds: number;
+      teacherAgreement?: number;
+      generatorSteps?: number;
+    };
+    const how =
+      s.teacherAgreement !== undefined
+        ? ` (teacher agrees on ${s.teacherAgreement.toFixed(1)}%)`
+        : s.generatorSteps !== undefined
+          ? ` (generator trained ${s.generatorSteps} steps)`
+          : '';
+    parts.push(`${s.images} images synthesized in ${s.seconds.toFixed(0)} s${how}, 0 real`);
   }
+  if (first['assistants'])
+    parts.push(
+      (first['assistants'] as { label: string; model: string }[])
+        .map(
+          (a, i) =>
+            `${a.label} ${a.model} ${ms(rs.map((r) => (r['assistants'] as { testTop1: number }[])[i]!.testTop1))}`,
+        )
+        .join(', '),
+    );
   if (first['teachers'])
     parts.push(
       `teachers ${(first['teachers'] as { source: string; testTop1: number }[]).map((t) => `${t.source} ${f2(t.testTop1)}`).join(', ')}`,

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""PyTorch side of `npm run bench:tutorial`: the five rows of the PyTorch knowledge-distillation
+tutorial (pytorch.org/tutorials/beginner/knowledge_distillation_tutorial) on Fashion-MNIST, with
+the recipe as the tutorial writes it — Adam lr 0.001 (no weight decay), constant rate, 10 epochs,
+batch 128, shuffled, no augmentation, CE; KD at T 2 with weights 0.25 / 0.75; the cosine loss on
+the flattened conv features (teacher avg-pooled to the student's width) and the 3x3 conv regressor
+with MSE, each weight 0.25 with CE 0.75 — and the same data and normalisation as
+configs/tutorial/fashion-mnist/ (mean 0.2860, std 0.3530). The models are the tutorial's with one
+input channel (flatten widths 1568 and 784 for 28x28 inputs).
+
+A dev-time baseline (Debian's python3-torch 1.13), never a dependency of the product. Prints one
+JSON line per row and writes them to --out:
+  {"row": ..., "test_top1": ..., "seconds": ..., "epochs": ..., "threads": ..., "torch": ...}
+
+  OMP_NUM_THREADS=2 /usr/bin/python3 bench/tutorial_torch.py [--epochs 10] [--rows teacher,student,kd,cosine,regressor]
+"""
+import argparse
+import gzip
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MEAN, STD = 0.2860, 0.3530
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_split(root, prefix):
+    def find(name):
+        for p in (os.path.join(root, name), os.path.join(root, name + ".gz")):
+            if os.path.exists(p):
+                return p
+        raise FileNotFoundError(os.path.join(root, name))
+
+    x = read_idx(find(f"{prefix}-images-idx3-ubyte")).astype(np.float32) / 255.0
+    y = read_idx(find(f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
+    x = (x - MEAN) / STD
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
+
+
+class DeepNN(nn.Module):
+    def __init__(self, num_classes=10, channels=1, flat=1568):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 128, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(128, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(64, 64, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 32, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes))
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.classifier(torch.flatten(f, 1)), f
+
+
+class LightNN(nn.Module):
+    def __init__(self, num_classes=10, channels=1, flat=784):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(16, 16, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+        )
+        self.classifier = nn.Sequential(nn.Linear(flat, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes))
+        # The tutorial's regressor student: a 3x3 conv from its 16 channels to the teacher's 32.
+        self.regressor = nn.Conv2d(16, 32, kernel_size=3, padding=1)
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.classifier(torch.flatten(f, 1)), f
+
+
+def batches(x, y, size, shuffle, gen):
+    order = torch.randperm(len(x), generator=gen) if shuffle else torch.arange(len(x))
+    for i in range(0, len(x), size):
+        idx = order[i:i + size]
+        yield x[idx], y[idx]
+
+
+def evaluate(model, x, y):
+    model.eval()
+    hit = 0
+    with torch.no_grad():
+        for xb, yb in batches(x, y, 128, False, None):
+            hit += (model(xb)[0].argmax(1) == yb).sum().item()
+    return 100.0 * hit / len(x)
+
+
+def train(model, data, epochs, extra=None, teacher=None):
+    """CE (weight 0.75 with a teacher term, else 1) plus `extra(student_out, teacher_out, yb)`."""
+    x, y = data
+    gen = torch.Generator().manual_seed(42)
+    opt = torch.optim.Adam(model.parameters(), lr=0.001)
+    ce = nn.CrossEntropyLoss()
+    if teacher is not None:
+        teacher.eval()
+    for _ in range(epochs):
+        model.train()
+        for xb, yb in batches(x, y, 128, True, gen):
+            opt.zero_grad()
+            out = model(xb)
+            if extra is None:
+                loss = ce(out[0], yb)
+            else:
+                with torch.no_grad():
+                    t_out = teacher(xb)
+                loss = 0.75 * ce(out[0], yb) + 0.25 * extra(model, out, t_out)
+            loss.backward()
+            opt.step()
+
+
+def kd_term(_model, out, t_out, T=2.0):
+    soft_targets = F.softmax(t_out[0] / T, dim=-1)
+    soft_prob = F.log_softmax(out[0] / T, dim=-1)
+    return torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size()[0] * (T ** 2)
+
+
+def cosine_term(_model, out, t_out):
+    s = torch.flatten(out[1], 1)
+    t = F.avg_pool1d(torch.flatten(t_out[1], 1), kernel_size=2)
+    return nn.CosineEmbeddingLoss()(s, t, torch.ones(s.shape[0]))
+
+
+def regressor_term(model, out, t_out):
+    return nn.MSELoss()(model.regressor(out[1]), t_out[1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--rows", default="teacher,student,kd,cosine,regressor")
+    ap.add_argument("--out", default="bench/results/tutorial-fashion-mnist-torch.jsonl")
+    ap.add_argument("--train-limit", type=int, default=0)
+    args = ap.parse_args()
+    threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
+    torch.set_num_threads(threads)
+    train_data = load_split(args.data, "train")
+    if args.train_limit > 0:
+        train_data = (train_data[0][:args.train_limit], train_data[1][:args.train_limit])
+    test_x, test_y = load_split(args.data, "t10k")
+    rows = args.rows.split(",")
+    lines = []
+    teacher = None
+
+    def record(row, model, seconds):
+        line = {"row": row, "test_top1": round(evaluate(model, test_x, test_y), 2), "seconds": round(seconds, 1),
+                "epochs": args.epochs, "train_images": len(train_data[0]), "threads": threads,
+                "torch": torch.__version__}
+        print(json.dumps(line), flush=True)
+        lines.append(line)
+
+    if any(r in rows for r in ("teacher", "kd", "cosine", "regressor")):
+        torch.manual_seed(42)
+        teacher = DeepNN()
+        t0 = time.perf_counter()
+        train(teacher, train_data, args.epochs)
+        record("teacher", teacher, time.perf_counter() - t0)
+    for row, term in (("student", None), ("kd", kd_term), ("cosine", cosine_term), ("regressor", regressor_term)):
+        if row not in rows:
+            continue
+        torch.manual_seed(42)
+        student = LightNN()
+        t0 = time.perf_counter()
+        train(student, train_data, args.epochs, term, teacher if term else None)
+        record(row, student, time.perf_counter() - t0)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".tmp", "w") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+    os.replace(args.out + ".tmp", args.out)
+
+
+if __name__ == "__main__":
+    main()
