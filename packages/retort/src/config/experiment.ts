@@ -4,6 +4,7 @@
  * parameters are checked against that method's own schema (distill/losses/<method>.ts).
  */
 import { z } from 'zod';
+import { viewsSchema } from '../data/views.js';
 
 /** Datasets with no default folder: `dir` must name the user's copy. */
 const NEEDS_DIR = new Set(['cifar10', 'cifar100', 'image-folder', 'csv']);
@@ -51,6 +52,11 @@ export const dataSchema = z
         std: z.array(z.number().positive()).min(1),
       })
       .optional(),
+    /**
+     * Cross-modal: what each network sees of a sample, `{ student: { kind: sobel }, teacher: ... }`
+     * (identity where absent; kinds identity, sobel, downsample { factor }).
+     */
+    views: viewsSchema.optional(),
     /** Use only the first N training / test images (quick runs and tests). */
     trainLimit: z.number().int().positive().optional(),
     testLimit: z.number().int().positive().optional(),

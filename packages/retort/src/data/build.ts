@@ -18,6 +18,7 @@ import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './fashio
 import { loadImageFolder } from './image-folder.js';
 import { BatchLoader, type Loader } from './loader.js';
 import { isStream, type StreamDataset, StreamLoader } from './stream.js';
+import { type Views, viewShape } from './views.js';
 
 export interface DataConfig {
   dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'image-folder' | 'csv' | 'code';
@@ -34,6 +35,8 @@ export interface DataConfig {
   testLimit?: number | undefined;
   /** Fixed per-channel mean/std of [0, 1] pixels instead of the training split's statistics. */
   normalize?: { mean: readonly number[]; std: readonly number[] } | undefined;
+  /** Paired views for cross-modal distillation (views.ts). */
+  views?: Views | undefined;
 }
 
 /** The loaders of an experiment: BatchLoaders (random access) unless a split is streamed. */
@@ -44,7 +47,10 @@ export interface ExperimentData<L extends Loader = Loader> {
   test: L;
   /** The same training images without augmentation or shuffling (teacher caches use it). */
   trainPlain: L;
+  /** [H, W, C] of what the student sees (its view, with data.views). */
   shape: [number, number, number];
+  /** With data.views: [H, W, C] of the teacher's view (batches carry it as teacherX). */
+  teacherShape?: [number, number, number] | undefined;
   numClasses: number;
   mean: number[];
   std: number[];
@@ -165,6 +171,7 @@ function streamData(cfg: DataConfig, given: DataSplits): ExperimentData {
     refuse(cfg.hflip ? 'hflip' : 'cropPadding', 'augment inside your stream');
   if (cfg.trainLimit !== undefined) refuse('trainLimit', 'a stream ends where your program ends it');
   if (cfg.normalize !== undefined) refuse('normalize', 'give mean and std to batchStream instead');
+  if (cfg.views !== undefined) refuse('views', 'make both views inside your program');
   if (cfg.testLimit !== undefined && isStream(test))
     refuse('testLimit', 'a stream ends where your program ends it');
   // A test stream that states no normalisation takes the training stream's.
@@ -269,7 +276,13 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
     // A constant feature or channel has std 0: leave it unscaled instead of dividing by zero.
     std = stats.std.map((s) => (s > 0 ? s : 1));
   }
-  const common = { mean, std, batchSize: cfg.batchSize };
+  const base: [number, number, number] = [train.height, train.width, train.channels];
+  const views = cfg.views;
+  const shape = views?.student ? viewShape(views.student, base, 'data.views.student') : base;
+  const teacherShape = views
+    ? viewShape(views.teacher ?? { kind: 'identity' }, base, 'data.views.teacher')
+    : undefined;
+  const common = { mean, std, batchSize: cfg.batchSize, ...(views ? { views } : {}) };
   const trainLoader = new BatchLoader(train, {
     ...common,
     shuffle: true,
@@ -293,7 +306,8 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
     val: cfg.valFraction > 0 ? evalOf(train, split.val) : testLoader,
     test: testLoader,
     trainPlain: evalOf(train, split.train),
-    shape: [train.height, train.width, train.channels],
+    shape,
+    teacherShape,
     numClasses: train.numClasses,
     mean,
     std,
@@ -311,6 +325,7 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
       seed: cfg.valFraction > 0 ? seed : 0,
       // The teacher's cached outputs depend on the inputs it saw, normalisation included.
       ...(cfg.normalize ? { norm: { mean, std } } : {}),
+      ...(views ? { views } : {}),
     }),
   };
 }

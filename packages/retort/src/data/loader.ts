@@ -3,9 +3,11 @@
  * recipe (RandomCrop(size, padding) with zero fill, then RandomHorizontalFlip, then Normalize), all
  * drawn from the loader's own Rng so a resumed run sees the same batches.
  */
+
 import { RetortError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { type ImageDataset, itemPixels } from './dataset.js';
+import { applyView, type View, type Views, viewShape } from './views.js';
 
 export interface LoaderOptions {
   batchSize: number;
@@ -21,6 +23,8 @@ export interface LoaderOptions {
   /** Restrict to these dataset indices (e.g. a train/val split). */
   indices?: Uint32Array;
   seed: number;
+  /** Paired views (cross-modal): x is the student's view, teacherX the teacher's (views.ts). */
+  views?: Views | undefined;
 }
 
 export interface Batch {
@@ -31,6 +35,9 @@ export interface Batch {
   /** [n] dataset indices of the samples (CRD-style methods need them). */
   index: Uint32Array;
   n: number;
+  /** With paired views: the teacher's view of the same samples, [n, ...teacherShape]. */
+  teacherX?: Float32Array;
+  teacherShape?: [number, number, number];
 }
 
 /**
@@ -49,6 +56,8 @@ export interface Loader {
   readonly rng: Rng | null;
   epoch(): Iterable<Batch> | AsyncIterable<Batch>;
 }
+
+const IDENTITY: View = { kind: 'identity' };
 
 /** Random-access batches of an ImageDataset. */
 export class BatchLoader implements Loader {
@@ -130,7 +139,17 @@ export class BatchLoader implements Loader {
         }
       }
     }
-    return { x, y, index: Uint32Array.from(index), n };
+    const views = this.opts.views;
+    if (views === undefined) return { x, y, index: Uint32Array.from(index), n };
+    const shape = [H, W, C] as const;
+    return {
+      x: applyView(views.student ?? IDENTITY, x, n, shape),
+      y,
+      index: Uint32Array.from(index),
+      n,
+      teacherX: applyView(views.teacher ?? IDENTITY, x, n, shape),
+      teacherShape: viewShape(views.teacher ?? IDENTITY, shape),
+    };
   }
 }
 

@@ -111,7 +111,10 @@ export class TeacherCache {
     const shape = [plain.data.height, plain.data.width, plain.data.channels];
     const view = cached ? cached.view : teacher.tap([]);
     for (const b of plain.epoch()) {
-      const x = tf.tensor(b.x, [b.n, ...shape]);
+      // With paired views the teacher sees its own view of the samples.
+      const x = b.teacherX
+        ? tf.tensor(b.teacherX, [b.n, ...b.teacherShape!])
+        : tf.tensor(b.x, [b.n, ...shape]);
       const r = await view.run(x);
       x.dispose();
       const outs = [r.logits, ...r.features];

@@ -15,7 +15,7 @@ import { schemeRegistry } from '../distill/scheme-registry.js';
 import { parseTerms } from '../distill/schemes/offline.js';
 import type { AnySchemeDescriptor, ParsedStage } from '../distill/schemes/types.js';
 import { buildConfiguredModel, modelLabel } from '../models/configured.js';
-import { loadTeacherSource, type TeacherData, teacherTop1 } from '../teachers/load.js';
+import { loadTeacherSource, type TeacherData, teacherDataOf, teacherTop1 } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
 import { saveModelWeights } from '../train/checkpoint.js';
 import { prepareRunDir, releaseRunLock, writeResults } from '../train/run-dir.js';
@@ -64,7 +64,7 @@ export async function loadTeacher(
   taps: readonly string[] = [],
 ): Promise<Teacher | undefined> {
   if (!exp.teacher) return undefined;
-  return loadTeacherSource(exp.teacher, data, { runsRoot, taps });
+  return loadTeacherSource(exp.teacher, teacherDataOf(data), { runsRoot, taps });
 }
 
 /** The experiment's scheme (offline by default) with its options parsed and checked. */

@@ -98,6 +98,13 @@ export async function loadTeacherSource(
   return checkClasses(teacher, data);
 }
 
+/** The data as the teacher sees it: with paired views, the shape of the teacher's view. */
+export function teacherDataOf<
+  D extends TeacherData & { teacherShape?: [number, number, number] | undefined },
+>(data: D): D {
+  return data.teacherShape ? { ...data, shape: data.teacherShape } : data;
+}
+
 /** [H, W, C] a stateDict teacher takes: its inputSize and channels, else the data's. */
 function teacherShape(t: TeacherConfig, data: TeacherData): [number, number, number] {
   const [h, w, c] = data.shape;
@@ -124,7 +131,8 @@ export async function teacherTop1(
   let correct = 0;
   let n = 0;
   for await (const b of loader.epoch()) {
-    const x = tf.tensor(b.x, [b.n, ...shape]);
+    // With paired views the teacher is scored on its own view of the test images.
+    const x = b.teacherX ? tf.tensor(b.teacherX, [b.n, ...b.teacherShape!]) : tf.tensor(b.x, [b.n, ...shape]);
     let pred: Int32Array;
     try {
       const r = await view.run(x);

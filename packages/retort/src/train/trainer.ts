@@ -25,6 +25,8 @@ export interface StepInput {
   /** Dataset indices [n]. */
   index: Uint32Array;
   epoch: number;
+  /** With paired views (cross-modal data): what the teacher sees of the same samples. */
+  teacherX?: tf.Tensor4D;
 }
 
 export interface LossOutput {
@@ -175,7 +177,9 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       const y = tf.tensor1d(b.y, 'int32');
       let termValues: Record<string, number> = {};
       let logitsHit = 0;
-      const input: StepInput = { x, y, index: b.index, epoch };
+      const teacherX =
+        b.teacherX && b.teacherShape ? tf.tensor4d(b.teacherX, [b.n, ...b.teacherShape]) : undefined;
+      const input: StepInput = { x, y, index: b.index, epoch, ...(teacherX ? { teacherX } : {}) };
       await task.prepare?.(input);
       let total: tf.Scalar;
       try {
@@ -199,7 +203,7 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
         task.release?.();
       }
       const value = total.dataSync()[0] as number;
-      tf.dispose([x, y, total]);
+      tf.dispose([x, y, total, ...(teacherX ? [teacherX] : [])]);
       if (!Number.isFinite(value) || Object.values(termValues).some((v) => !Number.isFinite(v))) {
         const terms = Object.entries(termValues)
           .map(([k, v]) => `${k}=${v}`)

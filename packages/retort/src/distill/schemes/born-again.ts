@@ -53,6 +53,10 @@ export const bornAgain: SchemeDescriptor<BornAgainConfig> = {
     if (stages.length === 0) throw new RetortError(`${where}: no stages`);
   },
   async run(ctx) {
+    if (ctx.data.teacherShape !== undefined)
+      throw new RetortError(
+        `${ctx.where}: scheme born-again does not take data.views (each generation, trained on the student's view, teaches the next on the teacher's); use offline or multi-teacher for cross-modal distillation`,
+      );
     const { exp, config, log } = ctx;
     const lastEpochs = ctx.stages.at(-1)!.epochs;
     const firstStages: ParsedStage[] = [

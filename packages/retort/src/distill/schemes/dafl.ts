@@ -170,6 +170,10 @@ export const dafl: SchemeDescriptor<DaflConfig> = {
       );
   },
   async run(ctx) {
+    if (ctx.data.teacherShape !== undefined)
+      throw new RetortError(
+        `${ctx.where}: scheme dafl does not take data.views (it synthesizes the teacher's inputs and trains the student on the same images); use offline or multi-teacher for cross-modal distillation`,
+      );
     const { exp, config, data, log } = ctx;
     const teacher = ctx.teacher?.model;
     if (teacher === undefined)

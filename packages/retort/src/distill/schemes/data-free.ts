@@ -136,6 +136,10 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
       );
   },
   async run(ctx) {
+    if (ctx.data.teacherShape !== undefined)
+      throw new RetortError(
+        `${ctx.where}: scheme data-free does not take data.views (it synthesizes the teacher's inputs and trains the student on the same images); use offline or multi-teacher for cross-modal distillation`,
+      );
     const { exp, config, data, log } = ctx;
     const model = ctx.teacher?.model;
     if (model === undefined)

@@ -23,7 +23,7 @@ import { z } from 'zod';
 import { teacherSchema } from '../../config/experiment.js';
 import { BatchLoader } from '../../data/loader.js';
 import { tapModel } from '../../taps/taps.js';
-import { loadTeacherSource, teacherTop1 } from '../../teachers/load.js';
+import { loadTeacherSource, teacherDataOf, teacherTop1 } from '../../teachers/load.js';
 import type { Teacher, TeacherView } from '../../teachers/types.js';
 import type { StepInput, TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
@@ -173,7 +173,10 @@ export const multiTeacher: SchemeDescriptor<MultiTeacherConfig> = {
     const info: { source: string; params: number; testTop1: number }[] = [];
     try {
       for (const [m, src] of config.teachers.entries()) {
-        const t = await loadTeacherSource(src, data, { runsRoot: ctx.runsRoot, taps: tLayers[m]! });
+        const t = await loadTeacherSource(src, teacherDataOf(data), {
+          runsRoot: ctx.runsRoot,
+          taps: tLayers[m]!,
+        });
         teachers.push(t);
         const top1 = await teacherTop1(t, data.test, data.shape);
         info.push({ source: src.model?.name ?? t.description, params: t.params ?? 0, testTop1: top1 });
@@ -233,7 +236,7 @@ export const multiTeacher: SchemeDescriptor<MultiTeacherConfig> = {
                 logits: c.lookup(input.index),
                 features: c.lookupFeatures(input.index, tLayers[m]!),
               });
-            else outs.push(await v.run(input.x));
+            else outs.push(await v.run(input.teacherX ?? input.x));
           }
         },
         release() {

@@ -163,7 +163,7 @@ export function buildOfflineTask(opts: {
         return;
       }
       // A teacher in this process answers at once; one in onnxruntime answers with a promise.
-      const r = tView!.run(input.x);
+      const r = tView!.run(input.teacherX ?? input.x);
       if (r instanceof Promise)
         return r.then((v) => {
           teacherOut = v;

@@ -64,6 +64,10 @@ export const takd: SchemeDescriptor<TakdConfig> = {
       }
   },
   async run(ctx) {
+    if (ctx.data.teacherShape !== undefined)
+      throw new RetortError(
+        `${ctx.where}: scheme takd does not take data.views (each assistant, trained on the student's view, teaches the next link on the teacher's); use offline or multi-teacher for cross-modal distillation`,
+      );
     const { exp, config, log } = ctx;
     const assistantStages: ParsedStage[] =
       config.assistantEpochs === undefined

@@ -1,0 +1,93 @@
+/**
+ * Paired views of one sample, for cross-modal distillation: the teacher and the student see
+ * different renderings of the same image (the teacher the photograph, the student an edge map or a
+ * low-resolution copy), and the teacher's knowledge crosses over through the pairing. A view is a
+ * fixed transform of the loader's normalised image, applied after augmentation (so both views see
+ * the same crop and flip):
+ *
+ *   identity                  the image itself
+ *   sobel                     per channel, the Sobel gradient magnitude sqrt(gx^2 + gy^2) of the
+ *                             normalised image (3x3 kernels, zero padding): an edge map
+ *   downsample { factor }     per channel, the mean of each factor x factor block: [H/f, W/f, C]
+ *
+ * `data.views: { student: ..., teacher: ... }` (identity where absent): the student's model is built
+ * for, trained and evaluated on its view; the teacher runs on its view (and is built for its shape).
+ */
+import { z } from 'zod';
+
+export const viewSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('identity') }),
+  z.strictObject({ kind: z.literal('sobel') }),
+  z.strictObject({ kind: z.literal('downsample'), factor: z.number().int().min(2) }),
+]);
+export type View = z.output<typeof viewSchema>;
+
+export const viewsSchema = z.strictObject({
+  student: viewSchema.optional(),
+  teacher: viewSchema.optional(),
+});
+export type Views = z.output<typeof viewsSchema>;
+
+/** [H, W, C] of the view of an [H, W, C] image; throws when the view does not fit. */
+export function viewShape(
+  view: View,
+  shape: readonly [number, number, number],
+  where = 'view',
+): [number, number, number] {
+  const [h, w, c] = shape;
+  if (view.kind !== 'downsample') return [h, w, c];
+  const f = view.factor;
+  if (h % f !== 0 || w % f !== 0)
+    throw new Error(
+      `${where}: downsample by ${f} needs the image's height and width to be multiples of ${f}, got ${h}x${w}`,
+    );
+  return [h / f, w / f, c];
+}
+
+const SX = [-1, 0, 1, -2, 0, 2, -1, 0, 1];
+const SY = [-1, -2, -1, 0, 0, 0, 1, 2, 1];
+
+/** The view of `n` images [n, H, W, C] (NHWC, row-major) as a new array. */
+export function applyView(
+  view: View,
+  src: Float32Array,
+  n: number,
+  shape: readonly [number, number, number],
+): Float32Array {
+  const [h, w, c] = shape;
+  if (view.kind === 'identity') return src;
+  if (view.kind === 'downsample') {
+    const f = view.factor;
+    const [oh, ow] = [h / f, w / f];
+    const out = new Float32Array(n * oh * ow * c);
+    const inv = 1 / (f * f);
+    for (let k = 0; k < n; k++)
+      for (let y = 0; y < oh; y++)
+        for (let x = 0; x < ow; x++)
+          for (let ch = 0; ch < c; ch++) {
+            let s = 0;
+            for (let dy = 0; dy < f; dy++)
+              for (let dx = 0; dx < f; dx++) s += src[((k * h + y * f + dy) * w + x * f + dx) * c + ch]!;
+            out[((k * oh + y) * ow + x) * c + ch] = s * inv;
+          }
+    return out;
+  }
+  const out = new Float32Array(src.length);
+  for (let k = 0; k < n; k++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let ch = 0; ch < c; ch++) {
+          let gx = 0;
+          let gy = 0;
+          for (let j = 0; j < 9; j++) {
+            const yy = y + Math.floor(j / 3) - 1;
+            const xx = x + (j % 3) - 1;
+            if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+            const v = src[((k * h + yy) * w + xx) * c + ch]!;
+            gx += SX[j]! * v;
+            gy += SY[j]! * v;
+          }
+          out[((k * h + y) * w + x) * c + ch] = Math.sqrt(gx * gx + gy * gy);
+        }
+  return out;
+}
