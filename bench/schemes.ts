@@ -4,7 +4,9 @@
  * vanilla, single-teacher KD (from ResNet-20 and from the second teacher, LightNN), Deep Mutual
  * Learning, an online ensemble, BYOT, born-again, teacher-free KD, class-wise self-KD (CS-KD),
  * multi-teacher (confidence weighted, averaged, a random teacher per example), teacher-assistant KD
- * (ResNet-20 -> ResNet-14 -> ResNet-8), adversarial KD, and data-free DeepInversion and DAFL. Writes
+ * (ResNet-20 -> ResNet-14 -> ResNet-8), adversarial KD, cross-modal KD (the student on 7x7 copies,
+ * the teacher on the 28x28 images, beside the same student on labels), and data-free DeepInversion
+ * and DAFL. Writes
  * bench/results/schemes-fashion-mnist.md.
  *
  *   npm run bench:schemes -- [--seeds 3] [--epochs 3] [--train-limit 30000] [--runs runs]
@@ -53,6 +55,7 @@ const TEACHER_SETS: Record<string, string[]> = {
   adversarial: [`teacher.run=${teacherName}`],
   'data-free': [`teacher.run=${teacherName}`],
   dafl: [`teacher.run=${teacherName}`],
+  'cross-modal (kd)': [`teacher.run=${teacherName}`],
 };
 
 interface Row {
@@ -115,6 +118,16 @@ const ROWS: Row[] = [
   },
   { label: 'adversarial', file: cfg('adversarial/resnet8-from-resnet20.yaml'), what: 'KD + discriminator' },
   {
+    label: 'cross-modal (labels)',
+    file: cfg('cross-modal/resnet8-7x7-labels.yaml'),
+    what: 'ResNet-8 on 7x7 copies, labels only',
+  },
+  {
+    label: 'cross-modal (kd)',
+    file: cfg('cross-modal/resnet8-7x7-kd.yaml'),
+    what: 'ResNet-8 on 7x7 copies, KD from ResNet-20 on 28x28',
+  },
+  {
     label: 'data-free',
     file: cfg('data-free/resnet8-from-resnet20-deepinversion.yaml'),
     ownBudget: true,
@@ -142,6 +155,7 @@ const teacherFree = new Set([
   'born-again (kd only)',
   'tf-kd',
   'cs-kd',
+  'cross-modal (labels)',
 ]);
 const teachers =
   report || rows.every((r) => teacherFree.has(r.label))
