@@ -4,7 +4,20 @@
  * parameters are checked against that method's own schema (distill/losses/<method>.ts).
  */
 import { z } from 'zod';
-import { viewsSchema } from '../data/views.js';
+
+/** A view of a sample for cross-modal distillation (data/views.ts applies it). */
+export const viewSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('identity') }),
+  z.strictObject({ kind: z.literal('sobel') }),
+  z.strictObject({ kind: z.literal('downsample'), factor: z.number().int().min(2) }),
+]);
+export type View = z.output<typeof viewSchema>;
+
+export const viewsSchema = z.strictObject({
+  student: viewSchema.optional(),
+  teacher: viewSchema.optional(),
+});
+export type Views = z.output<typeof viewsSchema>;
 
 /** Datasets with no default folder: `dir` must name the user's copy. */
 const NEEDS_DIR = new Set(['cifar10', 'cifar100', 'image-folder', 'csv']);

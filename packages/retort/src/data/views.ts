@@ -13,20 +13,9 @@
  * `data.views: { student: ..., teacher: ... }` (identity where absent): the student's model is built
  * for, trained and evaluated on its view; the teacher runs on its view (and is built for its shape).
  */
-import { z } from 'zod';
+import type { View } from '../config/experiment.js';
 
-export const viewSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('identity') }),
-  z.strictObject({ kind: z.literal('sobel') }),
-  z.strictObject({ kind: z.literal('downsample'), factor: z.number().int().min(2) }),
-]);
-export type View = z.output<typeof viewSchema>;
-
-export const viewsSchema = z.strictObject({
-  student: viewSchema.optional(),
-  teacher: viewSchema.optional(),
-});
-export type Views = z.output<typeof viewsSchema>;
+export type { View, Views } from '../config/experiment.js';
 
 /** [H, W, C] of the view of an [H, W, C] image; throws when the view does not fit. */
 export function viewShape(
