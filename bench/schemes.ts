@@ -135,7 +135,7 @@ const ROWS: Row[] = [
   },
   {
     label: 'dafl',
-    file: cfg('dafl/resnet8-from-resnet20.yaml'),
+    file: cfg('dafl/resnet8-from-resnet20-generator.yaml'),
     ownBudget: true,
     what: 'DAFL generator, zero real training images',
   },
