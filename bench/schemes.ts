@@ -272,7 +272,7 @@ const lines = [
     ? `Command: \`npm run bench:schemes -- ${args.join(' ')}\` — the table of the runs finished under ${runs}; their training took ${(done.reduce((a, r) => a + (r ? r.trainSeconds : 0), 0) / 3600).toFixed(1)} h of run time in all.`
     : `Command: \`npm run bench:schemes -- ${args.join(' ')}\` — wall time ${(wall / 60).toFixed(1)} min (finished runs reused count as 0)${jobs > 1 ? `; ${jobs} runs at a time sharing the 2 cores` : ''}.`,
   `Teachers: ResNet-20 from ${teacherFile.slice(root.length + 1)} (${t20 ? `${f2(t20.testTop1)}%, ${t20.params} params` : 'not trained'}), LightNN from configs/fashion-mnist/baseline/lightnn.yaml (${tlight ? `${f2(tlight.testTop1)}%, ${tlight.params} params` : 'not trained'}); student ResNet-8 in every row.`,
-  `Budget: ${epochs} epochs per run (per generation for born-again) on ${trainLimit > 0 ? `the first ${trainLimit} training images` : 'all 60,000 training images'}, no augmentation, seeds 1..${seeds}; data-free keeps its config's budget (seeds 1..${dfSeeds}). Test split: 10,000 images.`,
+  `Budget: ${epochs} epochs per run (per generation for born-again, per link for takd) on ${trainLimit > 0 ? `the first ${trainLimit} training images` : 'all 60,000 training images'}, no augmentation, seeds 1..${seeds}; the data-free rows (data-free, dafl) keep their config's budget (seeds 1..${dfSeeds}). The cross-modal rows' student sees 7x7 copies of the images (their Δ compares with vanilla on 28x28). Test split: 10,000 images.`,
   '"Δ vs vanilla" is paired by seed. Times are per run, with runs sharing the cores.',
   '',
   '| scheme | test top-1 mean ± sd | Δ vs vanilla | seeds | per seed | more | train time per run |',
