@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { lossEntrySchema } from '../../config/experiment.js';
 import { layersTeacher } from '../../teachers/layers.js';
 import { RetortError } from '../../util/errors.js';
-import { parseTerms, trainStages } from './offline.js';
+import { parseTerms, refuseViews, trainStages } from './offline.js';
 import { ensembleTop1, type SideRun, saveSideRun } from './outputs.js';
 import type { ParsedStage, SchemeDescriptor, SchemeOutput } from './types.js';
 
@@ -53,10 +53,11 @@ export const bornAgain: SchemeDescriptor<BornAgainConfig> = {
     if (stages.length === 0) throw new RetortError(`${where}: no stages`);
   },
   async run(ctx) {
-    if (ctx.data.teacherShape !== undefined)
-      throw new RetortError(
-        `${ctx.where}: scheme born-again does not take data.views (each generation, trained on the student's view, teaches the next on the teacher's); use offline or multi-teacher for cross-modal distillation`,
-      );
+    refuseViews(
+      ctx,
+      'born-again',
+      "each generation, trained on the student's view, teaches the next on the teacher's",
+    );
     const { exp, config, log } = ctx;
     const lastEpochs = ctx.stages.at(-1)!.epochs;
     const firstStages: ParsedStage[] = [

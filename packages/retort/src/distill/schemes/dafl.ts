@@ -40,7 +40,14 @@ import { fit } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
 import { bnLayers, bnStatLoss } from './data-free.js';
-import { checkByteLabels, distillOnSynthetic, teacherClasses } from './synthetic.js';
+import { refuseViews } from './offline.js';
+import {
+  checkByteLabels,
+  distillOnSynthetic,
+  refuseOnnxTeacher,
+  teacherClasses,
+  teacherModel,
+} from './synthetic.js';
 import type { SchemeDescriptor } from './types.js';
 
 export const daflSchema = z.strictObject({
@@ -160,26 +167,16 @@ export const dafl: SchemeDescriptor<DaflConfig> = {
   schema: daflSchema,
   teacher: 'required',
   check(exp, cfg, _stages, where) {
-    if (exp.teacher?.onnx !== undefined)
-      throw new RetortError(
-        `${where}: scheme dafl trains a generator through the teacher's gradients: it needs a tfjs teacher (zoo run or checkpoint, or tfjs layers model), not an ONNX file`,
-      );
+    refuseOnnxTeacher(exp, where, 'dafl', "trains a generator through the teacher's gradients");
     if (cfg.oh + cfg.a + cfg.ie + cfg.bn === 0)
       throw new RetortError(
         `${where}: scheme dafl: oh, a, ie and bn are all 0 (the generator would learn nothing)`,
       );
   },
   async run(ctx) {
-    if (ctx.data.teacherShape !== undefined)
-      throw new RetortError(
-        `${ctx.where}: scheme dafl does not take data.views (it synthesizes the teacher's inputs and trains the student on the same images); use offline or multi-teacher for cross-modal distillation`,
-      );
+    refuseViews(ctx, 'dafl', "it synthesizes the teacher's inputs and trains the student on the same images");
     const { exp, config, data, log } = ctx;
-    const teacher = ctx.teacher?.model;
-    if (teacher === undefined)
-      throw new RetortError(
-        `${ctx.where}: scheme dafl needs a teacher that runs in this process on the student's inputs (a zoo run or checkpoint, or a tfjs layers model taking the data's shape)`,
-      );
+    const teacher = teacherModel(ctx, 'dafl');
     const [H, W, C] = data.shape;
     const K = data.numClasses;
     checkByteLabels(ctx.where, 'dafl', K);

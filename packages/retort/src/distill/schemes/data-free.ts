@@ -27,7 +27,15 @@ import { tapModel } from '../../taps/taps.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { RetortError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
-import { checkByteLabels, distillOnSynthetic, teacherClasses, toBytes } from './synthetic.js';
+import { refuseViews } from './offline.js';
+import {
+  checkByteLabels,
+  distillOnSynthetic,
+  refuseOnnxTeacher,
+  teacherClasses,
+  teacherModel,
+  toBytes,
+} from './synthetic.js';
 import type { SchemeDescriptor } from './types.js';
 
 export const dataFreeSchema = z.strictObject({
@@ -130,22 +138,16 @@ export const dataFree: SchemeDescriptor<DataFreeConfig> = {
   schema: dataFreeSchema,
   teacher: 'required',
   check(exp, _cfg, _stages, where) {
-    if (exp.teacher?.onnx !== undefined)
-      throw new RetortError(
-        `${where}: scheme data-free inverts the teacher through its batch-norm statistics: it needs a tfjs teacher (zoo run or checkpoint, or tfjs layers model), not an ONNX file`,
-      );
+    refuseOnnxTeacher(exp, where, 'data-free', 'inverts the teacher through its batch-norm statistics');
   },
   async run(ctx) {
-    if (ctx.data.teacherShape !== undefined)
-      throw new RetortError(
-        `${ctx.where}: scheme data-free does not take data.views (it synthesizes the teacher's inputs and trains the student on the same images); use offline or multi-teacher for cross-modal distillation`,
-      );
+    refuseViews(
+      ctx,
+      'data-free',
+      "it synthesizes the teacher's inputs and trains the student on the same images",
+    );
     const { exp, config, data, log } = ctx;
-    const model = ctx.teacher?.model;
-    if (model === undefined)
-      throw new RetortError(
-        `${ctx.where}: scheme data-free needs a teacher that runs in this process on the student's inputs (a zoo run or checkpoint, or a tfjs layers model taking the data's shape)`,
-      );
+    const model = teacherModel(ctx, 'data-free');
     const bns = bnLayers(model);
     if (bns.length === 0)
       throw new RetortError(

@@ -291,6 +291,18 @@ export async function trainStages(o: {
 }
 
 /** Refuses `stages` for a scheme that trains its task in one stage. */
+/** Throws for a scheme that cannot serve paired views (data.views), saying why. */
+export function refuseViews(
+  ctx: { data: { teacherShape?: unknown }; where: string },
+  scheme: string,
+  why: string,
+): void {
+  if (ctx.data.teacherShape !== undefined)
+    throw new RetortError(
+      `${ctx.where}: scheme ${scheme} does not take data.views (${why}); use offline or multi-teacher for cross-modal distillation`,
+    );
+}
+
 export function requireOneStage(exp: Experiment, scheme: string, where: string): void {
   if (exp.stages !== undefined)
     throw new RetortError(

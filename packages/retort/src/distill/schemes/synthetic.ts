@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { PNG } from 'pngjs';
+import type { Experiment } from '../../config/experiment.js';
 import type { MemoryDataset } from '../../data/dataset.js';
 import { BatchLoader } from '../../data/loader.js';
 import { writeFileAtomic } from '../../util/atomic.js';
@@ -83,6 +84,24 @@ export function teacherClasses(
     );
     return tf.argMax(model.predict(x) as tf.Tensor, 1).dataSync() as Int32Array;
   });
+}
+
+/** Refuses an ONNX teacher (before the run folder exists): `why` the scheme needs a tfjs one. */
+export function refuseOnnxTeacher(exp: Experiment, where: string, scheme: string, why: string): void {
+  if (exp.teacher?.onnx !== undefined)
+    throw new RetortError(
+      `${where}: scheme ${scheme} ${why}: it needs a tfjs teacher (zoo run or checkpoint, or tfjs layers model), not an ONNX file`,
+    );
+}
+
+/** The teacher's tfjs model, for the schemes that differentiate through it. */
+export function teacherModel(ctx: SchemeContext<unknown>, scheme: string): tfl.LayersModel {
+  const model = ctx.teacher?.model;
+  if (model === undefined)
+    throw new RetortError(
+      `${ctx.where}: scheme ${scheme} needs a teacher that runs in this process on the student's inputs (a zoo run or checkpoint, or a tfjs layers model taking the data's shape)`,
+    );
+  return model;
 }
 
 /** Throws unless the labels fit the IDX byte format. */

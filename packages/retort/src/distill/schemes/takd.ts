@@ -23,7 +23,7 @@ import { modelLabel } from '../../models/configured.js';
 import { layersTeacher } from '../../teachers/layers.js';
 import type { Teacher } from '../../teachers/types.js';
 import { RetortError } from '../../util/errors.js';
-import { trainStages } from './offline.js';
+import { refuseViews, trainStages } from './offline.js';
 import { type SideRun, saveSideRun } from './outputs.js';
 import type { ParsedStage, SchemeDescriptor, SchemeOutput } from './types.js';
 
@@ -64,10 +64,11 @@ export const takd: SchemeDescriptor<TakdConfig> = {
       }
   },
   async run(ctx) {
-    if (ctx.data.teacherShape !== undefined)
-      throw new RetortError(
-        `${ctx.where}: scheme takd does not take data.views (each assistant, trained on the student's view, teaches the next link on the teacher's); use offline or multi-teacher for cross-modal distillation`,
-      );
+    refuseViews(
+      ctx,
+      'takd',
+      "each assistant, trained on the student's view, teaches the next link on the teacher's",
+    );
     const { exp, config, log } = ctx;
     const assistantStages: ParsedStage[] =
       config.assistantEpochs === undefined

@@ -12,13 +12,12 @@ import { after, describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentSchema } from '../../../src/config/experiment.js';
-import { arrayDataset } from '../../../src/data/dataset.js';
-import { FASHION_MNIST_DIR, loadIdxSplit } from '../../../src/data/fashion-mnist.js';
-import { batchStream } from '../../../src/data/stream.js';
+import { loadIdxSplit } from '../../../src/data/fashion-mnist.js';
 import { daflGenerator, daflTerms, LatentLoader } from '../../../src/distill/schemes/dafl.js';
 import { buildModel } from '../../../src/models/index.js';
 import { runExperiment } from '../../../src/run/experiment.js';
 import { loadCheckpoint, saveModelWeights } from '../../../src/train/checkpoint.js';
+import { splitsWithoutTraining } from './helpers.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-dafl-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -83,24 +82,7 @@ describe('dafl: a run', () => {
       {},
     );
     const teacherBytes = readFileSync(teacherCkpt);
-    const real = loadIdxSplit(FASHION_MNIST_DIR, 't10k');
-    const test = arrayDataset({
-      images: real.images.subarray(0, 128 * 784),
-      labels: real.labels.subarray(0, 128),
-      shape: [28, 28, 1],
-    });
-    const splits = () => ({
-      train: batchStream({
-        batches: () => {
-          throw new Error('a real training image was read');
-        },
-        shape: [28, 28, 1],
-        numClasses: 10,
-        mean: [0.286],
-        std: [0.353],
-      }),
-      test,
-    });
+    const splits = splitsWithoutTraining();
     const exp = experimentSchema.parse({
       name: 'dafl',
       seed: 2,

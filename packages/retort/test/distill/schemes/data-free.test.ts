@@ -13,13 +13,12 @@ import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { PNG } from 'pngjs';
 import { experimentSchema } from '../../../src/config/experiment.js';
-import { arrayDataset } from '../../../src/data/dataset.js';
-import { FASHION_MNIST_DIR, loadIdxSplit } from '../../../src/data/fashion-mnist.js';
-import { batchStream } from '../../../src/data/stream.js';
+import { loadIdxSplit } from '../../../src/data/fashion-mnist.js';
 import { bnLayers, bnStatLoss, roll, tvLoss } from '../../../src/distill/schemes/data-free.js';
 import { buildModel } from '../../../src/models/index.js';
 import { runExperiment } from '../../../src/run/experiment.js';
 import { loadCheckpoint, saveModelWeights } from '../../../src/train/checkpoint.js';
+import { splitsWithoutTraining } from './helpers.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-df-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -50,24 +49,7 @@ describe('data-free: a run', () => {
       buildModel('resnet8', { inputShape: [28, 28, 1], numClasses: 10, seed: 3 }),
       {},
     );
-    const real = loadIdxSplit(FASHION_MNIST_DIR, 't10k');
-    const test = arrayDataset({
-      images: real.images.subarray(0, 128 * 784),
-      labels: real.labels.subarray(0, 128),
-      shape: [28, 28, 1],
-    });
-    const splits = () => ({
-      train: batchStream({
-        batches: () => {
-          throw new Error('a real training image was read');
-        },
-        shape: [28, 28, 1],
-        numClasses: 10,
-        mean: [0.286],
-        std: [0.353],
-      }),
-      test,
-    });
+    const splits = splitsWithoutTraining();
     const exp = experimentSchema.parse({
       name: 'df',
       seed: 2,
