@@ -3,7 +3,6 @@
  * recipe (RandomCrop(size, padding) with zero fill, then RandomHorizontalFlip, then Normalize), all
  * drawn from the loader's own Rng so a resumed run sees the same batches.
  */
-
 import { RetortError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { type ImageDataset, itemPixels } from './dataset.js';
