@@ -18,7 +18,7 @@ import { FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, loadIdxSplit } from './fashio
 import { loadImageFolder } from './image-folder.js';
 import { BatchLoader, type Loader } from './loader.js';
 import { isStream, type StreamDataset, StreamLoader } from './stream.js';
-import { type Views, viewShape } from './views.js';
+import { type Views, viewFormula, viewShape } from './views.js';
 
 export interface DataConfig {
   dataset: 'fashion-mnist' | 'mnist' | 'cifar10' | 'cifar100' | 'image-folder' | 'csv' | 'code';
@@ -308,6 +308,9 @@ export function buildData(cfg: DataConfig, seed: number, given?: DataSplits): Ex
     trainPlain: evalOf(train, split.train),
     shape,
     teacherShape,
+    ...(views?.student && viewFormula(views.student, base)
+      ? { inputFormula: viewFormula(views.student, base) }
+      : {}),
     numClasses: train.numClasses,
     mean,
     std,

@@ -80,3 +80,16 @@ export function applyView(
         }
   return out;
 }
+
+/**
+ * How an input value of the view comes from the stored 8-bit pixels p of an [H, W, C] image, for
+ * the export sidecar (an exported student takes its view as input); undefined for identity.
+ */
+export function viewFormula(view: View, shape: readonly [number, number, number]): string | undefined {
+  const z = `z[y, x, c] = (p / 255 - mean[c]) / std[c] on the ${shape[0]}x${shape[1]} image`;
+  if (view.kind === 'sobel')
+    return `x[n, y, x, c] = sqrt(gx^2 + gy^2), the 3x3 Sobel gradients of z per channel with zero padding, ${z}`;
+  if (view.kind === 'downsample')
+    return `x[n, i, j, c] = the mean of z over the ${view.factor}x${view.factor} block at (${view.factor}i, ${view.factor}j), ${z}`;
+  return undefined;
+}

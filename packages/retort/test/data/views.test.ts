@@ -14,6 +14,7 @@ import { dataSchema, experimentSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import type { BatchLoader } from '../../src/data/loader.js';
 import { applyView, viewShape } from '../../src/data/views.js';
+import { sidecarFor } from '../../src/export/sidecar.js';
 import { buildModel } from '../../src/models/index.js';
 import { runExperiment } from '../../src/run/experiment.js';
 import { loadCheckpoint, saveModelWeights } from '../../src/train/checkpoint.js';
@@ -69,6 +70,11 @@ describe('views', () => {
     assert.deepEqual(b.x, applyView({ kind: 'downsample', factor: 4 }, b.teacherX!, 16, [28, 28, 1]));
     const plain = buildData({ ...cfg, views: undefined }, 1);
     assert.notEqual(plain.key, data.key, 'views enter the cache key');
+    // An exported student takes its view: the sidecar says which.
+    const side = sidecarFor('onnx', 'm.onnx', data);
+    assert.deepEqual(side.input.shape, [7, 7, 1]);
+    assert.match(side.input.formula, /mean of z over the 4x4 block .* on the 28x28 image/);
+    assert.equal(plain.inputFormula, undefined);
   });
 });
 
