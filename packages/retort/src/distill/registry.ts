@@ -20,6 +20,7 @@ import { nst } from './losses/nst.js';
 import { ofd } from './losses/ofd.js';
 import { pkt } from './losses/pkt.js';
 import { regressor } from './losses/regressor.js';
+import { reviewkd } from './losses/reviewkd.js';
 import { rkd } from './losses/rkd.js';
 import { sp } from './losses/sp.js';
 import { tfKd } from './losses/tf-kd.js';
@@ -52,7 +53,8 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(tfKd.name, tfKd)
   .add(adversarial.name, adversarial)
   .add(logitMse.name, logitMse)
-  .add(irg.name, irg);
+  .add(irg.name, irg)
+  .add(reviewkd.name, reviewkd);
 
 /**
  * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the

@@ -220,6 +220,7 @@ async function finetune(
     data: {
       numExamples: data.train instanceof BatchLoader ? data.train.data.count : 0,
       numClasses: data.numClasses,
+      batchSize: data.train.batchSize,
       seed: 0,
     },
   });

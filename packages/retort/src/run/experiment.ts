@@ -132,6 +132,7 @@ export async function runExperiment(
       // Dataset indices run over the whole split (a validation part included); a stream has none.
       numExamples: data.train instanceof BatchLoader ? data.train.data.count : 0,
       numClasses: data.numClasses,
+      batchSize: data.train.batchSize,
       seed: exp.seed,
     };
     const done = await scheme.descriptor.run({

@@ -407,7 +407,7 @@ describe('activation QAT of ResNet-8', () => {
       student: model,
       teacher,
       terms,
-      data: { numExamples: 64, numClasses: 4, seed: 0 },
+      data: { numExamples: 64, numClasses: 4, batchSize: 8, seed: 0 },
     });
     // Weight QAT on the grid of the export's default target (portable: [-63, 63]).
     const wq = withWeightQat(base, model, WEIGHT_QMAX.portable);

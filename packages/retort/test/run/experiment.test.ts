@@ -27,7 +27,7 @@ const hint = {
   taps: { student: { hint: 'features.conv2' }, teacher: { hint: 'features.conv3' } },
 };
 const data = { dataset: 'fashion-mnist', batchSize: 64, trainLimit: 256, testLimit: 200 };
-const info = { numExamples: 256, numClasses: 10, seed: 1 };
+const info = { numExamples: 256, numClasses: 10, batchSize: 8, seed: 1 };
 
 describe('experiments with stages', () => {
   it('a hint stage then CE + KD + hint: both stages run, results and the student are written', async () => {

@@ -140,7 +140,7 @@ describe('ONNX teacher from PyTorch', () => {
       student,
       teacher,
       terms,
-      data: { numExamples: 256, numClasses: 10, seed: 1 },
+      data: { numExamples: 256, numClasses: 10, batchSize: 8, seed: 1 },
     });
     const b = data.trainPlain.epoch().next().value!;
     const input = {

@@ -54,6 +54,11 @@ export interface DataInfo {
   /** Number of training examples (dataset indices run 0 .. numExamples - 1), e.g. CRD's memory bank. */
   readonly numExamples: number;
   readonly numClasses: number;
+  /**
+   * Examples per training step; every step has exactly this many (the trainer drops the last
+   * partial batch), so a part may be sized by it (SemCKD's embeddings of the batch's similarities).
+   */
+  readonly batchSize: number;
   /** Seed for parts that sample (negatives, initialisations). */
   readonly seed: number;
 }

@@ -104,7 +104,7 @@ for (const backend of BACKENDS) {
 }
 
 describe('AB descriptor', () => {
-  const data = { numExamples: 1, numClasses: 10, seed: 0 };
+  const data = { numExamples: 1, numClasses: 10, batchSize: 8, seed: 0 };
   const stageShapes = (shapes: number[][]) => ({
     stage1: tapShape(shapes[0]!),
     stage2: tapShape(shapes[1]!),

@@ -69,6 +69,7 @@ describe('adversarial descriptor', () => {
       {
         numExamples: 1,
         numClasses: 10,
+        batchSize: 8,
         seed: 1,
       },
     );

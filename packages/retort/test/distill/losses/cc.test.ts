@@ -27,7 +27,7 @@ interface CcCase extends PairCase {
   grad_bt: number[];
 }
 const cases = relationCases<CcCase>('cc');
-const data = { numExamples: 100, numClasses: 10, seed: 1 };
+const data = { numExamples: 100, numClasses: 10, batchSize: 8, seed: 1 };
 
 /**
  * nn.Linear's [d, in] weight -> Retort's [in, d] kernel. For a map input PyTorch flattens C, H, W

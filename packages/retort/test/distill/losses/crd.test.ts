@@ -121,7 +121,7 @@ for (const backend of ['cpu', 'native']) {
 
 describe('CRD descriptor', () => {
   const c = cases[0]!;
-  const data = { numExamples: c.n_data, numClasses: 10, seed: 7 };
+  const data = { numExamples: c.n_data, numClasses: 10, batchSize: 8, seed: 7 };
 
   it('defaults (feat_dim 128, nce_k 16384, nce_t 0.07, nce_m 0.5); needs indices and the pooled feature', () => {
     assert.deepEqual(crd.schema.parse({}), { featDim: 128, nceK: 16384, nceT: 0.07, nceM: 0.5 });

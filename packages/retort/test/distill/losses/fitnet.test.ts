@@ -85,7 +85,7 @@ for (const backend of BACKENDS) {
 }
 
 describe('FitNet descriptor', () => {
-  const data = { numExamples: 1, numClasses: 10, seed: 0 };
+  const data = { numExamples: 1, numClasses: 10, batchSize: 8, seed: 0 };
 
   it('defaults to l2, taps the hint on both sides, sizes the connector from the tapped shapes', async () => {
     await tf.setBackend('native');

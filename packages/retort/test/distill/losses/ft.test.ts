@@ -135,7 +135,7 @@ for (const backend of ['cpu', 'native']) {
 }
 
 describe('FT descriptor', () => {
-  const data = { numExamples: 1, numClasses: 10, seed: 0 };
+  const data = { numExamples: 1, numClasses: 10, batchSize: 8, seed: 0 };
   const c = cases.find((k) => k.p1 !== null)!;
   const shapesOf = (x: tf.Tensor4D, y: tf.Tensor4D) => ({
     student: { feat: x.shape.slice(1) },
@@ -225,7 +225,7 @@ describe('FT descriptor', () => {
     const student = buildModel('resnet8', { ...opts, seed: 1 });
     const teacher = buildModel('resnet8', { ...opts, seed: 2 });
     const taps = { student: { feat: 'layer3.0.relu_out' }, teacher: { feat: 'layer3.0.relu_out' } };
-    const info = { numExamples: 8, numClasses: 10, seed: 1 };
+    const info = { numExamples: 8, numClasses: 10, batchSize: 8, seed: 1 };
     const input = {
       x: tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 3) as tf.Tensor4D,
       y: tf.tensor1d([0, 1, 2, 3], 'int32') as tf.Tensor1D,

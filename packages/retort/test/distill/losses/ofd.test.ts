@@ -120,7 +120,7 @@ for (const backend of BACKENDS) {
 }
 
 describe('OFD descriptor', () => {
-  const data = { numExamples: 1, numClasses: 10, seed: 0 };
+  const data = { numExamples: 1, numClasses: 10, batchSize: 8, seed: 0 };
   const c = cases[0]!;
   const stageShapes = (shapes: number[][]) => ({
     stage1: tapShape(shapes[0]!),

@@ -74,7 +74,12 @@ for (const backend of ['cpu', 'native']) {
       const { s, t, kernel, bias, gs, gk } = load(c);
       const config = regressor.schema.parse({});
       const shapes = { student: { hint: perExample(s) }, teacher: { hint: perExample(t) } };
-      const parts = regressor.parts!(shapes, config, { numExamples: 1, numClasses: 10, seed: 0 });
+      const parts = regressor.parts!(shapes, config, {
+        numExamples: 1,
+        numClasses: 10,
+        batchSize: 8,
+        seed: 0,
+      });
       const w = regressorWeights(parts.regressor);
       w.kernel.assign(kernel);
       w.bias.assign(bias);

@@ -79,7 +79,7 @@ for (const backend of ['cpu', 'native']) {
 }
 
 describe('VID descriptor', () => {
-  const data = { numExamples: 1, numClasses: 10, seed: 0 };
+  const data = { numExamples: 1, numClasses: 10, batchSize: 8, seed: 0 };
   const stages = ['stage1', 'stage2', 'stage3'] as const;
 
   it('defaults (initial variance 5, eps 1e-5); one regressor per stage sized from the taps', async () => {
