@@ -22,6 +22,7 @@ import { pkt } from './losses/pkt.js';
 import { regressor } from './losses/regressor.js';
 import { reviewkd } from './losses/reviewkd.js';
 import { rkd } from './losses/rkd.js';
+import { semckd } from './losses/semckd.js';
 import { sp } from './losses/sp.js';
 import { tfKd } from './losses/tf-kd.js';
 import type { AnyLossDescriptor } from './losses/types.js';
@@ -54,7 +55,8 @@ export const lossRegistry = createRegistry<AnyLossDescriptor>('distillation loss
   .add(adversarial.name, adversarial)
   .add(logitMse.name, logitMse)
   .add(irg.name, irg)
-  .add(reviewkd.name, reviewkd);
+  .add(reviewkd.name, reviewkd)
+  .add(semckd.name, semckd);
 
 /**
  * Adds a user's own distillation loss under `d.name`, usable in `losses: [{ name }]` like the

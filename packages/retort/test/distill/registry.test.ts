@@ -25,6 +25,6 @@ it('the loss registry holds kd, dkd, cosine and regressor under their own names'
   }
   assert.throws(
     () => lossRegistry.get('kdd'),
-    /unknown distillation loss 'kdd' \(known: .*crd, dkd, fitnet, fsp, ft, irg, kd, kdsvd, logit-mse, nst, ofd, pkt, regressor, reviewkd, rkd, sp, tf-kd, vid/,
+    /unknown distillation loss 'kdd' \(known: .*crd, dkd, fitnet, fsp, ft, irg, kd, kdsvd, logit-mse, nst, ofd, pkt, regressor, reviewkd, rkd, semckd, sp, tf-kd, vid/,
   );
 });
