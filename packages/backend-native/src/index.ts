@@ -4,7 +4,7 @@
  * the JS kernels and one line on stderr says why.
  */
 import '@tensorflow/tfjs-backend-cpu';
-import { copyRegisteredKernels, registerBackend } from '@tensorflow/tfjs-core';
+import { copyRegisteredKernels, findBackend, registerBackend } from '@tensorflow/tfjs-core';
 import { NativeBackend } from './backend.js';
 import { addonPath, native, nativeIsa, nativeUnavailableReason } from './binding.js';
 import { registerCpuBatchNormKernels } from './custom/batchnorm_kernels.js';
@@ -29,6 +29,11 @@ if (!registered) {
   registerCpuRowsKernels();
   registerBackend(BACKEND_NAME, () => new NativeBackend(), 3);
   copyRegisteredKernels('cpu', BACKEND_NAME);
+  // tfjs's cpu backend prints an "install tfjs-node" banner on its first tensor in Node. Retort
+  // uses cpu as the reference its kernels are tested against, never for speed, and tfjs-node is no
+  // option here: the banner would only mislead (tests, benches, a user's setBackend('cpu')).
+  const cpu = findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (cpu) cpu.firstUse = false;
   if (native !== null) registerNativeKernels(BACKEND_NAME, nativeKernels, native);
   else if (process.env['RETORT_QUIET'] !== '1') {
     process.stderr.write(

@@ -27,3 +27,25 @@ it('runs on JS kernels with one explanatory line when the addon is missing', () 
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0]!, /\/nonexistent\/retort_native\.node is not built/);
 });
+
+// tfjs's cpu backend would print an "install tfjs-node" banner on first use; cpu is the reference
+// backend here, so importing retort-kd-native silences it (and `native` never prints it).
+it('prints no tfjs-node banner on the cpu or the native backend', () => {
+  const script = `
+    import * as tf from '@tensorflow/tfjs-core';
+    import 'retort-kd-native';
+    for (const b of ['cpu', 'native']) {
+      await tf.setBackend(b);
+      tf.add(tf.tensor([1, 2]), 1).dataSync();
+    }
+    console.log('done');
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    env: { ...process.env, RETORT_QUIET: '1' },
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'done');
+  assert.doesNotMatch(r.stderr, /tfjs-node|speed things up/);
+});

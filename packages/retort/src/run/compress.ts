@@ -23,7 +23,7 @@ import { withWeightQat } from '../compress/quantize/qat.js';
 import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { BatchLoader, takeBatches } from '../data/loader.js';
-import { buildOfflineTask, parseTerms } from '../distill/schemes/offline.js';
+import { buildOfflineTask, parseTerms, valSplitOf } from '../distill/schemes/offline.js';
 import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
 import { sidecarFor, writeSidecar } from '../export/sidecar.js';
 import { exportTfjs } from '../export/tfjs.js';
@@ -231,6 +231,7 @@ async function finetune(
     schedule: makeSchedule(scheduleSchema.parse({ kind: 'cosine' }), f.optimizer.lr, f.epochs),
     train: data.train,
     val: data.val,
+    valSplit: valSplitOf(data),
     runDir,
     log,
     ...(onEpoch ? { onEpoch: (r) => onEpoch(r.epoch) } : {}),

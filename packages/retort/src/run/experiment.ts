@@ -31,6 +31,12 @@ export interface RunOptions {
   /** Where teacher caches live (default <runsRoot>/.cache/teacher). */
   cacheDir?: string;
   log?: (line: string) => void;
+  /**
+   * Called after every epoch of the run's model with its record (loss terms, accuracy, lr, img/s,
+   * seconds) and the stage's name: a hook for custom loggers (TensorBoard writers, dashboards).
+   * metrics.jsonl and metrics.csv in the run folder hold the same records.
+   */
+  onEpoch?: (r: EpochRecord, stage: string) => void;
   /** Train and test splits from code, for `data.dataset: code` (see arrayDataset). */
   data?: DataSplits | undefined;
 }
@@ -149,6 +155,7 @@ export async function runExperiment(
       resume: opts.resume ?? false,
       cacheDir: opts.cacheDir ?? join(runsRoot, '.cache', 'teacher'),
       log,
+      onEpoch: opts.onEpoch,
       buildModel: (cfg) => buildConfiguredModel(cfg, { inputShape: data.shape, numClasses: data.numClasses }),
     });
     const results = done.stages;

@@ -12,7 +12,7 @@ import type { Loader } from '../data/loader.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { RetortError } from '../util/errors.js';
 import { globalRng } from '../util/rng.js';
-import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type Checkpoint, loadCheckpoint, saveCheckpoint, saveModelWeights } from './checkpoint.js';
 import { Mean, topkCorrect } from './metrics.js';
 import { formatSeconds, Progress } from './progress.js';
 import { lrAt, type Schedule } from './schedule.js';
@@ -68,6 +68,12 @@ export interface FitOptions {
   train: Loader;
   /** Evaluated after each epoch (no augmentation). */
   val?: Loader;
+  /**
+   * Which split `val` is: a held-out part of the training set ('validation', the default) or the
+   * test split (an experiment without valFraction). The epoch line names it; the best checkpoint
+   * (best.ckpt) is kept only on a validation split, as choosing by the test split would leak it.
+   */
+  valSplit?: 'validation' | 'test';
   /** Folder for checkpoints/ and metrics.jsonl; nothing is written when absent. */
   runDir?: string;
   /** Continue from runDir/checkpoints/last.ckpt. */
@@ -86,6 +92,8 @@ export interface EpochRecord {
   valLoss?: number;
   valTop1?: number;
   valTop5?: number;
+  /** The split valLoss/valTop1/valTop5 are measured on (FitOptions.valSplit). */
+  valSplit?: 'validation' | 'test';
   /** TrainTask.others on the validation split, by label. */
   others?: Record<string, { valLoss: number; valTop1: number; valTop5: number }>;
   seconds: number;
@@ -148,11 +156,13 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
     records.push(...((ck.header.meta['records'] as EpochRecord[] | undefined) ?? []));
     // metrics.jsonl may hold epochs past the checkpoint resumed from (a damaged last one): it
     // restarts from the checkpoint's own records, so no epoch is listed twice.
-    if (opts.runDir)
+    if (opts.runDir) {
       writeFileAtomic(
         join(opts.runDir, 'metrics.jsonl'),
         records.map((r) => `${JSON.stringify(r)}\n`).join(''),
       );
+      writeFileAtomic(join(opts.runDir, 'metrics.csv'), metricsCsv(records));
+    }
     log(`resumed from ${path} at epoch ${startEpoch}`);
   }
   // A stream's length is known after its first pass; until then the schedule moves per epoch.
@@ -162,6 +172,10 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       `the training split has ${opts.train.size} items, fewer than one batch of ${opts.train.batchSize} (the last partial batch is dropped): 0 optimizer steps per epoch; lower data.batchSize or use more data`,
     );
   const inShape = task.model.inputs[0]!.shape.slice(1) as [number, number, number];
+  const valSplit = opts.valSplit ?? 'validation';
+  const keepBest = opts.runDir !== undefined && opts.val !== undefined && valSplit === 'validation';
+  // Resumed records say which epoch was best so far; best.ckpt on disk holds its weights.
+  let bestTop1 = Math.max(-1, ...records.map((r) => r.valTop1 ?? -1));
   const progress = new Progress(steps === undefined ? Number.NaN : (opts.epochs - startEpoch) * steps);
   let done = 0;
   for (let epoch = startEpoch; epoch < opts.epochs; epoch++) {
@@ -242,6 +256,7 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       rec.valLoss = v.loss;
       rec.valTop1 = v.top1;
       rec.valTop5 = v.top5;
+      rec.valSplit = valSplit;
       for (const [label, m] of Object.entries(task.others ?? {})) {
         const o = await evaluate(m, opts.val);
         rec.others ??= {};
@@ -252,13 +267,25 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
     const eta = formatSeconds((opts.epochs - epoch - 1) * seconds);
     log(
       `epoch ${rec.epoch}/${opts.epochs} loss ${rec.trainLoss.toFixed(4)}` +
-        (rec.valTop1 !== undefined ? ` val top-1 ${rec.valTop1.toFixed(2)}%` : '') +
+        (rec.valTop1 !== undefined
+          ? ` ${valSplit === 'test' ? 'test' : 'val'} top-1 ${rec.valTop1.toFixed(2)}%`
+          : '') +
         Object.entries(rec.others ?? {})
           .map(([k, o]) => ` (${k} ${o.valTop1.toFixed(2)}%)`)
           .join('') +
         ` ${rec.imgPerSec.toFixed(0)} img/s ${seconds.toFixed(1)}s ETA ${eta}`,
     );
-    if (opts.runDir) appendFileSync(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
+    if (opts.runDir) {
+      appendFileSync(join(opts.runDir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
+      writeFileAtomic(join(opts.runDir, 'metrics.csv'), metricsCsv(records));
+    }
+    if (keepBest && rec.valTop1 !== undefined && rec.valTop1 > bestTop1) {
+      bestTop1 = rec.valTop1;
+      saveModelWeights(join(opts.runDir!, 'best.ckpt'), task.model, {
+        epoch: rec.epoch,
+        valTop1: rec.valTop1,
+      });
+    }
     if (ckptDir) {
       // The last good checkpoint stays as previous.ckpt until the new one is fully written, so a
       // damaged or half-written last.ckpt always has a fallback.
@@ -277,6 +304,38 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       );
   }
   return records;
+}
+
+/** A CSV cell: numbers as they are, text quoted when it needs it. */
+function csvCell(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const t = String(v);
+  return /[",\n]/.test(t) ? `"${t.replaceAll('"', '""')}"` : t;
+}
+
+/**
+ * The epoch records as CSV, one row per epoch: the record's fields, each loss term as
+ * `term:<label>`, each extra model's validation as `<label>:valTop1` (and valLoss, valTop5);
+ * columns in order of first appearance, empty where an epoch lacks one.
+ */
+export function metricsCsv(records: readonly EpochRecord[]): string {
+  const rows = records.map((r) => {
+    const row = new Map<string, unknown>();
+    for (const [k, v] of Object.entries(r)) {
+      if (k === 'terms')
+        for (const [t, x] of Object.entries(v as Record<string, number>)) row.set(`term:${t}`, x);
+      else if (k === 'others')
+        for (const [label, o] of Object.entries(v as NonNullable<EpochRecord['others']>))
+          for (const [m, x] of Object.entries(o)) row.set(`${label}:${m}`, x);
+      else row.set(k, v);
+    }
+    return row;
+  });
+  const cols: string[] = [];
+  for (const row of rows) for (const k of row.keys()) if (!cols.includes(k)) cols.push(k);
+  return [cols.map(csvCell).join(','), ...rows.map((row) => cols.map((c) => csvCell(row.get(c))).join(','))]
+    .map((l) => `${l}\n`)
+    .join('');
 }
 
 async function checkpoint(

@@ -15,7 +15,7 @@ import { buildData } from '../../src/data/build.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
 import { runExperiment } from '../../src/run/experiment.js';
-import { loadModelWeights, saveModelWeights } from '../../src/train/checkpoint.js';
+import { loadCheckpoint, loadModelWeights, saveModelWeights } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/trainer.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-exp-'));
@@ -136,5 +136,99 @@ describe('experiments with stages', () => {
     const terms = Object.keys(r.epochs[0]!.terms);
     assert.deepEqual(terms.sort(), ['at', 'ce', 'crd', 'kd', 'vid']);
     for (const v of Object.values(r.epochs[0]!.terms)) assert.ok(Number.isFinite(v), 'finite loss terms');
+  });
+});
+
+describe('training output', () => {
+  it('metrics.csv beside metrics.jsonl, best.ckpt by validation top-1, the split named, an onEpoch hook', async () => {
+    await tf.setBackend('native');
+    const exp = experimentSchema.parse({
+      name: 'outputs',
+      seed: 4,
+      model: { name: 'mlp' },
+      data: { ...data, trainLimit: 320, valFraction: 0.2 },
+      optimizer: { name: 'sgd', lr: 0.5 },
+      epochs: 4,
+    });
+    const lines: string[] = [];
+    const hooked: [number, string][] = [];
+    const r = await runExperiment(exp, 'outputs.yaml', {
+      runsRoot: scratch,
+      log: (l) => lines.push(l),
+      onEpoch: (rec, stage) => hooked.push([rec.epoch, stage]),
+    });
+    const dir = join(scratch, 'outputs');
+    // The hook saw every epoch, with the stage's name.
+    assert.deepEqual(
+      hooked,
+      [1, 2, 3, 4].map((e) => [e, r.stages[0]!.name]),
+    );
+    // The epoch line says which split it measured.
+    const epochLines = lines.filter((l) => /^epoch \d\/4 /.test(l));
+    assert.equal(epochLines.length, 4);
+    assert.ok(
+      epochLines.every((l) => / val top-1 \d+\.\d\d%/.test(l)),
+      epochLines.join('\n'),
+    );
+    // The CSV holds the same numbers as the JSONL, one row per epoch, terms as their own columns.
+    const jsonl = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    const [head, ...rows] = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n');
+    const cols = head!.split(',');
+    for (const c of [
+      'epoch',
+      'lr',
+      'trainLoss',
+      'term:ce',
+      'trainTop1',
+      'valLoss',
+      'valTop1',
+      'valSplit',
+      'imgPerSec',
+    ])
+      assert.ok(cols.includes(c), `metrics.csv lacks column ${c}: ${head}`);
+    assert.equal(rows.length, 4);
+    for (const [i, row] of rows.entries()) {
+      const cell = (c: string) => row.split(',')[cols.indexOf(c)];
+      assert.equal(Number(cell('valTop1')), jsonl[i].valTop1);
+      assert.equal(Number(cell('term:ce')), jsonl[i].terms.ce);
+      assert.equal(cell('valSplit'), 'validation');
+    }
+    // best.ckpt holds the epoch with the highest validation top-1 (the first of ties).
+    const tops = r.epochs.map((e) => e.valTop1!);
+    const bestEpoch = tops.indexOf(Math.max(...tops)) + 1;
+    const { header } = loadCheckpoint(join(dir, 'best.ckpt'));
+    assert.equal(
+      header.meta['epoch'],
+      bestEpoch,
+      `best.ckpt is epoch ${header.meta.epoch}, the best is ${bestEpoch} (${tops})`,
+    );
+    const model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, seed: 0 });
+    loadModelWeights(join(dir, 'best.ckpt'), model);
+    const d = buildData(exp.data, exp.seed);
+    assert.equal((await evaluate(model, d.val)).top1, Math.max(...tops));
+  });
+
+  it('without a validation split the line says test, and no best checkpoint is chosen on the test split', async () => {
+    await tf.setBackend('native');
+    const exp = experimentSchema.parse({
+      name: 'outputs-test',
+      seed: 4,
+      model: { name: 'mlp' },
+      data,
+      optimizer: { name: 'sgd', lr: 0.5 },
+      epochs: 2,
+    });
+    const lines: string[] = [];
+    const r = await runExperiment(exp, 'outputs-test.yaml', { runsRoot: scratch, log: (l) => lines.push(l) });
+    assert.ok(
+      lines.filter((l) => /^epoch /.test(l)).every((l) => / test top-1 /.test(l)),
+      lines.join('\n'),
+    );
+    assert.ok(r.epochs.every((e) => e.valSplit === 'test'));
+    assert.equal(existsSync(join(scratch, 'outputs-test', 'best.ckpt')), false);
+    assert.equal(existsSync(join(scratch, 'outputs-test', 'metrics.csv')), true);
   });
 });

@@ -233,6 +233,7 @@ export async function trainStages(o: {
   resume: boolean;
   cacheDir: string;
   log: (line: string) => void;
+  onEpoch?: ((r: EpochRecord, stage: string) => void) | undefined;
 }): Promise<SchemeOutput> {
   const { exp, student, teacher, stages, data, log } = o;
   const results: SchemeOutput['stages'] = [];
@@ -273,10 +274,12 @@ export async function trainStages(o: {
       schedule: makeSchedule(schedCfg, optCfg.lr, stage.epochs),
       train: data.train,
       val: data.val,
+      valSplit: valSplitOf(data),
       runDir: dir,
       // A stage resumes when it left any checkpoint (last, or previous if last is damaged).
       resume: o.resume && ['last.ckpt', 'previous.ckpt'].some((f) => existsSync(join(dir, 'checkpoints', f))),
       log,
+      ...(o.onEpoch ? { onEpoch: (r: EpochRecord) => o.onEpoch?.(r, stage.name) } : {}),
     });
     optimizer.dispose();
     records.push(...recs);
@@ -288,6 +291,11 @@ export async function trainStages(o: {
     });
   }
   return { stages: results, records };
+}
+
+/** Which split the per-epoch evaluation reads: the held-out part, or the test split without one. */
+export function valSplitOf(data: { val: unknown; test: unknown }): 'validation' | 'test' {
+  return data.val === data.test ? 'test' : 'validation';
 }
 
 /** Refuses `stages` for a scheme that trains its task in one stage. */
@@ -316,7 +324,7 @@ export function requireOneStage(exp: Experiment, scheme: string, where: string):
  * share. Returns the epoch records and the seconds it took.
  */
 export async function fitSingleStage(
-  ctx: Pick<SchemeContext<unknown>, 'exp' | 'stages' | 'data' | 'runDir' | 'resume' | 'log'>,
+  ctx: Pick<SchemeContext<unknown>, 'exp' | 'stages' | 'data' | 'runDir' | 'resume' | 'log' | 'onEpoch'>,
   task: TrainTask,
 ): Promise<{ records: EpochRecord[]; seconds: number }> {
   const { exp } = ctx;
@@ -330,9 +338,11 @@ export async function fitSingleStage(
       schedule: makeSchedule(exp.schedule, exp.optimizer.lr, epochs),
       train: ctx.data.train,
       val: ctx.data.val,
+      valSplit: valSplitOf(ctx.data),
       runDir: ctx.runDir,
       resume: ctx.resume,
       log: ctx.log,
+      ...(ctx.onEpoch ? { onEpoch: (r: EpochRecord) => ctx.onEpoch?.(r, ctx.stages[0]!.name) } : {}),
     });
     return { records, seconds: (performance.now() - s0) / 1000 };
   } finally {
@@ -363,5 +373,6 @@ export const offline: SchemeDescriptor<Record<string, never>> = {
       resume: ctx.resume,
       cacheDir: ctx.cacheDir,
       log: ctx.log,
+      onEpoch: ctx.onEpoch,
     }),
 };

@@ -58,6 +58,8 @@ export interface SchemeContext<C> {
   resume: boolean;
   cacheDir: string;
   log: (line: string) => void;
+  /** The caller's hook after each epoch of the run's model (RunOptions.onEpoch), with the stage. */
+  onEpoch?: ((r: EpochRecord, stage: string) => void) | undefined;
   /** Builds a model of the run's data shape and classes (peers, generations). */
   buildModel(cfg: ModelConfig): Promise<tfl.LayersModel>;
 }
