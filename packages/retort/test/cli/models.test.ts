@@ -36,10 +36,14 @@ it('retort models lists the zoo with trainable parameter counts; bad input and u
 it('retort models <name> shows every layer with its output shape and weights, and the tap names', () => {
   const r = run('models', 'resnet8', '--input', '28,28,1', '--classes', '10');
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /^\| conv1 \| Conv2D \| 28x28x16 \| 144 \|$/m);
-  assert.match(r.stdout, /^\| layer3\.0\.bn2 \| BatchNormalization \| 7x7x64 \| 256 \|$/m);
-  assert.match(r.stdout, /^\| fc \| Dense \| 10 \| 650 \|$/m);
-  assert.match(r.stdout, /^total 78,426 weights, 77,754 trainable$/m);
+  // MACs: 28 * 28 * 16 outputs, each 3 * 3 * 1 multiply-adds; the classifier 64 * 10.
+  assert.match(r.stdout, /^\| conv1 \| Conv2D \| 28x28x16 \| 144 \| 112,896 \|$/m);
+  assert.match(r.stdout, /^\| layer3\.0\.bn2 \| BatchNormalization \| 7x7x64 \| 256 \| 0 \|$/m);
+  assert.match(r.stdout, /^\| fc \| Dense \| 10 \| 650 \| 640 \|$/m);
+  assert.match(r.stdout, /^total 78,426 weights, 77,754 trainable; [\d,]+ MACs per image$/m);
+  assert.match(r.stdout, /^ {2}reviewkd: stage1, stage2, stage3, feat$/m);
+  assert.match(r.stdout, /^ {2}fitnet: hint$/m);
+  assert.doesNotMatch(r.stdout, /^ {2}kd:/m);
   assert.match(r.stdout, /^ {2}stage 1: layer1\.0\.relu_out {3}preact: layer1\.0\.add$/m);
   assert.match(r.stdout, /^ {2}bnBeforeRelu: layer1\.0\.bn2, layer2\.0\.bn2, layer3\.0\.bn2$/m);
   const alias = run('models', 'MobileNetV2', '--input', '32,32,3');

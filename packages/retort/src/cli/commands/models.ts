@@ -5,6 +5,7 @@
  */
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
+import { lossRegistry } from '../../distill/registry.js';
 import { modelStats } from '../../measure/model-stats.js';
 import { withZeroInit } from '../../models/common.js';
 import { buildModel, modelTaps, ZOO_ALIASES, zoo } from '../../models/index.js';
@@ -52,16 +53,30 @@ export const modelsCommand: Command = {
       const entry = zoo.get(name);
       const m = build(name);
       console.log(`${name}: ${entry.description}`);
-      console.log(`\n| layer | type | output | params (${at}) |\n| --- | --- | --- | ---: |`);
+      console.log(
+        `\n| layer | type | output | params (${at}) | MACs per image |\n| --- | --- | --- | ---: | ---: |`,
+      );
       const stats = modelStats(m);
       for (const r of stats.layers)
-        console.log(`| ${r.name} | ${r.className} | ${r.outputShape.join('x')} | ${fmt(r.params)} |`);
-      console.log(`\ntotal ${fmt(stats.params)} weights, ${fmt(stats.trainableParams)} trainable`);
+        console.log(
+          `| ${r.name} | ${r.className} | ${r.outputShape.join('x')} | ${fmt(r.params)} | ${fmt(r.macs)} |`,
+        );
+      console.log(
+        `\ntotal ${fmt(stats.params)} weights, ${fmt(stats.trainableParams)} trainable; ${fmt(stats.macs)} MACs per image`,
+      );
       const taps = modelTaps(name, opts);
       console.log('\ntaps (feature layers, RepDistiller order; preact = before the last ReLU):');
       for (const [i, t] of taps.stages.entries())
         console.log(`  stage ${i}: ${t.output}${t.preact === t.output ? '' : `   preact: ${t.preact}`}`);
       if (taps.bnBeforeRelu.length > 0) console.log(`  bnBeforeRelu: ${taps.bnBeforeRelu.join(', ')}`);
+      // Which roles each feature method binds (losses[].taps.student/teacher: { role: layer }).
+      console.log('\nfeature methods and the roles they tap (bind each to a layer above):');
+      for (const method of lossRegistry.list()) {
+        const t = lossRegistry.get(method).needs.taps;
+        if (t === undefined) continue;
+        const roles = [...new Set([...t.student, ...t.teacher])];
+        console.log(`  ${method}: ${roles.join(', ')}`);
+      }
       m.dispose();
       return;
     }
