@@ -203,3 +203,17 @@ export async function distill(config: ExperimentInput, opts: TrainOptions = {}):
     );
   return runExperiment(exp, where, opts);
 }
+
+/**
+ * Writes one self-contained HTML report of run folders (or folders of runs) to `opts.out`, with each
+ * figure also as an SVG (and a PNG with `png: true`) in `<name>-figures/` beside it: curves per run,
+ * an overlay and a table for several, the confusion matrix and teacher agreement, and a compression
+ * run's accuracy against size, MACs and latency. The charting library loads on the first call.
+ */
+export async function writeReport(
+  dirs: readonly string[],
+  opts: import('./report/report.js').ReportOptions,
+): Promise<import('./report/report.js').ReportResult> {
+  const m = await import('./report/report.js');
+  return m.writeReport(dirs, opts);
+}

@@ -18,6 +18,7 @@ export const SUMMARIES = {
   compress: 'prune, quantize and export a distilled student (pipeline file), measuring each stage',
   models: 'list the model zoo with parameter counts; `models <name>` shows its layers and taps',
   demo: 'Fashion-MNIST: teacher, student on labels, student with KD; one comparison table',
+  report: 'one self-contained HTML report (curves, confusion, trade-offs) of run folders, with SVG figures',
 } as const;
 
 export type CommandName = keyof typeof SUMMARIES;

@@ -15,9 +15,10 @@ import { schemeRegistry } from '../distill/scheme-registry.js';
 import { parseTerms } from '../distill/schemes/offline.js';
 import type { AnySchemeDescriptor, ParsedStage } from '../distill/schemes/types.js';
 import { buildConfiguredModel, modelLabel } from '../models/configured.js';
-import { loadTeacherSource, type TeacherData, teacherDataOf, teacherTop1 } from '../teachers/load.js';
+import { loadTeacherSource, type TeacherData, teacherDataOf, teacherPredictions } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
 import { saveModelWeights } from '../train/checkpoint.js';
+import { confusionMatrix } from '../train/metrics.js';
 import { prepareRunDir, releaseRunLock, writeResults } from '../train/run-dir.js';
 import { type EpochRecord, evaluate } from '../train/trainer.js';
 import { RetortError } from '../util/errors.js';
@@ -51,6 +52,12 @@ export interface RunResults {
   testTop1: number;
   testTop5: number;
   testLoss: number;
+  /** confusion[t][p]: test images of class t the model called p. */
+  confusion?: number[][];
+  /** Class names in label order, when the dataset has them. */
+  classNames?: string[];
+  /** % of test images where the model's top-1 class is the teacher's (runs with a teacher). */
+  teacherAgreement?: number;
   trainSeconds: number;
   epochs: EpochRecord[];
   /** The scheme, when the experiment names one (offline otherwise). */
@@ -127,8 +134,11 @@ export async function runExperiment(
     ];
     teacher = await loadTeacher(exp, data, runsRoot, teacherTaps);
     let teacherInfo: RunResults['teacher'];
+    let teacherPredicted: Int32Array | undefined;
     if (teacher) {
-      const top1 = await teacherTop1(teacher, data.test, data.shape);
+      const tp = await teacherPredictions(teacher, data.test, data.shape);
+      teacherPredicted = tp.predicted;
+      const top1 = tp.top1;
       const model = exp.teacher?.model?.name ?? teacher.description;
       teacherInfo = { model, params: teacher.params ?? 0, testTop1: top1 };
       log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${top1.toFixed(2)}%`);
@@ -161,8 +171,13 @@ export async function runExperiment(
     const results = done.stages;
     const records = done.records;
     const trainSeconds = (performance.now() - t0) / 1000;
-    const test = await evaluate(student, data.test);
+    const test = await evaluate(student, data.test, { predictions: true });
     saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
+    const predicted = test.predicted!;
+    const agreement =
+      teacherPredicted?.length === predicted.length
+        ? (100 * predicted.filter((p, i) => p === teacherPredicted[i]).length) / Math.max(1, predicted.length)
+        : undefined;
     const out: RunResults = {
       name: exp.name,
       runDir,
@@ -173,6 +188,9 @@ export async function runExperiment(
       testTop1: test.top1,
       testTop5: test.top5,
       testLoss: test.loss,
+      confusion: confusionMatrix(test.labels!, predicted, data.numClasses),
+      ...(data.classNames ? { classNames: [...data.classNames] } : {}),
+      ...(agreement !== undefined ? { teacherAgreement: agreement } : {}),
       trainSeconds,
       epochs: records,
       ...(exp.scheme ? { scheme: exp.scheme.name } : {}),

@@ -127,9 +127,19 @@ export async function teacherTop1(
   loader: Loader,
   shape: readonly [number, number, number],
 ): Promise<number> {
+  return (await teacherPredictions(teacher, loader, shape)).top1;
+}
+
+/** The teacher's test top-1 and each item's top-1 class, in the loader's order. */
+export async function teacherPredictions(
+  teacher: Teacher,
+  loader: Loader,
+  shape: readonly [number, number, number],
+): Promise<{ top1: number; predicted: Int32Array }> {
   const view = teacher.tap([]);
   let correct = 0;
   let n = 0;
+  const all: number[] = [];
   for await (const b of loader.epoch()) {
     // With paired views the teacher is scored on its own view of the test images.
     const x = b.teacherX ? tf.tensor(b.teacherX, [b.n, ...b.teacherShape!]) : tf.tensor(b.x, [b.n, ...shape]);
@@ -142,8 +152,11 @@ export async function teacherTop1(
     } finally {
       x.dispose();
     }
-    for (let i = 0; i < b.n; i++) if (pred[i] === b.y[i]) correct++;
+    for (let i = 0; i < b.n; i++) {
+      if (pred[i] === b.y[i]) correct++;
+      all.push(pred[i]!);
+    }
     n += b.n;
   }
-  return n === 0 ? 0 : (100 * correct) / n;
+  return { top1: n === 0 ? 0 : (100 * correct) / n, predicted: Int32Array.from(all) };
 }

@@ -27,6 +27,38 @@ export function topkCorrect(
   return hits;
 }
 
+/**
+ * The top-1 class of each row of [n, numClasses] logits, ties to the lower index (the order
+ * topkCorrect ranks them in); a NaN logit counts as the largest, as there.
+ */
+export function argmaxRows(logits: Float32Array, numClasses: number): Int32Array {
+  const n = logits.length / numClasses;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const row = i * numClasses;
+    let best = 0;
+    for (let c = 1; c < numClasses; c++) {
+      const v = logits[row + c]!;
+      const b = logits[row + best]!;
+      if (Number.isNaN(b)) break;
+      if (v > b || Number.isNaN(v)) best = c;
+    }
+    out[i] = best;
+  }
+  return out;
+}
+
+/** counts[t][p]: test items of true class t predicted as p. */
+export function confusionMatrix(
+  labels: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  numClasses: number,
+): number[][] {
+  const m = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+  for (let i = 0; i < labels.length; i++) m[labels[i]!]![predicted[i]!]!++;
+  return m;
+}
+
 /** Running mean of a scalar. */
 export class Mean {
   private sum = 0;

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { RetortError } from '../util/errors.js';
 import { globalRng } from '../util/rng.js';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint, saveModelWeights } from './checkpoint.js';
-import { Mean, topkCorrect } from './metrics.js';
+import { argmaxRows, Mean, topkCorrect } from './metrics.js';
 import { formatSeconds, Progress } from './progress.js';
 import { lrAt, type Schedule } from './schedule.js';
 
@@ -112,16 +112,22 @@ function allWeights(task: TrainTask): { name: string; tensor: tf.Tensor }[] {
   );
 }
 
-/** Evaluates `model` on `loader`: mean cross-entropy, top-1 and top-5 accuracy (percent). */
+/**
+ * Evaluates `model` on `loader`: mean cross-entropy, top-1 and top-5 accuracy (percent); with
+ * `predictions`, also each item's top-1 class and label in the loader's order.
+ */
 export async function evaluate(
   model: tfl.LayersModel,
   loader: Loader,
-): Promise<{ loss: number; top1: number; top5: number }> {
+  opts: { predictions?: boolean } = {},
+): Promise<{ loss: number; top1: number; top5: number; predicted?: Int32Array; labels?: Int32Array }> {
   const K = model.outputs[0]!.shape[model.outputs[0]!.shape.length - 1] as number;
   let loss = 0;
   let h1 = 0;
   let h5 = 0;
   let n = 0;
+  const preds: Int32Array[] = [];
+  const labels: Int32Array[] = [];
   for await (const b of loader.epoch()) {
     const logits = tf.tidy(
       () =>
@@ -131,13 +137,29 @@ export async function evaluate(
     );
     const ce = tf.tidy(() => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(b.y, 'int32'), K), logits));
     loss += (ce.dataSync()[0] as number) * b.n;
-    const [a, c] = topkCorrect(logits.dataSync() as Float32Array, b.y, K, [1, Math.min(5, K)]);
+    const values = logits.dataSync() as Float32Array;
+    const [a, c] = topkCorrect(values, b.y, K, [1, Math.min(5, K)]);
+    if (opts.predictions) {
+      preds.push(argmaxRows(values, K));
+      labels.push(Int32Array.from(b.y));
+    }
     h1 += a!;
     h5 += c!;
     n += b.n;
     tf.dispose([logits, ce]);
   }
-  return { loss: loss / n, top1: (100 * h1) / n, top5: (100 * h5) / n };
+  const out = { loss: loss / n, top1: (100 * h1) / n, top5: (100 * h5) / n };
+  if (!opts.predictions) return out;
+  const cat = (parts: Int32Array[]) => {
+    const all = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    return all;
+  };
+  return { ...out, predicted: cat(preds), labels: cat(labels) };
 }
 
 /** Trains `task` for `opts.epochs` epochs; returns the per-epoch records (including resumed ones). */

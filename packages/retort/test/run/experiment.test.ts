@@ -70,6 +70,11 @@ describe('experiments with stages', () => {
     assert.equal(results.testTop1, (await evaluate(saved, d.test)).top1);
     assert.equal(results.testTop1, r.testTop1);
     assert.ok(lines.some((l) => l.startsWith('stage main:')));
+    // Teacher-student agreement: the share of test images where both name the same class.
+    const { predicted } = await evaluate(saved, d.test, { predictions: true });
+    const t = await evaluate(teacher, d.test, { predictions: true });
+    const same = predicted!.filter((p, i) => p === t.predicted![i]).length;
+    assert.ok(Math.abs(results.teacherAgreement - (100 * same) / predicted!.length) < 1e-9);
   });
 
   it('a term with the label of an earlier stage reuses its parts (same variables)', () => {
@@ -158,6 +163,12 @@ describe('training output', () => {
       onEpoch: (rec, stage) => hooked.push([rec.epoch, stage]),
     });
     const dir = join(scratch, 'outputs');
+    // results.json: the test confusion matrix, whose diagonal is the test top-1.
+    const conf = r.confusion!;
+    const total = conf.flat().reduce((a, b) => a + b, 0);
+    assert.equal(total, 200);
+    assert.ok(Math.abs((100 * conf.reduce((a, row, i) => a + row[i]!, 0)) / total - r.testTop1) < 1e-9);
+    assert.equal(r.classNames?.[0], 'T-shirt/top');
     // The hook saw every epoch, with the stage's name.
     assert.deepEqual(
       hooked,

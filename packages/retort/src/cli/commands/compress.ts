@@ -51,11 +51,15 @@ export const compressCommand: Command = {
     } finally {
       releaseRunLock(join(runDir, 'lock'));
     }
+    const { reportRun } = await import('./report.js');
+    const report = await reportRun([runDir], join(runDir, 'report.html'));
+    process.stderr.write(`report: ${report}\n`);
     console.log(
       JSON.stringify({
         name: cfg.name,
         runDir,
         results: join(runDir, 'results.json'),
+        report,
         stages: reports.map((r) => ({
           stage: r.stage,
           testTop1: r.testTop1,

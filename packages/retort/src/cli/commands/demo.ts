@@ -154,5 +154,12 @@ export const demoCommand: Command = {
     console.log(
       `\nKD ${gain >= 0 ? 'gained' : 'lost'} ${Math.abs(gain).toFixed(2)} points over the label-only student (same seed, same epochs).`,
     );
+    const { reportRun } = await import('./report.js');
+    const report = await reportRun(
+      rows.flatMap((r) => (r.r && !r.reused ? [r.r.runDir] : [])),
+      join(runs, 'demo-report.html'),
+      'the demo: a ResNet-8 student on labels only and with KD',
+    );
+    console.log(`report: ${report}`);
   },
 };

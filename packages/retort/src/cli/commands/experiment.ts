@@ -1,4 +1,5 @@
 /** `retort train` and `retort distill`: run an experiment file (the library's runExperiment). */
+import { join } from 'node:path';
 import { loadExperiment } from '../../config/load.js';
 import { assertRunFree } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
@@ -43,6 +44,9 @@ function experimentCommand(name: 'train' | 'distill', needsTeacher: boolean): Co
         force: o['force'] === true,
         resume: o['resume'] === true,
       });
+      const { reportRun } = await import('./report.js');
+      const report = await reportRun([r.runDir], join(r.runDir, 'report.html'));
+      process.stderr.write(`report: ${report}\n`);
       console.log(
         JSON.stringify({
           name: r.name,
@@ -50,6 +54,7 @@ function experimentCommand(name: 'train' | 'distill', needsTeacher: boolean): Co
           params: r.params,
           testTop1: r.testTop1,
           seconds: r.trainSeconds,
+          report,
         }),
       );
     },
