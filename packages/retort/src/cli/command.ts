@@ -18,6 +18,8 @@ export const SUMMARIES = {
   compress: 'prune, quantize and export a distilled student (pipeline file), measuring each stage',
   models: 'list the model zoo with parameter counts; `models <name>` shows its layers and taps',
   demo: 'Fashion-MNIST: teacher, student on labels, student with KD; one comparison table',
+  serve:
+    "a local page running the run's exported student in the browser (tfjs wasm and int8 ONNX in onnxruntime-web)",
   report: 'one self-contained HTML report (curves, confusion, trade-offs) of run folders, with SVG figures',
 } as const;
 

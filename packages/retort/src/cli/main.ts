@@ -19,6 +19,7 @@ const commands: readonly CommandEntry[] = [
   { name: 'compress', load: async () => (await import('./commands/compress.js')).compressCommand },
   { name: 'models', load: async () => (await import('./commands/models.js')).modelsCommand },
   { name: 'demo', load: async () => (await import('./commands/demo.js')).demoCommand },
+  { name: 'serve', load: async () => (await import('./commands/serve.js')).serveCommand },
   { name: 'report', load: async () => (await import('./commands/report.js')).reportCommand },
 ];
 
