@@ -30,7 +30,15 @@ const require = createRequire(import.meta.url);
 
 /** An installed package's folder (found from its entry point: not every package exports package.json). */
 function pkgDir(name: string): string {
-  let d = dirname(require.resolve(name));
+  let entry: string;
+  try {
+    entry = require.resolve(name);
+  } catch {
+    throw new Error(
+      `retort serve: package ${name} is not installed (optional: the page needs it); npm install onnxruntime-web@1.30.0 @tensorflow/tfjs-backend-wasm@4.22.0`,
+    );
+  }
+  let d = dirname(entry);
   while (!existsSync(join(d, 'package.json')) || !d.endsWith(name.split('/').pop()!)) {
     const up = dirname(d);
     if (up === d) throw new Error(`retort serve: cannot find the folder of package ${name}`);
