@@ -9,7 +9,7 @@ import type { CompressRun, CompressStage, TrainRun } from './read.js';
 
 type Spec = vl.TopLevelSpec;
 
-const W = 230;
+const W = 190;
 const H = 150;
 const CONFIG = {
   font: 'Helvetica, Arial, sans-serif',
