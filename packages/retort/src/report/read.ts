@@ -6,21 +6,23 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import type { EpochRecord } from '../train/trainer.js';
 import { RetortError } from '../util/errors.js';
 
 /** One epoch as metrics.jsonl / results.json record it (the fields a report reads). */
-export interface ReportEpoch {
-  epoch: number;
-  lr: number;
-  trainLoss: number;
-  terms: Record<string, number>;
-  trainTop1: number;
-  valLoss?: number;
-  valTop1?: number;
-  valSplit?: 'validation' | 'test';
-  seconds: number;
-  imgPerSec: number;
-}
+export type ReportEpoch = Pick<
+  EpochRecord,
+  | 'epoch'
+  | 'lr'
+  | 'trainLoss'
+  | 'terms'
+  | 'trainTop1'
+  | 'valLoss'
+  | 'valTop1'
+  | 'valSplit'
+  | 'seconds'
+  | 'imgPerSec'
+>;
 
 export interface TrainRun {
   kind: 'train';

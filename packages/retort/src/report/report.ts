@@ -71,6 +71,44 @@ function trainTable(runs: readonly TrainRun[]): string {
   return table(head, rows, [false, false, true, false, true, true, true, true, true, true]);
 }
 
+/**
+ * Runs whose names differ only in a trailing seed (`-s1`, `-s2`, ...), as the bench scripts name
+ * them, summarised per group: mean ± sd of the test top-1 over the seeds — the zoo's and the schemes'
+ * tables when given their runs. Null when no group has two seeds.
+ */
+export function seedGroups(runs: readonly TrainRun[]): { name: string; top1: number[] }[] | null {
+  const groups = new Map<string, number[]>();
+  for (const r of runs) {
+    const m = /^(.*)-s\d+$/.exec(r.name);
+    const key = m ? m[1]! : r.name;
+    groups.set(key, [...(groups.get(key) ?? []), r.testTop1]);
+  }
+  const out = [...groups].map(([name, top1]) => ({ name, top1 }));
+  return out.some((g) => g.top1.length > 1) ? out : null;
+}
+
+function seedTable(groups: { name: string; top1: number[] }[]): string {
+  const rows = groups.map((g) => {
+    const mean = g.top1.reduce((a, b) => a + b, 0) / g.top1.length;
+    const sd =
+      g.top1.length > 1
+        ? Math.sqrt(g.top1.reduce((a, b) => a + (b - mean) ** 2, 0) / (g.top1.length - 1))
+        : Number.NaN;
+    return [
+      g.name,
+      String(g.top1.length),
+      Number.isNaN(sd) ? pct(mean) : `${mean.toFixed(2)} ± ${sd.toFixed(2)}%`,
+      g.top1.map((v) => v.toFixed(2)).join(', '),
+    ];
+  });
+  return table(['runs (seed suffix removed)', 'seeds', 'test top-1 mean ± sd', 'per seed'], rows, [
+    false,
+    true,
+    true,
+    false,
+  ]);
+}
+
 function compressTable(run: CompressRun): string {
   const head = [
     'stage',
@@ -139,6 +177,8 @@ export async function writeReport(dirs: readonly string[], opts: ReportOptions):
   const compress = runs.filter((r): r is CompressRun => r.kind === 'compress');
   const parts: string[] = [];
   if (train.length > 0) {
+    const groups = seedGroups(train);
+    if (groups) parts.push(`<h2>Over seeds</h2>${seedTable(groups)}`);
     parts.push(`<h2>Training runs</h2>${trainTable(train)}`);
     if (train.length > 1)
       parts.push(await figure('overlay', overlayFigure(train), 'All training runs, epoch by epoch'));
