@@ -116,10 +116,12 @@ export type {
   SchemeOutput,
 } from './distill/schemes/types.js';
 export { TeacherCache } from './distill/teacher-cache.js';
+export { type OnnxPtqOptions, type OnnxPtqResult, quantizeOnnx } from './export/onnx/ptq.js';
 export { INT8_TARGETS, type Int8Target, targetNotice, weightQmax } from './export/onnx/target.js';
 // ---- exports and measurements
 export { calibrateRanges, exportOnnx, type OnnxExportOptions } from './export/onnx.js';
-export { exportTfjs, loadTfjs } from './export/tfjs.js';
+export { encodeBundle, loadBundle, type RtzEncoding, writeBundle } from './export/rtz.js';
+export { exportTfjs, loadTfjs, type TfjsExportOptions } from './export/tfjs.js';
 export { int8Saturation, type LayerSaturation } from './measure/int8-saturation.js';
 export { measureLatency, measureOrtLatencies, measureOrtLatency } from './measure/latency.js';
 export { type ModelStats, modelStats, statsTable } from './measure/model-stats.js';
