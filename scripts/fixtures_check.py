@@ -72,9 +72,19 @@ def main():
                 failed += 1
             for f in written:
                 committed = os.path.join(here, f)
+                if not f.endswith(".json"):
+                    # Binary fixtures (ONNX files) live in a folder beside their generator's name.
+                    found = glob.glob(os.path.join(here, "*", f))
+                    committed = found[0] if found else committed
                 if not os.path.exists(committed):
                     print(f"FAIL {name}: {f} is not committed")
                     failed += 1
+                    continue
+                if not f.endswith(".json"):
+                    with open(os.path.join(tmp, f), "rb") as fa, open(committed, "rb") as fb:
+                        same = fa.read() == fb.read()
+                    print(f"{'ok  ' if same else 'FAIL'} {name}: {f} {'identical' if same else 'differs in its bytes'}")
+                    failed += 0 if same else 1
                     continue
                 with open(os.path.join(tmp, f)) as fa, open(committed) as fb:
                     a, b = json.load(fa), json.load(fb)

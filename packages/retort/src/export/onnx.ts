@@ -356,12 +356,15 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
         result = { ...x, name: g.node('Identity', [x.name], out), shape: outShape };
         after = 'same';
         break;
-      case 'Add': {
+      case 'Add':
+      case 'Multiply': {
+        // ONNX broadcasts like tfjs: a squeeze-excitation gate [N, 1, 1, C] times a map is one Mul.
         const layout: Layout = ins.some((v) => v.layout === 'nchw') ? 'nchw' : 'tf';
         const names = ins.map((v) => to(v, layout));
+        const op = cls === 'Add' ? 'Add' : 'Mul';
         let acc = names[0]!;
         for (let i = 1; i < names.length; i++)
-          acc = g.node('Add', [acc, names[i]!], i === names.length - 1 ? out : g.fresh(out));
+          acc = g.node(op, [acc, names[i]!], i === names.length - 1 ? out : g.fresh(out));
         result = { name: acc, layout, shape: outShape };
         break;
       }
@@ -618,6 +621,7 @@ export function int8QuantPoints(model: tfl.LayersModel): Int8QuantPoints {
       case 'Activation':
       case 'ReLU':
       case 'Add':
+      case 'Multiply':
       case 'Concatenate':
       case 'AveragePooling2D':
         break;
