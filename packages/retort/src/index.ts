@@ -122,6 +122,7 @@ export { INT8_TARGETS, type Int8Target, targetNotice, weightQmax } from './expor
 export { calibrateRanges, exportOnnx, type OnnxExportOptions } from './export/onnx.js';
 export { encodeBundle, loadBundle, type RtzEncoding, writeBundle } from './export/rtz.js';
 export { exportTfjs, loadTfjs, type TfjsExportOptions } from './export/tfjs.js';
+export { type FileSize, filesTable, measureFiles } from './measure/files.js';
 export { int8Saturation, type LayerSaturation } from './measure/int8-saturation.js';
 export { measureLatency, measureOrtLatencies, measureOrtLatency } from './measure/latency.js';
 export { type ModelStats, modelStats, statsTable } from './measure/model-stats.js';
@@ -129,8 +130,10 @@ export { checkOnnx, type OnnxCheck } from './measure/onnx-check.js';
 // ---- models and taps
 export { withZeroInit } from './models/common.js';
 export { type BuildOptions, buildModel, modelTaps, type ZooEntry, zoo } from './models/index.js';
+export { importOnnx, type OnnxImport, type OnnxImportOptions } from './models/onnx-import.js';
 export { loadStateDict, readTorchStateDict, type TorchTensor } from './models/pytorch/state-dict.js';
 export { type PipelineConfig, pipelineSchema, runPipeline, type StageReport } from './run/compress.js';
+export { loadPipelineInputs, type PipelineInputs } from './run/compress-inputs.js';
 // ---- runs (what the CLI calls)
 export { loadTeacher, type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
 export { loadRun } from './run/load.js';

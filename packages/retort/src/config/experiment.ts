@@ -139,6 +139,64 @@ export const modelSchema = z
       ctx.addIssue({ code: 'custom', path: ['export'], message: 'applies to model.module only' });
   });
 
+/**
+ * A model file from another framework or an earlier tfjs program, and how it takes its images:
+ * the fields an external teacher and a model to compress (`retort compress` with `model:`) share.
+ */
+const modelFileFields = {
+  /** An ONNX file. */
+  onnx: z.string().optional(),
+  /** A tfjs model: the path of its model.json (a layers model; a teacher may also be a graph model). */
+  tfjs: z.string().optional(),
+  /** ONNX: layout of the image input, 'nchw' (PyTorch) or 'nhwc'. */
+  layout: z.enum(['nchw', 'nhwc']).optional(),
+  /** The model's own normalization: per-channel mean and std of [0, 1] pixels (one value = all). */
+  mean: z.array(z.number()).min(1).optional(),
+  std: z.array(z.number().positive()).min(1).optional(),
+};
+
+/** Checks shared by teacher and model-file sections: which keys go with onnx and tfjs. */
+function checkModelFile(
+  t: { onnx?: string | undefined; layout?: string | undefined },
+  ctx: z.RefinementCtx,
+  who: string,
+): void {
+  if (t.onnx !== undefined && t.layout === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['layout'],
+      message: `required for an onnx ${who}: 'nchw' (PyTorch) or 'nhwc'`,
+    });
+  if (t.onnx === undefined && t.layout !== undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['layout'],
+      message: `applies to onnx ${who}s only (tfjs models are NHWC)`,
+    });
+}
+
+/**
+ * The model `retort compress` starts from when it is not a Retort run: an ONNX CNN (imported into
+ * a trainable tfjs model) or a tfjs layers model. Its mean and std become the data's normalization,
+ * so that the compressed model takes exactly the inputs the original took.
+ */
+export const modelFileSchema = z.strictObject(modelFileFields).superRefine((m, ctx) => {
+  if ((m.onnx === undefined) === (m.tfjs === undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: [],
+      message: `give exactly one of onnx or tfjs; got ${m.onnx === undefined ? 'none' : 'both'}`,
+    });
+  checkModelFile(m, ctx, 'model');
+  if ((m.mean === undefined) !== (m.std === undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: [m.mean === undefined ? 'mean' : 'std'],
+      message: 'give both mean and std, or neither',
+    });
+});
+export type ModelFileConfig = z.output<typeof modelFileSchema>;
+
 const EXTERNAL_ONLY = ['layout', 'inputSize', 'channels', 'mean', 'std', 'taps'] as const;
 
 /**
@@ -156,19 +214,11 @@ export const teacherSchema = z
     checkpoint: z.string().optional(),
     /** Or a PyTorch state dict (torch.save(model.state_dict()), .pt/.pth) with RepDistiller's names. */
     stateDict: z.string().optional(),
-    /** An ONNX file. */
-    onnx: z.string().optional(),
-    /** A tfjs model, layers or graph: the path of its model.json. */
-    tfjs: z.string().optional(),
-    /** ONNX: layout of the image input, 'nchw' (PyTorch) or 'nhwc'. */
-    layout: z.enum(['nchw', 'nhwc']).optional(),
+    ...modelFileFields,
     /** [H, W] the teacher takes, when its file leaves it open; images are resized to it. */
     inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
     /** Channels the teacher takes, when its file leaves it open (3 from gray data repeats it). */
     channels: z.number().int().positive().optional(),
-    /** The teacher's own normalization: per-channel mean and std of [0, 1] pixels (one value = all). */
-    mean: z.array(z.number()).min(1).optional(),
-    std: z.array(z.number().positive()).min(1).optional(),
     /**
      * Short names for the teacher's tensors (ONNX tensor, tfjs graph node or layer names), usable in
      * a loss's taps.teacher: {stage3: '/layer3/...'}.
@@ -196,24 +246,13 @@ export const teacherSchema = z
             message:
               'applies to onnx and tfjs teachers (and mean/std/inputSize/channels to stateDict ones) only',
           });
-    if (t.onnx !== undefined && t.layout === undefined)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['layout'],
-        message: "required for an onnx teacher: 'nchw' (PyTorch) or 'nhwc'",
-      });
+    checkModelFile(t, ctx, 'teacher');
     if (t.onnx === undefined && t.tfjs === undefined && t.taps !== undefined)
       ctx.addIssue({
         code: 'custom',
         path: ['taps'],
         message:
           'aliases for tensor names apply to onnx and tfjs teachers only (zoo teachers are tapped by layer name)',
-      });
-    if (t.onnx === undefined && t.layout !== undefined)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['layout'],
-        message: 'applies to onnx teachers only (tfjs models are NHWC)',
       });
   });
 

@@ -10,6 +10,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 const PATH_KEYS: readonly (readonly string[])[] = [
   ['data', 'dir'],
   ['model', 'module'],
+  ['model', 'onnx'],
+  ['model', 'tfjs'],
   ['teacher', 'checkpoint'],
   ['teacher', 'stateDict'],
   ['teacher', 'run'],

@@ -15,18 +15,27 @@ import { cpuInfo } from 'retort-kd-native';
 import { z } from 'zod';
 import { clusterModel, withClusterFinetune } from '../compress/cluster-model.js';
 import { edgeLayers, factorizeModel } from '../compress/lowrank-model.js';
-import { MaskSet } from '../compress/prune/magnitude.js';
+import { MaskSet, prunableKernels } from '../compress/prune/magnitude.js';
 import { sparsityAt } from '../compress/prune/schedule.js';
 import { pruneChannels } from '../compress/prune/structured.js';
 import { type ActQatTask, withActQat } from '../compress/quantize/act-qat.js';
-import { withWeightQat } from '../compress/quantize/qat.js';
-import { optimizerSchema, runNameSchema, scheduleSchema } from '../config/experiment.js';
+import { fakeQuantKernel, withWeightQat } from '../compress/quantize/qat.js';
+import {
+  dataSchema,
+  modelFileSchema,
+  optimizerSchema,
+  runNameSchema,
+  scheduleSchema,
+} from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { BatchLoader, takeBatches } from '../data/loader.js';
 import { buildOfflineTask, parseTerms, valSplitOf } from '../distill/schemes/offline.js';
+import type { Int8Target } from '../export/onnx/target.js';
 import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
+import { writeBundle } from '../export/rtz.js';
 import { sidecarFor, writeSidecar } from '../export/sidecar.js';
-import { exportTfjs } from '../export/tfjs.js';
+import { exportTfjs, WEIGHTS_FILE } from '../export/tfjs.js';
+import { type FileSize, filesTable, measureFiles } from '../measure/files.js';
 import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
 import { checkOnnx } from '../measure/onnx-check.js';
@@ -34,109 +43,141 @@ import { makeOptimizer, makeSchedule } from '../train/from-config.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
-export const pipelineSchema = z.strictObject({
-  name: runNameSchema,
-  /** The distilled student: a finished run folder of `retort distill` / `retort train`. */
-  student: z.strictObject({ run: z.string() }),
-  /** Fine-tuning after pruning and for QAT: CE + KD from the uncompressed model. */
-  finetune: z
-    .strictObject({
-      epochs: z.number().int().min(0).default(2),
-      optimizer: optimizerSchema.prefault({
-        name: 'sgd',
-        lr: 0.01,
-        momentum: 0.9,
-        nesterov: true,
-        weightDecay: 0,
-      }),
-      /** Weight of KD (the rest is CE); 0 trains on labels only. */
-      kd: z.number().min(0).max(1).default(0.9),
-      T: z.number().positive().default(4),
-    })
-    .prefault({}),
-  prune: z
-    .discriminatedUnion('kind', [
-      z.strictObject({
-        kind: z.literal('unstructured'),
-        sparsity: z.number().min(0).lt(1),
-        scope: z.enum(['layer', 'global']).default('global'),
-        /** one-shot: prune then fine-tune; agp: raise sparsity over the fine-tuning epochs. */
-        schedule: z.enum(['one-shot', 'agp']).default('one-shot'),
-      }),
-      z.strictObject({
-        kind: z.literal('structured'),
-        fraction: z.number().min(0).lt(1),
-        criterion: z.enum(['l1', 'bn-scale']).default('l1'),
-        /** Kept channels per group rounded to a multiple of this (8 suits onnxruntime's blocked convs). */
-        roundTo: z.number().int().min(1).default(1),
-      }),
-    ])
-    .optional(),
-  /** Truncated-SVD factorization of convs and dense layers (lowrank-model.ts), then fine-tuning. */
-  lowrank: z
-    .strictObject({
-      rank: z.union([
-        z.strictObject({ energy: z.number().gt(0).max(1) }),
-        z.strictObject({ sizeFraction: z.number().gt(0).max(1) }),
-      ]),
-      /** Keep the stem conv and the classifier whole: few weights, much of the accuracy. */
-      skipEdges: z.boolean().default(true),
-      /** Factorize a layer only when that saves at least this fraction of its weights. */
-      minSaving: z.number().lt(1).default(0.1),
-    })
-    .optional(),
-  /** k-means weight sharing per kernel (cluster-model.ts), then codebook fine-tuning. */
-  cluster: z
-    .strictObject({
-      clusters: z.number().int().min(2).max(65536),
-      /**
-       * How a centroid moves with its weights' updates: 'mean' (default) is a step no larger than
-       * one weight's; 'sum' is Han et al.'s summed gradient, whose step grows with the cluster.
-       */
-      reduce: z.enum(['sum', 'mean']).default('mean'),
-    })
-    .optional(),
-  quantize: z
-    .strictObject({
-      mode: z.enum(['ptq', 'qat']).default('ptq'),
-      calibBatches: z.number().int().positive().default(8),
-      /** int8 weight scales of the ONNX export: one per output channel, or one per tensor. */
-      weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
-      /**
-       * Which CPUs the int8 exports are right on (export/onnx/target.ts): portable (default; 7-bit
-       * weights, exact on every x86-64 and ARM64), vnni or arm64 (full 8-bit weights). Weight QAT
-       * trains on the same grid.
-       */
-      target: z.enum(['portable', 'vnni', 'arm64']).default('portable'),
-      /**
-       * qat: fake-quantize the activations too (quantize/act-qat.ts); the int8 export then uses
-       * the ranges observed in training instead of calibrating after it.
-       */
-      activations: z.boolean().default(false),
-    })
-    .refine((q) => !q.activations || q.mode === 'qat', {
-      message: 'quantize.activations needs mode qat (ptq calibrates the activations after training)',
-      path: ['activations'],
-    })
-    .optional(),
-  /**
-   * onnx: fp32; onnx-int8: static QDQ (activations calibrated); onnx-int8-dynamic: int8 weights,
-   * activations quantized per run by onnxruntime (no calibration); tfjs: layers-model format.
-   */
-  export: z.array(z.enum(['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'])).default(['onnx-int8']),
-  /**
-   * Every ONNX export is run in onnxruntime on the test set against the exported tfjs model: an fp32
-   * export whose logits differ by more than fp32MaxDiff, or an int8 one whose top-1 agrees with the
-   * model's on fewer than int8Agreement % of the images, fails the run (after results.json and the
-   * exports are written, so nothing is lost).
-   */
-  check: z
-    .strictObject({
-      fp32MaxDiff: z.number().positive().default(1e-4),
-      int8Agreement: z.number().min(0).max(100).default(99),
-    })
-    .default({ fp32MaxDiff: 1e-4, int8Agreement: 99 }),
-});
+export const pipelineSchema = z
+  .strictObject({
+    name: runNameSchema,
+    /** The distilled student: a finished run folder of `retort distill` / `retort train`. */
+    student: z.strictObject({ run: z.string() }).optional(),
+    /** Or a model you already have: an ONNX CNN or a tfjs layers model (with `data`). */
+    model: modelFileSchema.optional(),
+    /** The data a `model` was trained on (a `student` run brings its own). */
+    data: dataSchema.optional(),
+    /** Seed of the data order of a `model`'s fine-tuning (a `student` run brings its own). */
+    seed: z.number().int().min(0).default(0),
+    /** Fine-tuning after pruning and for QAT: CE + KD from the uncompressed model. */
+    finetune: z
+      .strictObject({
+        epochs: z.number().int().min(0).default(2),
+        optimizer: optimizerSchema.prefault({
+          name: 'sgd',
+          lr: 0.01,
+          momentum: 0.9,
+          nesterov: true,
+          weightDecay: 0,
+        }),
+        /** Weight of KD (the rest is CE); 0 trains on labels only. */
+        kd: z.number().min(0).max(1).default(0.9),
+        T: z.number().positive().default(4),
+      })
+      .prefault({}),
+    prune: z
+      .discriminatedUnion('kind', [
+        z.strictObject({
+          kind: z.literal('unstructured'),
+          sparsity: z.number().min(0).lt(1),
+          scope: z.enum(['layer', 'global']).default('global'),
+          /** one-shot: prune then fine-tune; agp: raise sparsity over the fine-tuning epochs. */
+          schedule: z.enum(['one-shot', 'agp']).default('one-shot'),
+        }),
+        z.strictObject({
+          kind: z.literal('structured'),
+          fraction: z.number().min(0).lt(1),
+          criterion: z.enum(['l1', 'bn-scale']).default('l1'),
+          /** Kept channels per group rounded to a multiple of this (8 suits onnxruntime's blocked convs). */
+          roundTo: z.number().int().min(1).default(1),
+        }),
+      ])
+      .optional(),
+    /** Truncated-SVD factorization of convs and dense layers (lowrank-model.ts), then fine-tuning. */
+    lowrank: z
+      .strictObject({
+        rank: z.union([
+          z.strictObject({ energy: z.number().gt(0).max(1) }),
+          z.strictObject({ sizeFraction: z.number().gt(0).max(1) }),
+        ]),
+        /** Keep the stem conv and the classifier whole: few weights, much of the accuracy. */
+        skipEdges: z.boolean().default(true),
+        /** Factorize a layer only when that saves at least this fraction of its weights. */
+        minSaving: z.number().lt(1).default(0.1),
+      })
+      .optional(),
+    /** k-means weight sharing per kernel (cluster-model.ts), then codebook fine-tuning. */
+    cluster: z
+      .strictObject({
+        clusters: z.number().int().min(2).max(65536),
+        /**
+         * How a centroid moves with its weights' updates: 'mean' (default) is a step no larger than
+         * one weight's; 'sum' is Han et al.'s summed gradient, whose step grows with the cluster.
+         */
+        reduce: z.enum(['sum', 'mean']).default('mean'),
+      })
+      .optional(),
+    quantize: z
+      .strictObject({
+        mode: z.enum(['ptq', 'qat']).default('ptq'),
+        calibBatches: z.number().int().positive().default(8),
+        /** int8 weight scales of the ONNX export: one per output channel, or one per tensor. */
+        weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
+        /**
+         * Which CPUs the int8 exports are right on (export/onnx/target.ts): portable (default; 7-bit
+         * weights, exact on every x86-64 and ARM64), vnni or arm64 (full 8-bit weights). Weight QAT
+         * trains on the same grid.
+         */
+        target: z.enum(['portable', 'vnni', 'arm64']).default('portable'),
+        /**
+         * qat: fake-quantize the activations too (quantize/act-qat.ts); the int8 export then uses
+         * the ranges observed in training instead of calibrating after it.
+         */
+        activations: z.boolean().default(false),
+      })
+      .refine((q) => !q.activations || q.mode === 'qat', {
+        message: 'quantize.activations needs mode qat (ptq calibrates the activations after training)',
+        path: ['activations'],
+      })
+      .optional(),
+    /**
+     * onnx: fp32; onnx-int8: static QDQ (activations calibrated); onnx-int8-dynamic: int8 weights,
+     * activations quantized per run by onnxruntime (no calibration); tfjs: layers-model format, fp32
+     * weights; tfjs-uint8 / tfjs-uint16: the same with tfjs's own weight quantization (min/scale per
+     * tensor, dequantized on load); rtz: Retort's bundle, every weight in its smallest exact encoding
+     * (k-means codebooks, sparse, int8), loaded back by loadBundle into the identical model.
+     */
+    export: z
+      .array(z.enum(['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs', 'tfjs-uint8', 'tfjs-uint16', 'rtz']))
+      .default(['onnx-int8']),
+    /**
+     * Every ONNX export is run in onnxruntime on the test set against the exported tfjs model: an fp32
+     * export whose logits differ by more than fp32MaxDiff, or an int8 one whose top-1 agrees with the
+     * model's on fewer than int8Agreement % of the images, fails the run (after results.json and the
+     * exports are written, so nothing is lost).
+     */
+    check: z
+      .strictObject({
+        fp32MaxDiff: z.number().positive().default(1e-4),
+        int8Agreement: z.number().min(0).max(100).default(99),
+      })
+      .default({ fp32MaxDiff: 1e-4, int8Agreement: 99 }),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.student === undefined) === (c.model === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `give exactly one of student (a Retort run) or model (an onnx or tfjs file); got ${c.student === undefined ? 'none' : 'both'}`,
+      });
+    if (c.model !== undefined && c.data === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data'],
+        message: 'required with model: the data the model was trained on',
+      });
+    if (c.student !== undefined && c.data !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['data'],
+        message: "applies to model only (a student run's data is its own)",
+      });
+  });
 export type PipelineConfig = z.output<typeof pipelineSchema>;
 
 /** Stage combinations that would undo each other, refused with the reason. */
@@ -382,10 +423,34 @@ export async function runPipeline(
     }
   }
   const onnxOut: { format: string; bytes: Uint8Array; report: StageReport }[] = [];
+  const files: FileSize[] = [];
+  const shown = (...parts: string[]) => ({ path: join(runDir, ...parts), shown: join(...parts) });
   for (const format of cfg.export) {
-    if (format === 'tfjs') {
-      await exportTfjs(model, join(runDir, 'export', 'tfjs'));
-      writeSidecar(join(runDir, 'export', 'tfjs', 'retort.json'), sidecarFor('tfjs', 'model.json', data));
+    if (format === 'tfjs' || format === 'tfjs-uint8' || format === 'tfjs-uint16') {
+      const dir = join(runDir, 'export', format);
+      await exportTfjs(
+        model,
+        dir,
+        format === 'tfjs' ? {} : { quantize: format === 'tfjs-uint8' ? 'uint8' : 'uint16' },
+      );
+      writeSidecar(join(dir, 'retort.json'), sidecarFor('tfjs', 'model.json', data));
+      files.push(
+        ...measureFiles(
+          format,
+          [shown('export', format, 'model.json'), shown('export', format, WEIGHTS_FILE)],
+          ['tfjs', 'retort'],
+        ),
+      );
+      continue;
+    }
+    if (format === 'rtz') {
+      const r = await withInt8Kernels(model, cfg, int8Target, log, () =>
+        writeBundle(model, join(runDir, 'export', 'model.rtz'), { overwrite: true }),
+      );
+      const by = new Map<string, number>();
+      for (const t of r.tensors) by.set(t.encoding, (by.get(t.encoding) ?? 0) + 1);
+      log(`rtz: ${[...by].map(([e, n]) => `${n} ${e}`).join(', ')} tensors`);
+      files.push(...measureFiles('rtz', [shown('export', 'model.rtz')], ['retort']));
       continue;
     }
     const weights = cfg.quantize?.weights ?? 'per-channel';
@@ -398,6 +463,14 @@ export async function runPipeline(
           : {},
     );
     writeFileAtomic(join(runDir, 'export', `model${SUFFIX[format]}.onnx`), bytes);
+    // Retort imports fp32 ONNX CNNs (models/onnx-import.ts), not QDQ graphs.
+    files.push(
+      ...measureFiles(
+        format,
+        [shown('export', `model${SUFFIX[format]}.onnx`)],
+        format === 'onnx' ? ['onnxruntime', 'retort'] : ['onnxruntime'],
+      ),
+    );
     writeSidecar(
       join(runDir, 'export', `model${SUFFIX[format]}.onnx.json`),
       sidecarFor(format, `model${SUFFIX[format]}.onnx`, data),
@@ -434,9 +507,14 @@ export async function runPipeline(
       );
     }
   }
+  if (files.length > 0) {
+    writeFileAtomic(join(runDir, 'files.md'), `${filesTable(files)}\n`);
+    for (const f of files)
+      log(`file ${f.path}: ${f.bytes} B, gzip ${f.gzipBytes} B; loads in ${f.loadableBy.join(', ')}`);
+  }
   writeFileAtomic(
     join(runDir, 'results.json'),
-    `${JSON.stringify({ name: cfg.name, stages: reports }, null, 2)}\n`,
+    `${JSON.stringify({ name: cfg.name, stages: reports, files }, null, 2)}\n`,
   );
   const failed = reports.flatMap((r) => {
     const o = r.onnx;
@@ -457,6 +535,39 @@ export async function runPipeline(
       `compress '${cfg.name}': export check failed (results kept in ${runDir}):\n  ${failed.join('\n  ')}`,
     );
   return reports;
+}
+
+/**
+ * Runs `f` with the model's kernels on the int8 grid the int8 ONNX export uses (per output channel,
+ * the target's qmax) when the pipeline quantizes with per-channel weights, then restores the float
+ * weights: a bundle of a quantized model stores the int8 kernels as int8, the weights that model
+ * really has. Without quantization, or with per-tensor weights, the kernels stay as they are.
+ */
+async function withInt8Kernels<T>(
+  model: tfl.LayersModel,
+  cfg: PipelineConfig,
+  target: Int8Target,
+  log: (l: string) => void,
+  f: () => Promise<T>,
+): Promise<T> {
+  if (cfg.quantize === undefined) return f();
+  if (cfg.quantize.weights !== 'per-channel') {
+    log('rtz: per-tensor int8 weights are kept as float kernels in the bundle');
+    return f();
+  }
+  const kernels = prunableKernels(model).map((k) => k.kernel);
+  const saved = kernels.map((k) => tf.keep(k.clone()));
+  kernels.forEach((k, i) => {
+    k.assign(tf.tidy(() => fakeQuantKernel(saved[i]!, weightQmax(target))));
+  });
+  try {
+    return await f();
+  } finally {
+    kernels.forEach((k, i) => {
+      k.assign(saved[i]!);
+    });
+    tf.dispose(saved);
+  }
 }
 
 type OnnxFormat = 'onnx' | 'onnx-int8' | 'onnx-int8-dynamic';

@@ -4,12 +4,13 @@
  * student and teacher models.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import 'retort-kd-native';
 import { loadExperiment, readConfigFile } from '../../src/config/load.js';
+import { resolveConfigPaths } from '../../src/config/paths.js';
 import { parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema } from '../../src/run/compress.js';
@@ -32,9 +33,12 @@ describe('committed configs', () => {
   for (const file of files) {
     it(relative(root, file), () => {
       const raw = readConfigFile(file) as Record<string, unknown>;
-      if ('student' in raw) {
-        // A compression pipeline (retort compress), not an experiment.
-        assert.doesNotThrow(() => pipelineSchema.parse(raw));
+      if ('student' in raw || ('model' in raw && 'prune' in raw)) {
+        // A compression pipeline (retort compress), not an experiment; a model file it names exists.
+        resolveConfigPaths(raw, dirname(file));
+        const cfg = pipelineSchema.parse(raw);
+        const modelFile = cfg.model?.onnx ?? cfg.model?.tfjs;
+        if (modelFile !== undefined) assert.ok(existsSync(modelFile), `${modelFile} not found`);
         return;
       }
       const exp = loadExperiment(file);

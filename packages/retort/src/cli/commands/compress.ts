@@ -1,5 +1,6 @@
 /**
- * `retort compress <pipeline.yaml> [--set k=v] [--runs DIR] [--force]`: a distilled student ->
+ * `retort compress <pipeline.yaml> [--set k=v] [--runs DIR] [--force]`: a distilled student (or a
+ * model you already have, ONNX or tfjs) ->
  * pruning -> quantization -> exports, one measurement table per stage in runs/<name>/ (see
  * run/compress.ts for the config).
  */
@@ -7,9 +8,8 @@ import 'retort-kd-native';
 import { join } from 'node:path';
 import { parseOrThrow } from '../../config/errors.js';
 import { readConfigMapping } from '../../config/load.js';
-import { runFolder } from '../../config/paths.js';
 import { pipelineSchema, runPipeline } from '../../run/compress.js';
-import { loadRun } from '../../run/load.js';
+import { loadPipelineInputs } from '../../run/compress-inputs.js';
 import { prepareRunDir, releaseRunLock } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import { type Command, SUMMARIES } from '../command.js';
@@ -37,17 +37,12 @@ export const compressCommand: Command = {
     }
     const raw = readConfigMapping(files[0]!, o['set'] as string[]);
     const cfg = parseOrThrow(pipelineSchema, raw, files[0]!);
-    const studentRun = runFolder(cfg.student.run, String(o['runs']));
-    const student = await loadRun(studentRun, 'compress');
-    const teacher = await loadRun(studentRun, 'compress');
+    const inputs = await loadPipelineInputs(cfg, String(o['runs']));
+    process.stderr.write(`compress: ${inputs.description}\n`);
     const runDir = prepareRunDir(String(o['runs']), cfg.name, cfg, { force: o['force'] === true });
     let reports: Awaited<ReturnType<typeof runPipeline>>;
     try {
-      reports = await runPipeline(
-        cfg,
-        { model: student.model, teacher: teacher.model, data: student.data },
-        runDir,
-      );
+      reports = await runPipeline(cfg, inputs, runDir);
     } finally {
       releaseRunLock(join(runDir, 'lock'));
     }
