@@ -29,8 +29,10 @@ export function num(v: unknown): number {
 /** The values of `t` (float, double, int32 or int64), checked against its dims. */
 export function tensorValues(t: O.ITensorProto, file: string): ConstValue {
   const dims = (t.dims ?? []).map(num);
-  const count = dims.reduce((a, b) => a * b, 1);
   const where = `${file}: tensor '${t.name ?? ''}'`;
+  if (dims.some((d) => !Number.isInteger(d) || d < 0 || d > 2 ** 31))
+    throw new RetortError(`${where} has dims [${dims.join(', ')}]`, { file });
+  const count = dims.reduce((a, b) => a * b, 1);
   if (t.dataLocation === 1)
     throw new RetortError(
       `${where} keeps its data in an external file, which is not read (save the model with its weights inside)`,
@@ -41,10 +43,21 @@ export function tensorValues(t: O.ITensorProto, file: string): ConstValue {
   const width = type === FLOAT || type === INT32 ? 4 : type === INT64 || type === DOUBLE ? 8 : 0;
   if (width === 0)
     throw new RetortError(`${where} has data type ${type}, expected float, double, int32 or int64`, { file });
+  if (raw && raw.length !== count * width)
+    throw new RetortError(`${where}: ${raw.length} bytes of data for dims [${dims.join(', ')}]`, { file });
+  const list: ArrayLike<unknown> =
+    type === FLOAT
+      ? (t.floatData ?? [])
+      : type === INT32
+        ? (t.int32Data ?? [])
+        : type === DOUBLE
+          ? (t.doubleData ?? [])
+          : (t.int64Data ?? []);
+  // Checked before anything is allocated: the counts a file claims are bounded by what it holds.
+  if (!raw && list.length !== count)
+    throw new RetortError(`${where}: ${list.length} values for dims [${dims.join(', ')}]`, { file });
   const data = new Float64Array(count);
   if (raw) {
-    if (raw.length !== count * width)
-      throw new RetortError(`${where}: ${raw.length} bytes of data for dims [${dims.join(', ')}]`, { file });
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < count; i++) {
       const o = i * width;
@@ -59,16 +72,6 @@ export function tensorValues(t: O.ITensorProto, file: string): ConstValue {
     }
     return { data, dims };
   }
-  const list: ArrayLike<unknown> =
-    type === FLOAT
-      ? (t.floatData ?? [])
-      : type === INT32
-        ? (t.int32Data ?? [])
-        : type === DOUBLE
-          ? (t.doubleData ?? [])
-          : (t.int64Data ?? []);
-  if (list.length !== count)
-    throw new RetortError(`${where}: ${list.length} values for dims [${dims.join(', ')}]`, { file });
   for (let i = 0; i < count; i++) data[i] = num(list[i]);
   return { data, dims };
 }

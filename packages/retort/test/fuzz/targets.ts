@@ -4,8 +4,9 @@
  * RetortError (refused: Retort's own, clear error) or throws anything else (a finding).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -14,6 +15,11 @@ import { loadCifar } from '../../src/data/cifar.js';
 import { loadCsv } from '../../src/data/csv.js';
 import { readIdx } from '../../src/data/idx.js';
 import { decodeImage, loadImageFolder } from '../../src/data/image-folder.js';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { encodeBundle, loadBundle } from '../../src/export/rtz.js';
+import { importOnnx } from '../../src/models/onnx-import.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import type { Rng } from '../../src/util/rng.js';
 
@@ -27,7 +33,7 @@ export interface FuzzTarget {
   setup(dir: string): Uint8Array;
   /** Where the mutated bytes go (a file under `dir`), chosen per case. */
   file(dir: string, rng: Rng): string;
-  /** Reads it the way Retort does. */
+  /** Reads it the way Retort does (a promise is awaited). */
   read(dir: string, file: string): unknown;
 }
 
@@ -104,6 +110,31 @@ function cifarBatch(n: number): Uint8Array {
   return out;
 }
 
+const here = dirname(fileURLToPath(import.meta.url));
+/** The smallest committed PyTorch export: every op the ONNX importer knows, 36 KB. */
+const ONNX_SEED = readFileSync(join(here, '..', 'fixtures', 'onnx-import', 'ops.onnx'));
+
+/** A small .rtz bundle whose weights take every encoding (made once per process). */
+const RTZ_SEED = await (async () => {
+  const input = tfl.input({ shape: [4, 4, 2] });
+  const conv = tfl.layers.conv2d({ filters: 3, kernelSize: 3, name: 'conv' });
+  const out = tfl.layers
+    .dense({ units: 5, name: 'fc' })
+    .apply(tfl.layers.flatten().apply(conv.apply(input))) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: input, outputs: out });
+  const k = Float32Array.from({ length: 54 }, (_, i) => ((i * 7) % 5) * 0.25 - 0.5); // a codebook
+  const fc = Float32Array.from({ length: 60 }, (_, i) => (i % 4 === 0 ? (i - 30) / 8 : 0)); // sparse
+  model.setWeights([tf.tensor(k, [3, 3, 2, 3]), tf.zeros([3]), tf.tensor(fc, [12, 5]), tf.ones([5])]);
+  const { bytes } = await encodeBundle(model);
+  model.dispose();
+  return bytes;
+})();
+
+/** Disposes what a loader returned, so that a worker's memory measures one case. */
+function disposing(m: { dispose(): unknown }): void {
+  m.dispose();
+}
+
 export const TARGETS: readonly FuzzTarget[] = [
   {
     name: 'png',
@@ -175,5 +206,19 @@ export const TARGETS: readonly FuzzTarget[] = [
     setup: () => Buffer.from(CONFIG),
     file: (dir) => join(dir, 'exp.yaml'),
     read: (_d, f) => loadExperiment(f),
+  },
+  {
+    name: 'onnx-import',
+    text: false,
+    setup: () => ONNX_SEED,
+    file: (dir) => join(dir, 'model.onnx'),
+    read: (_d, f) => disposing(importOnnx(readFileSync(f), { layout: 'nchw', file: f }).model),
+  },
+  {
+    name: 'rtz',
+    text: false,
+    setup: () => RTZ_SEED,
+    file: (dir) => join(dir, 'model.rtz'),
+    read: async (_d, f) => disposing(await loadBundle(f)),
   },
 ];

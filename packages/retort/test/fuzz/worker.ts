@@ -29,7 +29,7 @@ for (let i = Number(fromArg); i < Number(toArg); i++) {
   const bytes = mutate(valid, r, target.text);
   writeFileSync(file, target.png && r.int(2) === 0 ? fixPngCrcs(bytes) : bytes);
   try {
-    target.read(dir, file);
+    await target.read(dir, file);
     out(`C ${i} accepted`);
   } catch (e) {
     if (e instanceof RetortError) out(`C ${i} refused`);
