@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  type FileSize,
   loadRun,
   measureOrtLatencies,
   type PipelineConfig,
@@ -39,18 +40,18 @@ const cfgDir = join(root, 'configs/fashion-mnist');
 type Row = {
   key: string;
   label: string;
-  size: 'fp32' | 'sparse' | 'int8' | 'clustered' | 'onnx-file';
   cfg: Record<string, unknown>;
 };
-const onnx = ['onnx'];
-const int8 = ['onnx', 'onnx-int8'];
+// Every row also writes the fp32 tfjs weights (the dense reference size) and a .rtz bundle (its
+// weights in their smallest exact encoding): the size columns are those files on disk.
+const onnx = ['onnx', 'tfjs', 'rtz'];
+const int8 = ['onnx', 'onnx-int8', 'tfjs', 'rtz'];
 const ROWS: Row[] = [
-  { key: 'baseline', label: 'baseline (fp32)', size: 'fp32', cfg: { finetune: { epochs: 0 }, export: onnx } },
+  { key: 'baseline', label: 'baseline (fp32)', cfg: { finetune: { epochs: 0 }, export: onnx } },
   ...[0.5, 0.8, 0.9].map(
     (s): Row => ({
       key: `unstructured-${s * 100}`,
       label: `unstructured ${s * 100}% (global magnitude, AGP)`,
-      size: 'sparse',
       cfg: { prune: { kind: 'unstructured', sparsity: s, scope: 'global', schedule: 'agp' }, export: onnx },
     }),
   ),
@@ -58,54 +59,46 @@ const ROWS: Row[] = [
     (f): Row => ({
       key: `structured-${f * 100}`,
       label: `structured ${f * 100}% channels (L1)`,
-      size: 'fp32',
       cfg: { prune: { kind: 'structured', fraction: f, criterion: 'l1' }, export: onnx },
     }),
   ),
   {
     key: 'structured-30-r8',
     label: 'structured 30% channels (L1), kept counts rounded to 8',
-    size: 'fp32',
     cfg: { prune: { kind: 'structured', fraction: 0.3, criterion: 'l1', roundTo: 8 }, export: onnx },
   },
   ...(['per-tensor', 'per-channel'] as const).map(
     (w): Row => ({
       key: `ptq-${w}`,
       label: `PTQ int8, weights ${w}`,
-      size: 'int8',
       cfg: { finetune: { epochs: 0 }, quantize: { mode: 'ptq', weights: w }, export: int8 },
     }),
   ),
   {
     key: 'ptq-dynamic',
     label: 'PTQ dynamic int8 (int8 weights, activations quantized per run)',
-    size: 'onnx-file',
-    cfg: { finetune: { epochs: 0 }, export: ['onnx', 'onnx-int8-dynamic'] },
+    cfg: { finetune: { epochs: 0 }, export: ['onnx', 'onnx-int8-dynamic', 'tfjs', 'rtz'] },
   },
   {
     key: 'qat',
     label: 'QAT int8 (weights, KD)',
-    size: 'int8',
     cfg: { quantize: { mode: 'qat' }, export: int8 },
   },
   {
     key: 'lowrank',
     label: 'low-rank SVD (half the weights per layer)',
-    size: 'fp32',
     cfg: { lowrank: { rank: { sizeFraction: 0.5 } }, export: onnx },
   },
   ...[16, 256].map(
     (k): Row => ({
       key: `kmeans-${k}`,
       label: `k-means ${k} clusters per layer`,
-      size: 'clustered',
       cfg: { cluster: { clusters: k }, export: onnx },
     }),
   ),
   {
     key: 'deep-compression',
     label: 'unstructured 80% + k-means 16 on the non-zeros (Deep Compression order)',
-    size: 'clustered',
     cfg: {
       prune: { kind: 'unstructured', sparsity: 0.8, scope: 'global', schedule: 'agp' },
       cluster: { clusters: 16 },
@@ -115,7 +108,6 @@ const ROWS: Row[] = [
   {
     key: 'combined',
     label: 'combined: unstructured 80% + QAT int8 (configs/fashion-mnist/compress/resnet8-kd.yaml)',
-    size: 'int8',
     cfg: {
       ...(readConfigFile(join(cfgDir, 'compress/resnet8-kd.yaml')) as Record<string, unknown>),
       export: int8,
@@ -177,7 +169,10 @@ const results = rows.map((row) => {
   const file = join(dir, 'results.json');
   if (!existsSync(file))
     throw new Error(`bench:compress: ${file} not found (run without --latency-only first)`);
-  const stages = (JSON.parse(readFileSync(file, 'utf8')) as { stages: StageReport[] }).stages;
+  const { stages, files = [] } = JSON.parse(readFileSync(file, 'utf8')) as {
+    stages: StageReport[];
+    files?: FileSize[];
+  };
   const exported = stages.filter((r) => r.onnx);
   const final = exported.at(-1)!;
   const fp32 = exported.length > 1 ? exported[0]! : undefined;
@@ -191,6 +186,8 @@ const results = rows.map((row) => {
     fp32,
     secs,
     onnx: { final: bytesOf(final), ...(fp32 ? { fp32: bytesOf(fp32) } : {}) },
+    /** The exported files as measured by the pipeline (path relative to the row's folder). */
+    file: (path: string) => files.find((f) => f.path === path),
   };
 });
 const models = results.flatMap((r) => (r.onnx.fp32 ? [r.onnx.final, r.onnx.fp32] : [r.onnx.final]));
@@ -226,21 +223,13 @@ const wall = (performance.now() - t0) / 1000;
 const base = results.find((r) => r.row.key === 'baseline');
 const fmt = (x: number) => x.toLocaleString('en-US');
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
-const sizeOf = (r: (typeof results)[0]) => {
-  const b = r.final.bytes;
-  switch (r.row.size) {
-    case 'sparse':
-      return `${kb(b.sparse)} sparse`;
-    case 'int8':
-      return `${kb(b.int8)} int8 (ONNX file ${kb(r.final.onnx!.bytes)})`;
-    case 'onnx-file':
-      return `ONNX file ${kb(r.final.onnx!.bytes)}`;
-    case 'clustered':
-      return `${kb(b.clustered ?? b.fp32)} clustered`;
-    default:
-      return `${kb(b.fp32)} fp32`;
-  }
+/** A measured file as 'raw KB (gzip KB)'; '?' where the row's results predate file measurement. */
+const sizeOf = (r: (typeof results)[0], path: string) => {
+  const f = r.file(path);
+  return f ? `${kb(f.bytes)} (${kb(f.gzipBytes)})` : '?';
 };
+const onnxPath = (r: (typeof results)[0]) => `export/${FILE[r.final.onnx!.format]!}`;
+const fp32Weights = base?.file('export/tfjs/group1-shard1of1.bin');
 const lines = [
   '# Fashion-MNIST: compressing the distilled student',
   '',
@@ -248,15 +237,17 @@ const lines = [
   `Student: ${student.model} KD from ${teacher.model} (${studentRun}, ${student.testTop1.toFixed(2)}% test top-1 in tfjs). Every row starts from it; fine-tuning is ${epochs} epochs of CE + KD (T 4, weight 0.9) from the uncompressed student, SGD lr 0.01 cosine, except where the row says 0.`,
   `Top-1 is onnxruntime-node on the exported model (10,000 test images); latency is onnxruntime median (ms) at batch 1 and 64, all rows' exports timed together, interleaved (5 rounds x 10 runs each, ${ortThreads > 0 ? `${ortThreads} intra-op thread${ortThreads > 1 ? 's' : ''}` : "onnxruntime's default threads"}); "int8/fp32" is the row's int8 export against its own fp32 export at batch 64.`,
   '',
-  '| technique | top-1 | Δ vs baseline | params | zero weights | size | MACs | ORT b1 ms | ORT b64 ms | int8/fp32 b64 | fine-tune epochs | time |',
-  '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  `Sizes are the files each row wrote, measured on disk, raw (gzip -9): the .rtz bundle (every weight in its smallest exact encoding: k-means codebooks, sparse masks, int8 kernels; loads back into the identical model) and the row's final ONNX file. The dense reference, the baseline's fp32 tfjs weights file, is ${fp32Weights ? `${kb(fp32Weights.bytes)} (${kb(fp32Weights.gzipBytes)})` : '?'}.`,
+  '',
+  '| technique | top-1 | Δ vs baseline | params | zero weights | .rtz bundle | ONNX file | MACs | ORT b1 ms | ORT b64 ms | int8/fp32 b64 | fine-tune epochs | time |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...results.map((r) => {
     const o = r.final.onnx!;
     const d = base ? o.top1 - base.final.onnx!.top1 : Number.NaN;
     const l = lat.get(r.onnx.final)!;
     const ratio = r.onnx.fp32 ? (l.b64 / lat.get(r.onnx.fp32)!.b64).toFixed(2) : '';
     const ft = (r.row.cfg['finetune'] as { epochs?: number } | undefined)?.epochs ?? epochs;
-    return `| ${r.row.label} | ${o.top1.toFixed(2)}% | ${r.row.key === 'baseline' ? '' : `${d >= 0 ? '+' : ''}${d.toFixed(2)}`} | ${fmt(r.final.params)} | ${fmt(r.final.zeroWeights)} | ${sizeOf(r)} | ${fmt(r.final.macs)} | ${l.b1.toFixed(3)} | ${l.b64.toFixed(2)} | ${ratio} | ${ft} | ${r.secs.toFixed(0)} s |`;
+    return `| ${r.row.label} | ${o.top1.toFixed(2)}% | ${r.row.key === 'baseline' ? '' : `${d >= 0 ? '+' : ''}${d.toFixed(2)}`} | ${fmt(r.final.params)} | ${fmt(r.final.zeroWeights)} | ${sizeOf(r, 'export/model.rtz')} | ${sizeOf(r, onnxPath(r))} | ${fmt(r.final.macs)} | ${l.b1.toFixed(3)} | ${l.b64.toFixed(2)} | ${ratio} | ${ft} | ${r.secs.toFixed(0)} s |`;
   }),
   '',
   'Int8 rows, fp32 export of the same model: ' +
