@@ -18,6 +18,8 @@ export interface OnnxCheck {
   /** Largest |onnxruntime logit - tfjs logit| over the test set. */
   maxAbsDiff: number;
   images: number;
+  /** % of test images where the export's top-1 equals `original`'s (when given). */
+  originalAgreement?: number;
 }
 
 /** Checks every export in `onnx` (one per entry, same order) against `model` on `data.test`. */
@@ -25,11 +27,13 @@ export async function checkOnnx(
   onnx: readonly Uint8Array[],
   model: tfl.LayersModel,
   data: { test: Loader; shape: readonly number[]; numClasses: number },
+  /** Another model's top-1 per test image, in the loader's order (the model before compression). */
+  original?: Int32Array,
 ): Promise<OnnxCheck[]> {
   const ort = await loadOrt('checking ONNX exports');
   const sessions = await Promise.all(onnx.map((b) => ort.InferenceSession.create(b)));
   const k = data.numClasses;
-  const acc = onnx.map(() => ({ correct: 0, agree: 0, maxAbsDiff: 0 }));
+  const acc = onnx.map(() => ({ correct: 0, agree: 0, maxAbsDiff: 0, agreeOriginal: 0 }));
   let n = 0;
   for await (const b of data.test.epoch()) {
     const ref = tf.tidy(() => model.predict(tf.tensor(b.x, [b.n, ...data.shape])) as tf.Tensor);
@@ -44,6 +48,7 @@ export async function checkOnnx(
         const top = rowArgmax(got, i, k);
         if (top === b.y[i]) a.correct++;
         if (top === wantTop[i]) a.agree++;
+        if (original && top === original[n + i]) a.agreeOriginal++;
       }
       for (let j = 0; j < got.length; j++)
         a.maxAbsDiff = Math.max(a.maxAbsDiff, Math.abs(got[j]! - want[j]!));
@@ -57,5 +62,6 @@ export async function checkOnnx(
     agreement: (100 * a.agree) / n,
     maxAbsDiff: a.maxAbsDiff,
     images: n,
+    ...(original ? { originalAgreement: (100 * a.agreeOriginal) / n } : {}),
   }));
 }

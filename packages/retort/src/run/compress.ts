@@ -194,6 +194,8 @@ export function checkPipeline(cfg: PipelineConfig): void {
 export interface StageReport {
   stage: string;
   testTop1: number;
+  /** % of test images where the model's top-1 equals the uncompressed model's. */
+  originalAgreement: number;
   params: number;
   zeroWeights: number;
   macs: number;
@@ -211,6 +213,8 @@ export interface StageReport {
     latencyB64Ms: number;
     /** int8 exports: the target they were written for (export/onnx/target.ts). */
     int8Target?: string;
+    /** % of test images where onnxruntime's top-1 equals the uncompressed model's. */
+    originalAgreement?: number;
   };
 }
 
@@ -219,12 +223,15 @@ async function report(
   model: tfl.LayersModel,
   data: ExperimentData,
   dir: string,
+  original: Int32Array | undefined,
   clusters: number | null = null,
 ): Promise<StageReport> {
   const s = modelStats(model, clusters);
+  const e = await evaluate(model, data.test, { predictions: true });
   const r: StageReport = {
     stage,
-    testTop1: (await evaluate(model, data.test)).top1,
+    testTop1: e.top1,
+    originalAgreement: original ? agreementOf(e.predicted!, original) : 100,
     params: s.params,
     zeroWeights: s.layers.reduce((a, l) => a + l.zeros, 0),
     macs: s.macs,
@@ -235,6 +242,13 @@ async function report(
     `${statsTable(s, `${stage}: test top-1 ${r.testTop1.toFixed(2)}%`)}`,
   );
   return r;
+}
+
+/** % of positions where two top-1 lists agree. */
+function agreementOf(a: Int32Array, b: Int32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+  return (100 * same) / Math.max(1, a.length);
 }
 
 /** Fine-tunes `model` with CE + KD from `teacher`; `afterStep` runs after every optimizer step. */
@@ -291,7 +305,9 @@ export async function runPipeline(
   let model = loaded.model;
   mkdirSync(join(runDir, 'export'), { recursive: true });
   teacher.trainable = false;
-  const reports: StageReport[] = [await report('baseline', model, data, runDir)];
+  // The uncompressed model's answers: every stage and export reports how often it still agrees.
+  const original = (await evaluate(teacher, data.test, { predictions: true })).predicted!;
+  const reports: StageReport[] = [await report('baseline', model, data, runDir, original)];
   log(`baseline: ${reports[0]!.testTop1.toFixed(2)}%`);
   let masks: MaskSet | null = null;
   if (cfg.prune?.kind === 'unstructured') {
@@ -323,7 +339,7 @@ export async function runPipeline(
       p.schedule === 'agp' ? (epoch) => m.update(sparsityAt(agp, epoch), p.scope) : undefined,
     );
     m.update(p.sparsity, p.scope);
-    reports.push(await report('prune', model, data, runDir));
+    reports.push(await report('prune', model, data, runDir, original));
   } else if (cfg.prune?.kind === 'structured') {
     const r = pruneChannels(model, {
       fraction: cfg.prune.fraction,
@@ -332,7 +348,7 @@ export async function runPipeline(
     });
     model = r.model;
     await finetune(cfg, model, teacher, data, join(runDir, 'prune'), (t) => t, log);
-    reports.push(await report('prune', model, data, runDir));
+    reports.push(await report('prune', model, data, runDir, original));
   }
   if (cfg.lowrank) {
     const l = cfg.lowrank;
@@ -346,7 +362,7 @@ export async function runPipeline(
       `lowrank: ${r.layers.length} layers factorized (${r.layers.map((x) => `${x.layer} r${x.rank}/${x.maxRank}`).join(', ')}); ${r.skipped.length} kept whole`,
     );
     await finetune(cfg, model, teacher, data, join(runDir, 'lowrank'), (t) => t, log);
-    reports.push(await report('lowrank', model, data, runDir));
+    reports.push(await report('lowrank', model, data, runDir, original));
   }
   let clusters: number | null = null;
   if (cfg.cluster) {
@@ -368,7 +384,7 @@ export async function runPipeline(
       log,
     );
     (task as ReturnType<typeof withClusterFinetune> | null)?.dispose();
-    reports.push(await report('cluster', model, data, runDir, clusters));
+    reports.push(await report('cluster', model, data, runDir, original, clusters));
   }
   let quant: ReturnType<typeof calibrateRanges> | undefined;
   const int8Target = cfg.quantize?.target ?? 'portable';
@@ -475,7 +491,11 @@ export async function runPipeline(
       join(runDir, 'export', `model${SUFFIX[format]}.onnx.json`),
       sidecarFor(format, `model${SUFFIX[format]}.onnx`, data),
     );
-    onnxOut.push({ format, bytes, report: await report(`export-${format}`, model, data, runDir, clusters) });
+    onnxOut.push({
+      format,
+      bytes,
+      report: await report(`export-${format}`, model, data, runDir, original, clusters),
+    });
   }
   if (onnxOut.length > 0) {
     // All ONNX exports timed interleaved in one measurement, so an int8 / fp32 ratio compares
@@ -488,6 +508,7 @@ export async function runPipeline(
       onnxOut.map((o) => o.bytes),
       model,
       data,
+      original,
     );
     for (const [i, o] of onnxOut.entries()) {
       const c = checks[i]!;
@@ -500,13 +521,18 @@ export async function runPipeline(
         latencyB1Ms: b1[i]!.medianMs,
         latencyB64Ms: b64[i]!.medianMs,
         ...(o.format === 'onnx' ? {} : { int8Target }),
+        ...(c.originalAgreement !== undefined ? { originalAgreement: c.originalAgreement } : {}),
       };
       reports.push(o.report);
       log(
-        `${o.format}: onnxruntime top-1 ${c.top1.toFixed(2)}% (top-1 agreement with tfjs ${c.agreement.toFixed(2)}%, max |logit diff| ${c.maxAbsDiff.toExponential(2)}), ${o.bytes.length} B, batch 64 ${b64[i]!.medianMs.toFixed(2)} ms`,
+        `${o.format}: onnxruntime top-1 ${c.top1.toFixed(2)}% (top-1 agreement with tfjs ${c.agreement.toFixed(2)}%, with the uncompressed model ${c.originalAgreement?.toFixed(2)}%, max |logit diff| ${c.maxAbsDiff.toExponential(2)}), ${o.bytes.length} B, batch 64 ${b64[i]!.medianMs.toFixed(2)} ms`,
       );
     }
   }
+  for (const r of reports)
+    log(
+      `${r.stage}: test top-1 ${r.testTop1.toFixed(2)}%, top-1 equal to the uncompressed model's on ${r.originalAgreement.toFixed(2)}% of the test images, ${r.params} parameters`,
+    );
   if (files.length > 0) {
     writeFileAtomic(join(runDir, 'files.md'), `${filesTable(files)}\n`);
     for (const f of files)
