@@ -180,21 +180,31 @@ function checkModelFile(
  * a trainable tfjs model) or a tfjs layers model. Its mean and std become the data's normalization,
  * so that the compressed model takes exactly the inputs the original took.
  */
-export const modelFileSchema = z.strictObject(modelFileFields).superRefine((m, ctx) => {
-  if ((m.onnx === undefined) === (m.tfjs === undefined))
-    ctx.addIssue({
-      code: 'custom',
-      path: [],
-      message: `give exactly one of onnx or tfjs; got ${m.onnx === undefined ? 'none' : 'both'}`,
-    });
-  checkModelFile(m, ctx, 'model');
-  if ((m.mean === undefined) !== (m.std === undefined))
-    ctx.addIssue({
-      code: 'custom',
-      path: [m.mean === undefined ? 'mean' : 'std'],
-      message: 'give both mean and std, or neither',
-    });
-});
+export const modelFileSchema = z
+  .strictObject({
+    ...modelFileFields,
+    /**
+     * Put a BatchNorm back after every conv that has none (compress/restore-bn.ts): exports that
+     * folded them (torch.onnx.export in eval mode) fine-tune unstably without. Starts as the
+     * identity, so the model's outputs do not change; false imports the graph as it is.
+     */
+    restoreBatchNorm: z.boolean().default(true),
+  })
+  .superRefine((m, ctx) => {
+    if ((m.onnx === undefined) === (m.tfjs === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: [],
+        message: `give exactly one of onnx or tfjs; got ${m.onnx === undefined ? 'none' : 'both'}`,
+      });
+    checkModelFile(m, ctx, 'model');
+    if ((m.mean === undefined) !== (m.std === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: [m.mean === undefined ? 'mean' : 'std'],
+        message: 'give both mean and std, or neither',
+      });
+  });
 export type ModelFileConfig = z.output<typeof modelFileSchema>;
 
 const EXTERNAL_ONLY = ['layout', 'inputSize', 'channels', 'mean', 'std', 'taps'] as const;

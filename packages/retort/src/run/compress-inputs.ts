@@ -3,13 +3,15 @@
  * the fine-tuning stages (KD from the original), and the data. Either a Retort run folder
  * (`student: { run }`) or a model the user already has (`model: { onnx | tfjs }` + `data`): an ONNX
  * CNN is imported into a trainable tfjs model (models/onnx-import.ts), a tfjs layers model is
- * loaded as it is. The model's own normalization (`model.mean` / `std`) becomes the data's, so that
+ * loaded as it is; convs whose BatchNorm an export folded away get one back (restore-bn.ts). The model's own normalization (`model.mean` / `std`) becomes the data's, so that
  * every stage and every export takes exactly the inputs the original model took.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { restoreBatchNorms } from '../compress/restore-bn.js';
 import { runFolder } from '../config/paths.js';
 import { buildData, type DataConfig, type ExperimentData } from '../data/build.js';
+import { takeBatches } from '../data/loader.js';
 import { importOnnx } from '../models/onnx-import.js';
 import { loadLayersModelFile } from '../teachers/tfjs.js';
 import { RetortError } from '../util/errors.js';
@@ -51,10 +53,23 @@ export async function loadPipelineInputs(cfg: PipelineConfig, runsRoot = 'runs')
     }
     return loadLayersModelFile(file);
   };
-  const model = await load();
+  let model = await load();
   const teacher = await load();
   checkFits(model, data, file);
-  return { model, teacher, data, description: `${src.onnx !== undefined ? 'onnx' : 'tfjs'} ${file}` };
+  let description = `${src.onnx !== undefined ? 'onnx' : 'tfjs'} ${file}`;
+  if (src.restoreBatchNorm) {
+    const batches = (await takeBatches(data.trainPlain, 8)).map((b) =>
+      tf.tensor4d(b.x, [b.n, ...data.shape]),
+    );
+    const r = restoreBatchNorms(model, batches);
+    tf.dispose(batches);
+    if (r.restored.length > 0) {
+      model.dispose();
+      model = r.model;
+      description += `; a BatchNorm restored after ${r.restored.length} convs that had none (identity until trained)`;
+    }
+  }
+  return { model, teacher, data, description };
 }
 
 /** The data config with the model's normalization; refuses a different one given for the data. */

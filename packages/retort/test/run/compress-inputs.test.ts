@@ -43,7 +43,8 @@ describe('compressing a model you already have', () => {
       check: { int8Agreement: 90 },
     });
     const inputs = await loadPipelineInputs(cfg);
-    assert.match(inputs.description, /^onnx .*resnet20-fmnist\.onnx$/);
+    // torch's export folded the BatchNorms: they are put back (identity until trained).
+    assert.match(inputs.description, /^onnx .*resnet20-fmnist\.onnx; a BatchNorm restored after 21 convs/);
     // The model's own normalization became the data's.
     assert.deepEqual([...inputs.data.mean, ...inputs.data.std], [0.286, 0.353]);
     const out = join(scratch, 'byo');
@@ -114,6 +115,11 @@ describe('compressing a model you already have', () => {
     );
     assert.match(issue({ name: 'x', model: base.model }), /data: required with model/);
     assert.match(issue({ ...base, model: { onnx: ONNX } }), /model\.layout: required for an onnx model/);
+    assert.match(issue({ ...base, model: { ...base.model, restoreBN: false } }), /Unrecognized key/);
+    const asIs = await loadPipelineInputs(
+      pipelineSchema.parse({ ...base, model: { ...base.model, restoreBatchNorm: false } }),
+    );
+    assert.ok(!asIs.model.layers.some((l) => l.getClassName() === 'BatchNormalization'));
     assert.match(
       issue({ ...base, model: { tfjs: 'm.json', layout: 'nchw' } }),
       /model\.layout: applies to onnx models only/,
