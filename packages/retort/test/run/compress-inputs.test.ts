@@ -16,8 +16,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { prunableKernels } from '../../src/compress/prune/magnitude.js';
 import { fakeQuantKernel } from '../../src/compress/quantize/qat.js';
 import { loadBundle } from '../../src/export/rtz.js';
-import { loadTfjs, WEIGHTS_FILE } from '../../src/export/tfjs.js';
+import { exportTfjs, loadTfjs, WEIGHTS_FILE } from '../../src/export/tfjs.js';
 import type { FileSize } from '../../src/measure/files.js';
+import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema, runPipeline, type StageReport } from '../../src/run/compress.js';
 import { loadPipelineInputs } from '../../src/run/compress-inputs.js';
 
@@ -101,6 +102,37 @@ describe('compressing a model you already have', () => {
     assert.deepEqual(Array.from(a.dataSync()), Array.from(b.dataSync()));
     assert.notDeepEqual(Array.from(a.dataSync()), Array.from(b0.dataSync()));
     tf.dispose([x, a, b, b0]);
+  });
+
+  it('a tfjs layers model: loaded as it is, checked against the data, pruned and bundled sparse', async () => {
+    await tf.setBackend('native');
+    const dir = join(scratch, 'tfjs-model');
+    await exportTfjs(buildModel('resnet8', { inputShape: [28, 28, 1], numClasses: 10, seed: 1 }), dir);
+    const cfg = pipelineSchema.parse({
+      name: 'byo-tfjs',
+      model: { tfjs: join(dir, 'model.json'), mean: [0.5], std: [0.5] },
+      data: base.data,
+      finetune: { epochs: 0 },
+      prune: { kind: 'unstructured', sparsity: 0.8 },
+      export: ['tfjs', 'rtz'],
+    });
+    const inputs = await loadPipelineInputs(cfg);
+    // The zoo's convs have their BNs: nothing to restore.
+    assert.equal(inputs.description, `tfjs ${join(dir, 'model.json')}`);
+    const out = join(scratch, 'byo-tfjs');
+    const reports = await runPipeline(cfg, inputs, out, () => {});
+    assert.ok(reports[1]!.zeroWeights > 0.75 * reports[1]!.params);
+    const { files } = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { files: FileSize[] };
+    const size = (p: string) => files.find((f) => f.path === p)!.bytes;
+    assert.ok(size('export/model.rtz') < 0.35 * size(`export/tfjs/${WEIGHTS_FILE}`));
+    const other = join(scratch, 'tfjs-rgb');
+    await exportTfjs(buildModel('resnet8', { inputShape: [32, 32, 3], numClasses: 10 }), other);
+    await assert.rejects(
+      loadPipelineInputs(
+        pipelineSchema.parse({ ...cfg, model: { ...cfg.model, tfjs: join(other, 'model.json') } }),
+      ),
+      /compress: .*tfjs-rgb\/model\.json takes \[32, 32, 3\] images, the data has \[28, 28, 1\]/,
+    );
   });
 
   it('config errors name the key: model with student, model without data, two normalizations', async () => {
