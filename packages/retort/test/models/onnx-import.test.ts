@@ -80,6 +80,29 @@ describe('ONNX import', () => {
         imp.model.dispose();
       });
 
+  it('an NHWC graph (as Keras exports start: input, then a Transpose to NCHW) imports with layout nhwc', async () => {
+    await tf.setBackend('native');
+    const bytes = edited(FIXTURES.ops, (g) => {
+      const input = g.input![0]!;
+      const dims = input.type!.tensorType!.shape!.dim!;
+      input.type!.tensorType!.shape!.dim = [dims[0]!, dims[2]!, dims[3]!, dims[1]!];
+      const first = g.node!.filter((n) => n.input!.includes(input.name!));
+      for (const n of first) n.input = n.input!.map((i) => (i === input.name ? 'nchw_input' : i));
+      g.node!.unshift({
+        name: '/to_nchw',
+        opType: 'Transpose',
+        input: [input.name!],
+        output: ['nchw_input'],
+        attribute: [{ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [0, 3, 1, 2] }],
+      });
+    });
+    const x = batch();
+    const y = importOnnx(bytes, { layout: 'nhwc' }).model.predict(x) as tf.Tensor;
+    const d = maxAbsDiff(y.dataSync(), await ortLogits(bytes, x, 'nhwc'));
+    assert.ok(d <= 1e-4, `max |diff| ${d}`);
+    tf.dispose([x, y]);
+  });
+
   it('maps each op to the expected layers (depthwise, BN kept, NCHW flatten, bias-fused MatMul)', async () => {
     await tf.setBackend('native');
     const classes = (f: string) =>
