@@ -1,5 +1,5 @@
 /**
- * `retort export <run folder> --format onnx|onnx-int8|onnx-int8-dynamic|tfjs
+ * `retort export <run folder> --format onnx|onnx-int8|onnx-int8-dynamic|tfjs|tfjs-uint8|tfjs-uint16|rtz
  * [--weights per-channel|per-tensor] [--out DIR]`: writes the run's model and checks it. ONNX
  * files are loaded in onnxruntime-node and compared with Retort on the test split: fp32 outputs
  * must agree within 1e-4, int8 top-1 predictions with the fp32 model's (the agreement is printed).
@@ -10,12 +10,15 @@
  * when the file would saturate here). onnxruntime latency at batch 1 and 64 is printed (--threads intra-op threads); for
  * int8 also the fp32 export's, timed interleaved with it, and their ratio (on a busy machine,
  * --threads 1 gives the steadiest ratio).
- * tfjs exports are loaded back with tf.loadLayersModel and compared exactly.
+ * tfjs exports are loaded back with tf.loadLayersModel and compared (exactly for fp32; uint8 and
+ * uint16 weights change the logits a little, which is printed); an rtz bundle is loaded back with
+ * loadBundle (lossless: difference 0). Each file's size and gzip size are printed.
  */
 
 import { mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { cpuInfo, describeCpu } from 'retort-kd-native';
 import { takeBatches } from '../../data/loader.js';
 import {
@@ -27,8 +30,10 @@ import {
   WEIGHT_GRANULARITIES,
   type WeightGranularity,
 } from '../../export/onnx.js';
+import { loadBundle, writeBundle } from '../../export/rtz.js';
 import { sidecarFor, writeSidecar } from '../../export/sidecar.js';
-import { exportTfjs, loadTfjs } from '../../export/tfjs.js';
+import { exportTfjs, loadTfjs, WEIGHTS_FILE } from '../../export/tfjs.js';
+import { measureFiles } from '../../measure/files.js';
 import { type Latency, measureOrtLatencies } from '../../measure/latency.js';
 import { checkOnnx } from '../../measure/onnx-check.js';
 import { loadRun } from '../../run/load.js';
@@ -36,7 +41,7 @@ import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import { type Command, SUMMARIES } from '../command.js';
 
-const FORMATS = ['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs'];
+const FORMATS = ['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs', 'tfjs-uint8', 'tfjs-uint16', 'rtz'];
 
 const options: readonly OptionSpec[] = [
   {
@@ -83,7 +88,7 @@ export const exportCommand: Command = {
     const o = parseOptions(argv, options, 'export', pos);
     if (o['help'] === true || pos.length !== 1) {
       console.log(
-        `usage: retort export <run folder> [--format onnx|onnx-int8|onnx-int8-dynamic|tfjs] [--weights per-channel|per-tensor] [--int8-target portable|vnni|arm64] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
+        `usage: retort export <run folder> [--format onnx|onnx-int8|onnx-int8-dynamic|tfjs|tfjs-uint8|tfjs-uint16|rtz] [--weights per-channel|per-tensor] [--int8-target portable|vnni|arm64] [--threads n] [--out path]\n\n${helpText('export', this.summary, options)}`,
       );
       if (pos.length !== 1 && o['help'] !== true) throw new Error('retort export: give one run folder');
       return;
@@ -133,11 +138,24 @@ export const exportCommand: Command = {
       process.stderr.write(`retort export: ${notice.info}\n`);
       if (notice.warning) process.stderr.write(`retort export: warning: ${notice.warning}\n`);
     }
-    if (format === 'tfjs') {
-      const out = typeof o['out'] === 'string' ? o['out'] : join(dir, 'export', 'tfjs');
-      await exportTfjs(model, out);
-      writeSidecar(join(out, 'retort.json'), sidecarFor(format, 'model.json', data));
-      const back = await loadTfjs(out);
+    if (format === 'tfjs' || format === 'tfjs-uint8' || format === 'tfjs-uint16' || format === 'rtz') {
+      const given = typeof o['out'] === 'string' ? o['out'] : undefined;
+      const out = given ?? join(dir, 'export', format === 'rtz' ? 'model.rtz' : format);
+      let back: tfl.LayersModel;
+      if (format === 'rtz') {
+        // A file the user named is not replaced; the run's own export is.
+        mkdirSync(dirname(out), { recursive: true });
+        await writeBundle(model, out, { overwrite: given === undefined });
+        back = await loadBundle(out);
+      } else {
+        await exportTfjs(
+          model,
+          out,
+          format === 'tfjs' ? {} : { quantize: format === 'tfjs-uint8' ? 'uint8' : 'uint16' },
+        );
+        writeSidecar(join(out, 'retort.json'), sidecarFor('tfjs', 'model.json', data));
+        back = await loadTfjs(out);
+      }
       const [batch] = await takeBatches(data.test, 1);
       if (!batch) throw new Error(`retort export: ${dir}: the test split has no batches`);
       const x = tf.tensor4d(batch.x, [batch.n, ...data.shape]);
@@ -145,7 +163,17 @@ export const exportCommand: Command = {
         () =>
           tf.max(tf.abs(tf.sub(model.predict(x) as tf.Tensor, back.predict(x) as tf.Tensor))).dataSync()[0],
       );
-      console.log(JSON.stringify({ run: dir, format, out, maxAbsDiff: same }));
+      const files = measureFiles(
+        format,
+        (format === 'rtz' ? [out] : [join(out, 'model.json'), join(out, WEIGHTS_FILE)]).map((p) => ({
+          path: p,
+          shown: p,
+        })),
+        format === 'rtz' ? ['retort'] : ['tfjs', 'retort'],
+      );
+      for (const f of files)
+        process.stderr.write(`retort export: ${f.path}: ${f.bytes} B, gzip ${f.gzipBytes} B\n`);
+      console.log(JSON.stringify({ run: dir, format, out, maxAbsDiff: same, files }));
       return;
     }
     let quant: ReturnType<typeof calibrateRanges> | undefined;
