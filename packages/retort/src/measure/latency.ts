@@ -67,7 +67,7 @@ function latencyOf(batch: number, times: readonly number[]): Latency {
 }
 
 /**
- * Latency of several ONNX models (input `input`, NHWC `[batch, ...shape]`) in onnxruntime-node
+ * Latency of several ONNX models (one input, `[batch, ...shape]`: NHWC for Retort's exports) in onnxruntime-node
  * (CPU), timed interleaved in one process so that they see the same machine load: each round
  * times every model (alternating which goes first) with `warmup` untimed then `repeats` timed
  * runs; medians are over all rounds' runs of a model. All sessions get the same options (all
@@ -89,13 +89,14 @@ export async function measureOrtLatencies(
   };
   const n = batch * shape.reduce((a, b) => a * b, 1);
   const data = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
-  const feeds = { input: new ort.Tensor('float32', data, [batch, ...shape]) };
+  const x = new ort.Tensor('float32', data, [batch, ...shape]);
   const times = models.map((): number[] => []);
   for (let r = 0; r < (opts.rounds ?? 1); r++) {
     const order = [...models.keys()];
     if (r % 2 === 1) order.reverse();
     for (const k of order) {
       const session = await ort.InferenceSession.create(models[k]!, options);
+      const feeds = { [session.inputNames[0]!]: x };
       try {
         for (let i = 0; i < (opts.warmup ?? 3); i++) await session.run(feeds);
         for (let i = 0; i < (opts.repeats ?? 10); i++) {

@@ -38,9 +38,8 @@ export async function loadPipelineInputs(cfg: PipelineConfig, runsRoot = 'runs')
   const src = cfg.model;
   if (src === undefined || cfg.data === undefined)
     throw new RetortError(`compress '${cfg.name}': give student (a run) or model with data`);
-  await tf.setBackend('native');
+  const data = await pipelineData(cfg);
   const file = (src.onnx ?? src.tfjs)!;
-  const data = buildData(withModelNormalization(cfg.data, src, file), cfg.seed);
   const load = async (): Promise<tfl.LayersModel> => {
     if (src.onnx !== undefined) {
       const bytes = readFileBounded(src.onnx, 2 ** 31 - 1, 'ONNX model');
@@ -70,6 +69,15 @@ export async function loadPipelineInputs(cfg: PipelineConfig, runsRoot = 'runs')
     }
   }
   return { model, teacher, data, description };
+}
+
+/** The data of a `model` pipeline, normalized as the model was trained. */
+export async function pipelineData(cfg: PipelineConfig): Promise<ExperimentData> {
+  const src = cfg.model;
+  if (src === undefined || cfg.data === undefined)
+    throw new RetortError(`compress '${cfg.name}': give model with data`);
+  await tf.setBackend('native');
+  return buildData(withModelNormalization(cfg.data, src, (src.onnx ?? src.tfjs)!), cfg.seed);
 }
 
 /** The data config with the model's normalization; refuses a different one given for the data. */

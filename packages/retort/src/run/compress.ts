@@ -129,6 +129,11 @@ export const pipelineSchema = z
          * the ranges observed in training instead of calibrating after it.
          */
         activations: z.boolean().default(false),
+        /**
+         * Quantize the ONNX file of `model` itself (export/onnx/ptq.ts: no import, no training), as
+         * onnxruntime's quantizer does; needs mode ptq and no other stage, and exports onnx-int8.
+         */
+        direct: z.boolean().default(false),
       })
       .refine((q) => !q.activations || q.mode === 'qat', {
         message: 'quantize.activations needs mode qat (ptq calibrates the activations after training)',
@@ -177,6 +182,20 @@ export const pipelineSchema = z
         path: ['data'],
         message: "applies to model only (a student run's data is its own)",
       });
+    if (c.quantize?.direct) {
+      const why = [
+        c.model?.onnx === undefined ? 'model.onnx' : '',
+        c.quantize.mode !== 'ptq' ? 'quantize.mode ptq' : '',
+        c.prune || c.lowrank || c.cluster ? 'no prune, lowrank or cluster stage' : '',
+        c.export.some((f) => f !== 'onnx-int8') ? 'export [onnx-int8] only' : '',
+      ].filter((w) => w !== '');
+      if (why.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['quantize', 'direct'],
+          message: `quantizes the ONNX file as it is, so it needs ${why.join(', ')}`,
+        });
+    }
   });
 export type PipelineConfig = z.output<typeof pipelineSchema>;
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { parseOrThrow } from '../../config/errors.js';
 import { readConfigMapping } from '../../config/load.js';
 import { pipelineSchema, runPipeline } from '../../run/compress.js';
-import { loadPipelineInputs } from '../../run/compress-inputs.js';
+import { loadPipelineInputs, pipelineData } from '../../run/compress-inputs.js';
+import { runOnnxPtq } from '../../run/onnx-ptq.js';
 import { prepareRunDir, releaseRunLock } from '../../train/run-dir.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import { type Command, SUMMARIES } from '../command.js';
@@ -37,6 +38,20 @@ export const compressCommand: Command = {
     }
     const raw = readConfigMapping(files[0]!, o['set'] as string[]);
     const cfg = parseOrThrow(pipelineSchema, raw, files[0]!);
+    if (cfg.quantize?.direct) {
+      const data = await pipelineData(cfg);
+      const runDir = prepareRunDir(String(o['runs']), cfg.name, cfg, { force: o['force'] === true });
+      let r: Awaited<ReturnType<typeof runOnnxPtq>>;
+      try {
+        r = await runOnnxPtq(cfg, data, runDir);
+      } finally {
+        releaseRunLock(join(runDir, 'lock'));
+      }
+      console.log(
+        JSON.stringify({ name: cfg.name, runDir, results: join(runDir, 'results.json'), direct: r }),
+      );
+      return;
+    }
     const inputs = await loadPipelineInputs(cfg, String(o['runs']));
     process.stderr.write(`compress: ${inputs.description}\n`);
     const runDir = prepareRunDir(String(o['runs']), cfg.name, cfg, { force: o['force'] === true });
