@@ -171,7 +171,13 @@ export async function runPipeline(
       steps: Math.max(1, cfg.finetune.epochs - 1),
       every: 1,
     };
-    masks = MaskSet.prune(model, p.schedule === 'agp' ? sparsityAt(agp, 0) : p.sparsity, p.scope);
+    // AGP raises the sparsity between epochs; with fewer than 2 it would reach the target only after
+    // the last epoch, leaving the final pruning untrained (ResNet-8 at 80%: 30% top-1), so it
+    // prunes at once as one-shot does.
+    const gradual = p.schedule === 'agp' && cfg.finetune.epochs >= 2;
+    if (p.schedule === 'agp' && !gradual)
+      log(`prune: agp needs at least 2 fine-tuning epochs (${cfg.finetune.epochs} given); pruning at once`);
+    masks = MaskSet.prune(model, gradual ? sparsityAt(agp, 0) : p.sparsity, p.scope);
     const m = masks;
     await finetune(
       cfg,
@@ -187,7 +193,7 @@ export async function runPipeline(
         },
       }),
       log,
-      p.schedule === 'agp' ? (epoch) => m.update(sparsityAt(agp, epoch), p.scope) : undefined,
+      gradual ? (epoch) => m.update(sparsityAt(agp, epoch), p.scope) : undefined,
     );
     m.update(p.sparsity, p.scope);
     reports.push(await report('prune', model, data, runDir, original));
@@ -311,7 +317,7 @@ export async function runPipeline(
       continue;
     }
     if (format === 'rtz') {
-      const r = await withInt8Kernels(model, cfg, int8Target, log, () =>
+      const r = await withInt8Kernels(model, cfg, int8Target, () =>
         writeBundle(model, join(runDir, 'export', 'model.rtz'), { overwrite: true }),
       );
       const by = new Map<string, number>();
@@ -415,27 +421,27 @@ export async function runPipeline(
 }
 
 /**
- * Runs `f` with the model's kernels on the int8 grid the int8 ONNX export uses (per output channel,
- * the target's qmax) when the pipeline quantizes with per-channel weights, then restores the float
- * weights: a bundle of a quantized model stores the int8 kernels as int8, the weights that model
- * really has. Without quantization, or with per-tensor weights, the kernels stay as they are.
+ * Runs `f` with the model's kernels on the int8 grid the int8 ONNX export uses (per output channel
+ * or per tensor, the target's qmax) when the pipeline quantizes, then restores the float weights:
+ * a bundle of a quantized model stores the int8 kernels as int8, the weights that model really
+ * has. Without quantization the kernels stay as they are.
  */
 async function withInt8Kernels<T>(
   model: tfl.LayersModel,
   cfg: PipelineConfig,
   target: Int8Target,
-  log: (l: string) => void,
   f: () => Promise<T>,
 ): Promise<T> {
   if (cfg.quantize === undefined) return f();
-  if (cfg.quantize.weights !== 'per-channel') {
-    log('rtz: per-tensor int8 weights are kept as float kernels in the bundle');
-    return f();
-  }
+  const qmax = weightQmax(target);
+  const perTensor = cfg.quantize.weights === 'per-tensor';
   const kernels = prunableKernels(model).map((k) => k.kernel);
   const saved = kernels.map((k) => tf.keep(k.clone()));
   kernels.forEach((k, i) => {
-    k.assign(tf.tidy(() => fakeQuantKernel(saved[i]!, weightQmax(target))));
+    // One scale for the whole tensor is also one per channel (the same for all): stored as int8.
+    k.assign(
+      tf.tidy(() => (perTensor ? fakeQuantTensorSym(saved[i]!, qmax) : fakeQuantKernel(saved[i]!, qmax))),
+    );
   });
   try {
     return await f();
@@ -445,6 +451,14 @@ async function withInt8Kernels<T>(
     });
     tf.dispose(saved);
   }
+}
+
+/** Symmetric int8 fake quantization with one scale for all of `k` (max |k| / qmax), as the exporter's per-tensor weights. */
+function fakeQuantTensorSym(k: tf.Tensor, qmax: number): tf.Tensor {
+  return tf.tidy(() => {
+    const scale = tf.maximum(tf.div(tf.max(tf.abs(k)), qmax), 1e-12);
+    return tf.mul(tf.clipByValue(tf.round(tf.div(k, scale)), -qmax, qmax), scale);
+  });
 }
 
 type OnnxFormat = 'onnx' | 'onnx-int8' | 'onnx-int8-dynamic';

@@ -113,14 +113,17 @@ describe('compressing a model you already have', () => {
       model: { tfjs: join(dir, 'model.json'), mean: [0.5], std: [0.5] },
       data: base.data,
       finetune: { epochs: 0 },
-      prune: { kind: 'unstructured', sparsity: 0.8 },
+      prune: { kind: 'unstructured', sparsity: 0.8, schedule: 'agp' },
       export: ['tfjs', 'rtz'],
     });
     const inputs = await loadPipelineInputs(cfg);
     // The zoo's convs have their BNs: nothing to restore.
     assert.equal(inputs.description, `tfjs ${join(dir, 'model.json')}`);
     const out = join(scratch, 'byo-tfjs');
-    const reports = await runPipeline(cfg, inputs, out, () => {});
+    const lines: string[] = [];
+    const reports = await runPipeline(cfg, inputs, out, (l) => lines.push(l));
+    // AGP with fewer than 2 epochs would leave the final pruning untrained: it prunes at once.
+    assert.ok(lines.includes('prune: agp needs at least 2 fine-tuning epochs (0 given); pruning at once'));
     assert.ok(reports[1]!.zeroWeights > 0.75 * reports[1]!.params);
     const { files } = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { files: FileSize[] };
     const size = (p: string) => files.find((f) => f.path === p)!.bytes;
