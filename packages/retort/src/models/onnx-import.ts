@@ -308,7 +308,7 @@ class Importer {
         const channelAxis = first.kind === 'map' && first.layout === 'nhwc' ? 3 : 1;
         if (
           !(maps || xs.every((x) => x.kind === 'vec')) ||
-          (axis !== channelAxis && axis !== channelAxis - 4) ||
+          (axis !== channelAxis && axis !== channelAxis - (maps ? 4 : 2)) ||
           xs.some((x) => x.kind === 'map' && x.layout !== (first as { layout?: string }).layout)
         )
           this.fail(
@@ -340,7 +340,9 @@ class Importer {
       case 'Reshape': {
         const x = this.symIn(node, 0);
         const shape = Array.from(this.constIn(node, 1, 'shape').data);
-        if (shape.length === 2 && (shape[1] === -1 || x.kind === 'vec' || shape[0] === -1))
+        // [N, F] with F = every feature (given, or -1 / 0 left to the runtime): a flatten.
+        const features = (x.t.shape.slice(1) as number[]).reduce((a, b) => a * b, 1);
+        if (shape.length === 2 && (shape[1] === -1 || shape[1] === features) && shape[0] !== features)
           return this.flatten(node, x);
         if (shape.length === 4 && x.kind === 'vec' && shape[2] === 1 && shape[3] === 1)
           return { ...x, spatial: true };
