@@ -47,7 +47,7 @@ const options: readonly OptionSpec[] = [
   {
     name: 'format',
     kind: 'string',
-    help: 'onnx, onnx-int8 (static), onnx-int8-dynamic or tfjs',
+    help: 'onnx, onnx-int8 (static), onnx-int8-dynamic, tfjs, tfjs-uint8, tfjs-uint16 or rtz',
     default: 'onnx',
   },
   { name: 'out', kind: 'string', help: 'output file (onnx) or folder (tfjs); default inside the run folder' },
