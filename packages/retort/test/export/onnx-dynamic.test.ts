@@ -298,7 +298,10 @@ describe('ONNX dynamic int8 export: errors', () => {
       });
     const bad = run('--format', 'onnx-int9');
     assert.equal(bad.status, 1);
-    assert.match(bad.stderr, /--format must be onnx, onnx-int8, onnx-int8-dynamic, tfjs, tfjs-uint8, tfjs-uint16 or rtz, got 'onnx-int9'/);
+    assert.match(
+      bad.stderr,
+      /--format must be onnx, onnx-int8, onnx-int8-dynamic, tfjs, tfjs-uint8, tfjs-uint16 or rtz, got 'onnx-int9'/,
+    );
     // Past the option checks: it fails on the missing run folder, not on --weights.
     const ok = run('--format', 'onnx-int8-dynamic', '--weights', 'per-tensor');
     assert.equal(ok.status, 1);
