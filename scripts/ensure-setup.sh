@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'retort setup: %s\n' "$*" >&2; }
 
-APT_PACKAGES=(libdnnl-dev g++ make dataset-fashion-mnist fonts-dejavu-core chromium)
+APT_PACKAGES=(libdnnl-dev g++ make dataset-fashion-mnist fonts-dejavu-core chromium redis-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -115,7 +115,19 @@ export type {
   SchemeDescriptor,
   SchemeOutput,
 } from './distill/schemes/types.js';
-export { TeacherCache } from './distill/teacher-cache.js';
+export {
+  type CachedTaps,
+  mergeTeacherShards,
+  shardBatches,
+  TeacherCache,
+  type TeacherCacheLayout,
+  type TeacherShardRows,
+  teacherCacheKey,
+  teacherCacheLayout,
+  teacherShardPath,
+  teacherShardRows,
+  writeTeacherShard,
+} from './distill/teacher-cache.js';
 export { type OnnxPtqOptions, type OnnxPtqResult, quantizeOnnx } from './export/onnx/ptq.js';
 export { INT8_TARGETS, type Int8Target, targetNotice, weightQmax } from './export/onnx/target.js';
 // ---- exports and measurements
@@ -137,6 +149,34 @@ export { loadPipelineInputs, type PipelineInputs } from './run/compress-inputs.j
 // ---- runs (what the CLI calls)
 export { loadTeacher, type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
 export { loadRun } from './run/load.js';
+// ---- sweeps: grids of runs on local worker processes or BullMQ workers across machines
+export {
+  planJobs,
+  runLocal,
+  type SweepHandle,
+  type SweepOptions,
+  type SweepSummary,
+  storeStatus,
+  sweep,
+  sweepTable,
+} from './run/sweep.js';
+export { expandGrid, gridTable, loadGrid, type SweepGrid, type SweepRun } from './run/sweep-grid.js';
+export { executeJob, type JobOutcome, type JobProgress, type SweepJob, spawnJob } from './run/sweep-job.js';
+export {
+  queueStatus,
+  runWorker,
+  type SubmitResult,
+  submitJobs,
+  type WorkerOptions,
+} from './run/sweep-queue.js';
+export { DirStore, openStore, type RunState, type RunStore } from './run/sweep-store.js';
+export {
+  mergeTeacherCache,
+  runTeacherShard,
+  type TeacherCachePlan,
+  type TeacherShardOptions,
+  teacherCachePlan,
+} from './run/teacher-shards.js';
 export { type TappedModel, tapModel } from './taps/taps.js';
 // ---- teachers: a tfjs model in this process, an ONNX file (onnxruntime), a tfjs model folder
 export { layersTeacher } from './teachers/layers.js';

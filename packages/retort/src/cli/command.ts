@@ -21,6 +21,9 @@ export const SUMMARIES = {
   serve:
     "a local page running the run's exported student in the browser (tfjs wasm and int8 ONNX in onnxruntime-web)",
   report: 'one self-contained HTML report (curves, confusion, trade-offs) of run folders, with SVG figures',
+  sweep:
+    'run a grid of experiments here (--local N) or through a BullMQ queue on Redis (--queue); status, report',
+  worker: 'take sweep jobs from a BullMQ queue (retort sweep --queue) on this machine',
 } as const;
 
 export type CommandName = keyof typeof SUMMARIES;

@@ -21,6 +21,8 @@ const commands: readonly CommandEntry[] = [
   { name: 'demo', load: async () => (await import('./commands/demo.js')).demoCommand },
   { name: 'serve', load: async () => (await import('./commands/serve.js')).serveCommand },
   { name: 'report', load: async () => (await import('./commands/report.js')).reportCommand },
+  { name: 'sweep', load: async () => (await import('./commands/sweep.js')).sweepCommand },
+  { name: 'worker', load: async () => (await import('./commands/worker.js')).workerCommand },
 ];
 
 function usage(): string {

@@ -15,6 +15,7 @@ import { parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema } from '../../src/run/compress.js';
 import { resolveScheme } from '../../src/run/experiment.js';
+import { expandGrid } from '../../src/run/sweep-grid.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const configs = join(root, 'configs');
@@ -40,6 +41,11 @@ describe('committed configs', () => {
         const cfg = pipelineSchema.parse(raw);
         const modelFile = cfg.model?.onnx ?? cfg.model?.tfjs;
         if (modelFile !== undefined) assert.ok(existsSync(modelFile), `${modelFile} not found`);
+        return;
+      }
+      if (['experiment', 'experiments', 'axes'].some((k) => k in raw)) {
+        // A sweep grid (retort sweep): every run it expands to is a valid experiment.
+        assert.ok(expandGrid(file).length > 0);
         return;
       }
       const exp = loadExperiment(file);

@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { parseOrThrow } from '../../config/errors.js';
 import type { Experiment, LossEntry } from '../../config/experiment.js';
 import type { ExperimentData } from '../../data/build.js';
-import { BatchLoader } from '../../data/loader.js';
+import { BatchLoader, type Loader } from '../../data/loader.js';
 import { tapModel } from '../../taps/taps.js';
 import { asTeacher } from '../../teachers/layers.js';
 import type { Teacher, TeacherView } from '../../teachers/types.js';
@@ -103,7 +103,7 @@ export function buildOfflineTask(opts: {
   const { student, terms } = opts;
   const teacher = opts.teacher ? asTeacher(opts.teacher) : undefined;
   const sLayers = unique(terms.flatMap((t) => Object.values(t.taps.student)));
-  const tLayers = unique(terms.flatMap((t) => Object.values(t.taps.teacher)));
+  const tLayers = teacherLayersOf(terms);
   const usesTeacher = terms.some(needsTeacher);
   if (usesTeacher && teacher === undefined) {
     const who = terms.filter(needsTeacher).map((t) => t.label);
@@ -208,6 +208,21 @@ function unique(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
+/** The teacher layers `terms` tap, each once, in order of first use: what the task's teacher view taps. */
+export function teacherLayersOf(terms: readonly Term[]): string[] {
+  return unique(terms.flatMap((t) => Object.values(t.taps.teacher)));
+}
+
+/**
+ * Why trainStages runs the teacher live instead of caching its outputs for `exp` whose plain
+ * training loader is `plain` (augmented or streamed data), or null when it caches them.
+ */
+export function offlineCacheRefusal(exp: Experiment, plain: Loader): string | null {
+  return plain instanceof BatchLoader
+    ? cacheRefusal(exp.data)
+    : 'teacher outputs not cached: the training split is streamed (no item numbers to key them by); the teacher runs on every batch';
+}
+
 /** Whether a term reads anything from a teacher (its logits or its features). */
 export function needsTeacher(t: Term): boolean {
   return t.descriptor.needs.logits === true || (t.descriptor.needs.taps?.teacher.length ?? 0) > 0;
@@ -247,10 +262,7 @@ export async function trainStages(o: {
     Object.assign(parts, task0.partsByTerm);
     if (teacher && task0.usesTeacher && exp.cacheTeacher) {
       const plain = data.trainPlain;
-      const refusal =
-        plain instanceof BatchLoader
-          ? cacheRefusal(exp.data)
-          : 'teacher outputs not cached: the training split is streamed (no item numbers to key them by); the teacher runs on every batch';
+      const refusal = offlineCacheRefusal(exp, plain);
       if (refusal || !(plain instanceof BatchLoader)) log(refusal ?? '');
       else {
         cache = await TeacherCache.build(teacher, plain, data.key, o.cacheDir, task0.teacherTaps);
