@@ -1,7 +1,7 @@
 /**
  * Quantization-aware training of the activations ("Quantization and Training of Neural Networks
  * for Efficient Integer-Arithmetic-Only Inference", Jacob et al., CVPR 2018): during training the
- * activations the static int8 export quantizes (export/onnx.ts int8QuantPoints: the outputs of
+ * activations the static int8 export quantizes (export/onnx/int8.ts int8QuantPoints: the outputs of
  * conv -> BN (-> ReLU) blocks, residual adds, pooled features, ...) are fake-quantized to uint8
  * with the exporter's own parameters (actQuant: asymmetric, the range widened to contain 0), with
  * the straight-through gradient inside the range and none outside (fake-quant.ts fakeQuantAffine).

@@ -1,7 +1,7 @@
 /**
  * Building blocks of the ONNX writer: a node/initializer accumulator over onnx-proto messages, the
- * value record the exporter threads through the layers, and the layout and padding arithmetic
- * shared by the fp32 and int8 paths.
+ * value record the exporter threads through the layers, the layout and padding arithmetic shared by
+ * the fp32 and int8 paths, and the ModelProto around a finished graph.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -92,6 +92,63 @@ export class GraphBuilder {
 
 export const NHWC_TO_NCHW = [0, 3, 1, 2];
 export const NCHW_TO_NHWC = [0, 2, 3, 1];
+
+/**
+ * `v`'s name in `layout`: a Transpose when `v` is a 4-D map in the other layout (onnxruntime folds
+ * adjacent transposes); other ranks are the same in both.
+ */
+export function toLayout(g: GraphBuilder, v: Value, layout: Layout): string {
+  if (v.layout === layout || v.shape.length !== 3) return v.name;
+  const perm = layout === 'nchw' ? NHWC_TO_NCHW : NCHW_TO_NHWC;
+  return g.node('Transpose', [v.name], g.fresh(`${v.name}.${layout}`), { perm });
+}
+
+/** Float initializers `${base}.W` of `dims` and, with a bias, `${base}.B`. */
+export function floatWeights(
+  g: GraphBuilder,
+  base: string,
+  data: Float32Array,
+  dims: number[],
+  bias: Float32Array | undefined,
+): string[] {
+  const w = g.f32(`${base}.W`, data, dims);
+  return bias ? [w, g.f32(`${base}.B`, bias, [bias.length])] : [w];
+}
+
+/** A graph input or output: float, shape without the batch axis (which is `N`). */
+export interface GraphIo {
+  name: string;
+  shape: number[];
+}
+
+/** The ModelProto bytes (IR 7, opset 13) of the graph in `g`. */
+export function encodeModel(
+  g: GraphBuilder,
+  m: { name: string; producer: string; inputs: GraphIo[]; outputs: GraphIo[] },
+): Uint8Array {
+  const vi = (io: GraphIo): O.IValueInfoProto => ({
+    name: io.name,
+    type: {
+      tensorType: {
+        elemType: F32,
+        shape: { dim: [{ dimParam: 'N' }, ...io.shape.map((d) => ({ dimValue: d }))] },
+      },
+    },
+  });
+  const modelProto: O.IModelProto = {
+    irVersion: 7,
+    producerName: m.producer,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: m.name,
+      node: g.nodes,
+      initializer: g.inits,
+      input: m.inputs.map(vi),
+      output: m.outputs.map(vi),
+    },
+  };
+  return onnx.ModelProto.encode(onnx.ModelProto.create(modelProto)).finish();
+}
 
 /** Transposes a row-major tensor of `shape` by `perm` (HWIO -> OIHW is [3, 2, 0, 1]). */
 export function permute(data: Float32Array, shape: number[], perm: number[]): Float32Array {
