@@ -8,7 +8,9 @@
  *   npm run bench:zoo -- [--seeds 3] [--epochs 3] [--train-limit 30000] [--runs runs]
  *                        [--methods kd,crd,at,...] [--jobs 1] [--report] [--out bench/results/zoo-fashion-mnist.md]
  *
- * --jobs N trains N runs at once in child processes, the cores split between them. --report trains
+ * --jobs N trains N runs at once through the sweep's local runner (what `retort sweep --local N`
+ * runs: worker processes with the cores split between them, the teacher cache made first by N shard
+ * jobs; configs/fashion-mnist/sweeps/zoo.yaml is the same grid as a sweep file). --report trains
  * nothing: it writes the table from the runs already finished (a row lists the seeds it has).
  * "Δ vs vanilla" is paired: the mean over a row's seeds of (method − vanilla of the same seed).
  *

@@ -1,13 +1,19 @@
 /**
- * Shared by the accuracy benchmarks (bench/accuracy.ts, bench/zoo.ts): run an experiment file with
- * overrides, reusing a finished run whose resolved config is identical, and summary statistics.
+ * Shared by the accuracy benchmarks (bench/accuracy.ts, bench/zoo.ts, bench/schemes.ts): run an
+ * experiment file with overrides, reusing a finished run whose resolved config is identical, many of
+ * them through the sweep's local runner, and summary statistics.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { loadExperiment, type RunResults, runExperiment } from 'retort-kd';
+import { join, resolve } from 'node:path';
+import {
+  DirStore,
+  loadExperiment,
+  planJobs,
+  type RunResults,
+  runExperiment,
+  runLocal,
+  type SweepRun,
+} from 'retort-kd';
 
 /** The results of a finished run of exactly this experiment under `runs`, or null. */
 export function finishedRun(runs: string, exp: { name: string }): RunResults | null {
@@ -33,70 +39,36 @@ export interface RunTask {
   sets: readonly string[];
 }
 
-const cli = resolve(dirname(fileURLToPath(import.meta.url)), '../../packages/retort/src/cli/main.ts');
-
-/** One experiment in a child `retort train` with `threads` OpenMP threads; its log lines prefixed. */
-function runChild(task: RunTask, runs: string, threads: number, name: string): Promise<void> {
-  return new Promise((done, fail) => {
-    const args = [
-      '--conditions=retort-source',
-      '--import',
-      'tsx',
-      cli,
-      'train',
-      task.file,
-      ...task.sets.flatMap((x) => ['--set', x]),
-    ];
-    const child = spawn(process.execPath, [...args, '--runs', runs, '--force'], {
-      env: { ...process.env, RETORT_NUM_THREADS: String(threads) },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let tail = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => {
-      const lines = (tail + chunk).split('\n');
-      tail = lines.pop() ?? '';
-      for (const l of lines) if (l.trim()) process.stderr.write(`[${name}] ${l}\n`);
-    });
-    child.on('error', fail);
-    child.on('exit', (code) =>
-      code === 0
-        ? done()
-        : fail(new Error(`run ${name} (${task.file}) exited with code ${code}; see its log above`)),
-    );
-  });
-}
-
 /**
- * Runs every task (reusing finished runs), `jobs` at a time. jobs 1 runs in this process; more run
- * in child processes with the cores split between them (RETORT_NUM_THREADS): tfjs's per-kernel
- * JS work is single-threaded, so two 1-thread trainings keep 2 cores busier than one 2-thread one.
- * Results come back in task order.
+ * Runs every task (reusing finished runs) through the sweep's local runner (`retort sweep
+ * --local`): `jobs` worker processes, the cores split between them (tfjs's per-kernel JS work is
+ * one thread per process, so two 1-thread trainings keep 2 cores busier than one 2-thread one); a
+ * teacher cache the runs need is made first by `jobs` shard jobs. Results come back in task order.
  */
 export async function runMany(tasks: readonly RunTask[], runs: string, jobs: number): Promise<RunResults[]> {
-  if (jobs <= 1) {
-    const out: RunResults[] = [];
-    for (const t of tasks) out.push(await runOrReuse(t.file, t.sets, runs));
-    return out;
-  }
-  const threads = Math.max(1, Math.floor(availableParallelism() / jobs));
-  const exps = tasks.map((t) => loadExperiment(t.file, t.sets));
-  let next = 0;
-  const worker = async () => {
-    while (next < tasks.length) {
-      const i = next++;
-      if (finishedRun(runs, exps[i]!)) {
-        console.error(`reusing finished run ${join(runs, exps[i]!.name)}`);
-        continue;
-      }
-      await runChild(tasks[i]!, runs, threads, exps[i]!.name);
-    }
-  };
-  await Promise.all(Array.from({ length: jobs }, worker));
-  return exps.map((e, i) => {
-    const r = finishedRun(runs, e);
-    if (!r) throw new Error(`run ${e.name} (${tasks[i]!.file}) did not finish`);
-    return r;
+  const store = new DirStore(runs);
+  const sweepRuns: SweepRun[] = tasks.map((t) => {
+    const experiment = loadExperiment(t.file, t.sets);
+    return {
+      name: experiment.name,
+      label: experiment.name,
+      file: resolve(t.file),
+      sets: [...t.sets],
+      values: {},
+      seed: experiment.seed,
+      experiment,
+    };
+  });
+  const reused = sweepRuns.filter((r) => store.finished(r.experiment) !== null).length;
+  if (reused > 0) console.error(`reusing ${reused} finished run(s) under ${runs}`);
+  const plan = await planJobs(sweepRuns, store, { teacherShards: Math.max(1, jobs) });
+  const s = await runLocal(plan, store, { workers: Math.max(1, jobs) });
+  if (s.failed.length > 0)
+    throw new Error(`runs failed: ${s.failed.map((f) => `${f.id} (${f.message})`).join('; ')}`);
+  return sweepRuns.map((r) => {
+    const done = store.finished(r.experiment);
+    if (!done) throw new Error(`run ${r.name} (${r.file}) did not finish`);
+    return done;
   });
 }
 

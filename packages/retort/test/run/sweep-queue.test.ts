@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { planJobs, runLocal } from '../../src/run/sweep.js';
 import { expandGrid } from '../../src/run/sweep-grid.js';
-import { submitJobs } from '../../src/run/sweep-queue.js';
+import { queueStatus, submitJobs } from '../../src/run/sweep-queue.js';
 import { DirStore } from '../../src/run/sweep-store.js';
 import { startRedis } from './redis.js';
 
@@ -130,6 +130,13 @@ describe('sweep on BullMQ workers', () => {
         `${r.name}: final weights differ`,
       );
     }
+
+    // The queue's view: six completed, none failed or waiting.
+    const q = await queueStatus(redis.url);
+    assert.equal(q.counts['completed'], 6);
+    assert.equal(q.counts['failed'], 0);
+    assert.equal(q.counts['waiting'], 0);
+    assert.deepEqual(q.active, []);
 
     // Again: every job id is known, nothing is added, and the store is untouched.
     const stamp = runs.map((r) => statSync(join(shared.runsRoot, r.name, 'results.json')).mtimeMs);
