@@ -1,9 +1,15 @@
 /**
  * The config of `retort compress` (a pipeline file): what to start from (a Retort run, or an ONNX /
- * tfjs model with its data), the stages, the exports and their checks; and the stage combinations
- * that are refused.
+ * tfjs model with its data), the stages, the exports and their checks. Each stage section is that
+ * stage's own schema (compress/stages/), under the key the stage reads; the stages themselves refuse
+ * combinations that would undo each other (StageDescriptor.refusesAfter).
  */
 import { z } from 'zod';
+import { clusterSchema } from '../compress/stages/cluster.js';
+import { lowrankSchema } from '../compress/stages/lowrank.js';
+import { pruneMagnitudeSchema } from '../compress/stages/prune-magnitude.js';
+import { pruneStructuredSchema } from '../compress/stages/prune-structured.js';
+import { quantizeSchema } from '../compress/stages/quantize-ptq.js';
 import { dataSchema, modelFileSchema, optimizerSchema, runNameSchema } from '../config/experiment.js';
 
 export const pipelineSchema = z
@@ -33,76 +39,14 @@ export const pipelineSchema = z
         T: z.number().positive().default(4),
       })
       .prefault({}),
-    prune: z
-      .discriminatedUnion('kind', [
-        z.strictObject({
-          kind: z.literal('unstructured'),
-          sparsity: z.number().min(0).lt(1),
-          scope: z.enum(['layer', 'global']).default('global'),
-          /** one-shot: prune then fine-tune; agp: raise sparsity over the fine-tuning epochs. */
-          schedule: z.enum(['one-shot', 'agp']).default('one-shot'),
-        }),
-        z.strictObject({
-          kind: z.literal('structured'),
-          fraction: z.number().min(0).lt(1),
-          criterion: z.enum(['l1', 'bn-scale']).default('l1'),
-          /** Kept channels per group rounded to a multiple of this (8 suits onnxruntime's blocked convs). */
-          roundTo: z.number().int().min(1).default(1),
-        }),
-      ])
-      .optional(),
+    /** Unstructured magnitude pruning or structured channel pruning, then fine-tuning. */
+    prune: z.discriminatedUnion('kind', [pruneMagnitudeSchema, pruneStructuredSchema]).optional(),
     /** Truncated-SVD factorization of convs and dense layers (lowrank-model.ts), then fine-tuning. */
-    lowrank: z
-      .strictObject({
-        rank: z.union([
-          z.strictObject({ energy: z.number().gt(0).max(1) }),
-          z.strictObject({ sizeFraction: z.number().gt(0).max(1) }),
-        ]),
-        /** Keep the stem conv and the classifier whole: few weights, much of the accuracy. */
-        skipEdges: z.boolean().default(true),
-        /** Factorize a layer only when that saves at least this fraction of its weights. */
-        minSaving: z.number().lt(1).default(0.1),
-      })
-      .optional(),
+    lowrank: lowrankSchema.optional(),
     /** k-means weight sharing per kernel (cluster-model.ts), then codebook fine-tuning. */
-    cluster: z
-      .strictObject({
-        clusters: z.number().int().min(2).max(65536),
-        /**
-         * How a centroid moves with its weights' updates: 'mean' (default) is a step no larger than
-         * one weight's; 'sum' is Han et al.'s summed gradient, whose step grows with the cluster.
-         */
-        reduce: z.enum(['sum', 'mean']).default('mean'),
-      })
-      .optional(),
-    quantize: z
-      .strictObject({
-        mode: z.enum(['ptq', 'qat']).default('ptq'),
-        calibBatches: z.number().int().positive().default(8),
-        /** int8 weight scales of the ONNX export: one per output channel, or one per tensor. */
-        weights: z.enum(['per-channel', 'per-tensor']).default('per-channel'),
-        /**
-         * Which CPUs the int8 exports are right on (export/onnx/target.ts): portable (default; 7-bit
-         * weights, exact on every x86-64 and ARM64), vnni or arm64 (full 8-bit weights). Weight QAT
-         * trains on the same grid.
-         */
-        target: z.enum(['portable', 'vnni', 'arm64']).default('portable'),
-        /**
-         * qat: fake-quantize the activations too (quantize/act-qat.ts); the int8 export then uses
-         * the ranges observed in training instead of calibrating after it.
-         */
-        activations: z.boolean().default(false),
-        /**
-         * Quantize the ONNX file of `model` itself (export/onnx/ptq.ts: no import, no training), as
-         * onnxruntime's quantizer does; needs mode ptq and no other stage, and exports onnx-int8.
-         */
-        direct: z.boolean().default(false),
-      })
-      .refine((q) => !q.activations || q.mode === 'qat', {
-        message: 'quantize.activations needs mode qat (ptq calibrates the activations after training)',
-        path: ['activations'],
-      })
-      .optional(),
+    cluster: clusterSchema.optional(),
+    /** int8: post-training calibration (ptq) or quantization-aware training (qat). */
+    quantize: quantizeSchema.optional(),
     /**
      * onnx: fp32; onnx-int8: static QDQ (activations calibrated); onnx-int8-dynamic: int8 weights,
      * activations quantized per run by onnxruntime (no calibration); tfjs: layers-model format, fp32
@@ -161,14 +105,3 @@ export const pipelineSchema = z
     }
   });
 export type PipelineConfig = z.output<typeof pipelineSchema>;
-
-/** Stage combinations that would undo each other, refused with the reason. */
-export function checkPipeline(cfg: PipelineConfig): void {
-  const bad = (why: string) => {
-    throw new Error(`compress '${cfg.name}': ${why}`);
-  };
-  if (cfg.lowrank && cfg.prune?.kind === 'unstructured')
-    bad('lowrank after unstructured pruning would refill the zeros (the factors are dense); use one of them');
-  if (cfg.cluster && cfg.quantize?.mode === 'qat')
-    bad('quantize.mode qat would re-quantize the shared weights off their codebooks; use ptq with cluster');
-}

@@ -7,26 +7,23 @@
  * from the uncompressed model. Every stage's measurement (accuracy, agreement with the
  * uncompressed model, parameters, non-zero weights, bytes, MACs; onnxruntime accuracy and latency
  * for ONNX exports) goes to <run>/<stage>.md and into results.json; every exported file's size on
- * disk and gzip size to files.md.
+ * disk and gzip size to files.md. The stages are those of compress/stages/registry.ts, run in its
+ * order when the config has their section; the runner serves what each declares.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { cpuInfo } from 'retort-kd-native';
-import { clusterModel, withClusterFinetune } from '../compress/cluster-model.js';
-import { edgeLayers, factorizeModel } from '../compress/lowrank-model.js';
-import { MaskSet, prunableKernels } from '../compress/prune/magnitude.js';
-import { sparsityAt } from '../compress/prune/schedule.js';
-import { pruneChannels } from '../compress/prune/structured.js';
-import { type ActQatTask, withActQat } from '../compress/quantize/act-qat.js';
-import { fakeQuantKernel, withWeightQat } from '../compress/quantize/qat.js';
+import { type MaskSet, prunableKernels } from '../compress/prune/magnitude.js';
+import { fakeQuantKernel } from '../compress/quantize/qat.js';
+import { planStages } from '../compress/stages/registry.js';
+import type { AnyStageDescriptor, Int8Settings, StageContext, StageNeeds } from '../compress/stages/types.js';
 import { scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { BatchLoader, takeBatches } from '../data/loader.js';
 import { buildOfflineTask, parseTerms, valSplitOf } from '../distill/schemes/offline.js';
-import type { Int8Target } from '../export/onnx/target.js';
-import { calibrateRanges, exportOnnx, targetNotice, weightQmax } from '../export/onnx.js';
+import { calibrateRanges, exportOnnx, type QuantSpec, targetNotice, weightQmax } from '../export/onnx.js';
 import { writeBundle } from '../export/rtz.js';
 import { sidecarFor, writeSidecar } from '../export/sidecar.js';
 import { exportTfjs, WEIGHTS_FILE } from '../export/tfjs.js';
@@ -38,9 +35,9 @@ import { makeOptimizer, makeSchedule } from '../train/from-config.js';
 import { evaluate, fit, type TrainTask } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
-import { checkPipeline, type PipelineConfig } from './compress-config.js';
+import type { PipelineConfig } from './compress-config.js';
 
-export { checkPipeline, type PipelineConfig, pipelineSchema } from './compress-config.js';
+export { type PipelineConfig, pipelineSchema } from './compress-config.js';
 
 export interface StageReport {
   stage: string;
@@ -145,13 +142,55 @@ async function finetune(
   optimizer.dispose();
 }
 
+/** What runPipeline hands every stage's context. */
+interface StageEnv {
+  cfg: PipelineConfig;
+  teacher: tfl.LayersModel;
+  data: ExperimentData;
+  runDir: string;
+  log: (l: string) => void;
+}
+
+/** The context a stage runs with: the model so far and the services its `needs` declare. */
+function serve(
+  stage: AnyStageDescriptor,
+  env: StageEnv,
+  model: tfl.LayersModel,
+  masks: MaskSet | null,
+): StageContext {
+  const need = (what: keyof StageNeeds, fn: string) => {
+    if (!stage.needs[what])
+      throw new Error(`compression stage '${stage.name}' calls ctx.${fn} but does not declare needs.${what}`);
+  };
+  const { cfg, teacher, data, runDir, log } = env;
+  return {
+    model,
+    masks,
+    epochs: cfg.finetune.epochs,
+    log,
+    async finetune(m, wrap = (t) => t, onEpoch) {
+      need('finetune', 'finetune');
+      await finetune(cfg, m, teacher, data, join(runDir, stage.label), wrap, log, onEpoch);
+    },
+    async calibrate(m, n) {
+      need('calibration', 'calibrate');
+      const batches = (await takeBatches(data.trainPlain, n)).map((b) =>
+        tf.tensor4d(b.x, [b.n, ...data.shape]),
+      );
+      const quant = calibrateRanges(m, batches);
+      tf.dispose(batches);
+      return quant;
+    },
+  };
+}
+
 export async function runPipeline(
   cfg: PipelineConfig,
   loaded: { model: tfl.LayersModel; teacher: tfl.LayersModel; data: ExperimentData },
   runDir: string,
   log: (l: string) => void = (l) => process.stderr.write(`${l}\n`),
 ): Promise<StageReport[]> {
-  checkPipeline(cfg);
+  const plan = planStages(cfg, cfg.name);
   const { data, teacher } = loaded;
   let model = loaded.model;
   mkdirSync(join(runDir, 'export'), { recursive: true });
@@ -160,141 +199,34 @@ export async function runPipeline(
   const original = (await evaluate(teacher, data.test, { predictions: true })).predicted!;
   const reports: StageReport[] = [await report('baseline', model, data, runDir, original)];
   log(`baseline: ${reports[0]!.testTop1.toFixed(2)}%`);
+  // What the stages leave for the later ones and for the exports.
   let masks: MaskSet | null = null;
-  if (cfg.prune?.kind === 'unstructured') {
-    const p = cfg.prune;
-    const agp = {
-      kind: 'agp' as const,
-      initial: 0,
-      final: p.sparsity,
-      start: 0,
-      steps: Math.max(1, cfg.finetune.epochs - 1),
-      every: 1,
-    };
-    // AGP raises the sparsity between epochs; with fewer than 2 it would reach the target only after
-    // the last epoch, leaving the final pruning untrained (ResNet-8 at 80%: 30% top-1), so it
-    // prunes at once as one-shot does.
-    const gradual = p.schedule === 'agp' && cfg.finetune.epochs >= 2;
-    if (p.schedule === 'agp' && !gradual)
-      log(`prune: agp needs at least 2 fine-tuning epochs (${cfg.finetune.epochs} given); pruning at once`);
-    masks = MaskSet.prune(model, gradual ? sparsityAt(agp, 0) : p.sparsity, p.scope);
-    const m = masks;
-    await finetune(
-      cfg,
-      model,
-      teacher,
-      data,
-      join(runDir, 'prune'),
-      (t) => ({
-        ...t,
-        release: () => {
-          t.release?.();
-          m.apply();
-        },
-      }),
-      log,
-      gradual ? (epoch) => m.update(sparsityAt(agp, epoch), p.scope) : undefined,
-    );
-    m.update(p.sparsity, p.scope);
-    reports.push(await report('prune', model, data, runDir, original));
-  } else if (cfg.prune?.kind === 'structured') {
-    const r = pruneChannels(model, {
-      fraction: cfg.prune.fraction,
-      criterion: cfg.prune.criterion,
-      roundTo: cfg.prune.roundTo,
-    });
-    model = r.model;
-    await finetune(cfg, model, teacher, data, join(runDir, 'prune'), (t) => t, log);
-    reports.push(await report('prune', model, data, runDir, original));
-  }
-  if (cfg.lowrank) {
-    const l = cfg.lowrank;
-    const r = factorizeModel(model, {
-      rank: l.rank,
-      minSaving: l.minSaving,
-      ...(l.skipEdges ? { skip: edgeLayers(model) } : {}),
-    });
-    model = r.model;
-    log(
-      `lowrank: ${r.layers.length} layers factorized (${r.layers.map((x) => `${x.layer} r${x.rank}/${x.maxRank}`).join(', ')}); ${r.skipped.length} kept whole`,
-    );
-    await finetune(cfg, model, teacher, data, join(runDir, 'lowrank'), (t) => t, log);
-    reports.push(await report('lowrank', model, data, runDir, original));
-  }
   let clusters: number | null = null;
-  if (cfg.cluster) {
-    const c = cfg.cluster;
-    // After unstructured pruning the zeros get a frozen centroid of their own (Deep Compression).
-    const books = clusterModel(model, { clusters: c.clusters, seed: 0, keepZeros: masks !== null });
-    clusters = c.clusters;
-    let task: ReturnType<typeof withClusterFinetune> | null = null;
-    await finetune(
-      cfg,
-      model,
-      teacher,
-      data,
-      join(runDir, 'cluster'),
-      (t) => {
-        task = withClusterFinetune(t, model, books, { reduce: c.reduce });
-        return task;
-      },
-      log,
-    );
-    (task as ReturnType<typeof withClusterFinetune> | null)?.dispose();
-    reports.push(await report('cluster', model, data, runDir, original, clusters));
-  }
-  let quant: ReturnType<typeof calibrateRanges> | undefined;
-  const int8Target = cfg.quantize?.target ?? 'portable';
-  if (cfg.export.some((f) => f.startsWith('onnx-int8'))) {
+  let quant: QuantSpec | undefined;
+  // The int8 settings of the exports come from the config alone (the stage that quantizes declares
+  // them), so they are known before that stage runs, and without one.
+  const int8 = plan.flatMap(({ stage, config }) => (stage.int8 ? [stage.int8(config)] : []))[0];
+  const int8Target = int8?.target ?? 'portable';
+  let announced = false;
+  const announce = () => {
+    if (announced || !cfg.export.some((f) => f.startsWith('onnx-int8'))) return;
+    announced = true;
     const notice = targetNotice(int8Target, cpuInfo());
     log(notice.info);
     if (notice.warning) log(`warning: ${notice.warning}`);
+  };
+  const env: StageEnv = { cfg, teacher, data, runDir, log };
+  for (const { stage, config } of plan) {
+    // Announced before the stage that quantizes (QAT trains on the target's grid), else before the exports.
+    if (stage.int8) announce();
+    const out = await stage.run(serve(stage, env, model, masks), config);
+    model = out.model ?? model;
+    masks = out.masks ?? masks;
+    clusters = out.clusters ?? clusters;
+    quant = out.ranges ?? quant;
+    if (stage.measured) reports.push(await report(stage.label, model, data, runDir, original, clusters));
   }
-  if (cfg.quantize) {
-    if (cfg.quantize.mode === 'qat') {
-      let qat: ReturnType<typeof withWeightQat> | null = null;
-      let act: ActQatTask | null = null;
-      const withAct = cfg.quantize.activations;
-      const m = masks;
-      await finetune(
-        cfg,
-        model,
-        teacher,
-        data,
-        join(runDir, 'qat'),
-        (t) => {
-          qat = withWeightQat(
-            m
-              ? {
-                  ...t,
-                  release: () => {
-                    t.release?.();
-                    m.apply();
-                  },
-                }
-              : t,
-            model,
-            weightQmax(int8Target),
-          );
-          if (withAct) act = withActQat(qat, model);
-          return act ?? qat;
-        },
-        log,
-      );
-      (qat as ReturnType<typeof withWeightQat> | null)?.finish();
-      // The ranges trained with the weights (none when there was no fine-tuning: calibrated then).
-      quant = (act as ActQatTask | null)?.finish();
-      if (quant) log(`qat: int8 activation ranges from training (${quant.ranges.size} points)`);
-      masks?.apply();
-    }
-    if (quant === undefined) {
-      const batches = (await takeBatches(data.trainPlain, cfg.quantize.calibBatches)).map((b) =>
-        tf.tensor4d(b.x, [b.n, ...data.shape]),
-      );
-      quant = calibrateRanges(model, batches);
-      tf.dispose(batches);
-    }
-  }
+  announce();
   const onnxOut: { format: string; bytes: Uint8Array; report: StageReport }[] = [];
   const files: FileSize[] = [];
   const shown = (...parts: string[]) => ({ path: join(runDir, ...parts), shown: join(...parts) });
@@ -317,7 +249,7 @@ export async function runPipeline(
       continue;
     }
     if (format === 'rtz') {
-      const r = await withInt8Kernels(model, cfg, int8Target, () =>
+      const r = await withInt8Kernels(model, int8, () =>
         writeBundle(model, join(runDir, 'export', 'model.rtz'), { overwrite: true }),
       );
       const by = new Map<string, number>();
@@ -326,7 +258,7 @@ export async function runPipeline(
       files.push(...measureFiles('rtz', [shown('export', 'model.rtz')], ['retort']));
       continue;
     }
-    const weights = cfg.quantize?.weights ?? 'per-channel';
+    const weights = int8?.weights ?? 'per-channel';
     const bytes = exportOnnx(
       model,
       format === 'onnx-int8'
@@ -422,19 +354,18 @@ export async function runPipeline(
 
 /**
  * Runs `f` with the model's kernels on the int8 grid the int8 ONNX export uses (per output channel
- * or per tensor, the target's qmax) when the pipeline quantizes, then restores the float weights:
- * a bundle of a quantized model stores the int8 kernels as int8, the weights that model really
- * has. Without quantization the kernels stay as they are.
+ * or per tensor, the target's qmax) when the pipeline quantizes (`int8`: a stage's settings), then
+ * restores the float weights: a bundle of a quantized model stores the int8 kernels as int8, the
+ * weights that model really has. Without quantization the kernels stay as they are.
  */
 async function withInt8Kernels<T>(
   model: tfl.LayersModel,
-  cfg: PipelineConfig,
-  target: Int8Target,
+  int8: Int8Settings | undefined,
   f: () => Promise<T>,
 ): Promise<T> {
-  if (cfg.quantize === undefined) return f();
-  const qmax = weightQmax(target);
-  const perTensor = cfg.quantize.weights === 'per-tensor';
+  if (int8 === undefined) return f();
+  const qmax = weightQmax(int8.target);
+  const perTensor = int8.weights === 'per-tensor';
   const kernels = prunableKernels(model).map((k) => k.kernel);
   const saved = kernels.map((k) => tf.keep(k.clone()));
   kernels.forEach((k, i) => {
