@@ -86,10 +86,16 @@ class LightNN(nn.Module):
         return self.classifier(torch.flatten(f, 1)), f
 
 
+DROP_LAST = False
+
+
 def batches(x, y, size, shuffle, gen):
     order = torch.randperm(len(x), generator=gen) if shuffle else torch.arange(len(x))
     for i in range(0, len(x), size):
         idx = order[i:i + size]
+        # --drop-last: training skips a last partial batch, as Retort's training loader does.
+        if shuffle and DROP_LAST and len(idx) < size:
+            return
         yield x[idx], y[idx]
 
 
@@ -149,7 +155,10 @@ def main():
     ap.add_argument("--out", default="bench/results/tutorial-fashion-mnist-torch.jsonl")
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42, help="the tutorial's seed is 42; others measure the spread")
+    ap.add_argument("--drop-last", action="store_true", help="skip each epoch's last partial training batch")
     args = ap.parse_args()
+    global DROP_LAST
+    DROP_LAST = args.drop_last
     threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
     torch.set_num_threads(threads)
     train_data = load_split(args.data, "train")
@@ -162,7 +171,7 @@ def main():
 
     def record(row, model, seconds):
         line = {"row": row, "test_top1": round(evaluate(model, test_x, test_y), 2), "seconds": round(seconds, 1),
-                "epochs": args.epochs, "train_images": len(train_data[0]), "threads": threads, "seed": args.seed,
+                "epochs": args.epochs, "train_images": len(train_data[0]), "threads": threads, "seed": args.seed, "drop_last": args.drop_last,
                 "torch": torch.__version__}
         print(json.dumps(line), flush=True)
         lines.append(line)
