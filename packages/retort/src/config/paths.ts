@@ -19,6 +19,7 @@ const PATH_KEYS: readonly (readonly string[])[] = [
   ['teacher', 'tfjs'],
   ['teacher', 'model', 'module'],
   ['student', 'run'],
+  ['lottery', 'rewindFrom'],
 ];
 
 /** True for a run name (no path separator, not '.' or '..'), which lives under the runs root. */

@@ -6,10 +6,13 @@
  */
 import { z } from 'zod';
 import { clusterSchema } from '../compress/stages/cluster.js';
+import { hashSchema } from '../compress/stages/hash.js';
+import { lotterySchema } from '../compress/stages/lottery.js';
 import { lowrankSchema } from '../compress/stages/lowrank.js';
 import { pruneMagnitudeSchema } from '../compress/stages/prune-magnitude.js';
 import { pruneStructuredSchema } from '../compress/stages/prune-structured.js';
 import { quantizeSchema } from '../compress/stages/quantize-ptq.js';
+import { tuckerSchema } from '../compress/stages/tucker.js';
 import { dataSchema, modelFileSchema, optimizerSchema, runNameSchema } from '../config/experiment.js';
 
 export const pipelineSchema = z
@@ -39,10 +42,16 @@ export const pipelineSchema = z
         T: z.number().positive().default(4),
       })
       .prefault({}),
+    /** Lottery tickets: iterative magnitude pruning with rewinding (compress/stages/lottery.ts); not with prune. */
+    lottery: lotterySchema.optional(),
     /** Unstructured magnitude pruning or structured channel pruning, then fine-tuning. */
     prune: z.discriminatedUnion('kind', [pruneMagnitudeSchema, pruneStructuredSchema]).optional(),
     /** Truncated-SVD factorization of convs and dense layers (lowrank-model.ts), then fine-tuning. */
     lowrank: lowrankSchema.optional(),
+    /** Tucker-2 decomposition of k x k convs (tucker-model.ts; Kim et al., ICLR 2016), then fine-tuning. */
+    tucker: tuckerSchema.optional(),
+    /** HashedNets: kernels as shared, sign-hashed buckets (hashed-model.ts), then fine-tuning. */
+    hash: hashSchema.optional(),
     /** k-means weight sharing per kernel (cluster-model.ts), then codebook fine-tuning. */
     cluster: clusterSchema.optional(),
     /** int8: post-training calibration (ptq) or quantization-aware training (qat). */
@@ -93,7 +102,9 @@ export const pipelineSchema = z
       const why = [
         c.model?.onnx === undefined ? 'model.onnx' : '',
         c.quantize.mode !== 'ptq' ? 'quantize.mode ptq' : '',
-        c.prune || c.lowrank || c.cluster ? 'no prune, lowrank or cluster stage' : '',
+        c.prune || c.lottery || c.lowrank || c.tucker || c.hash || c.cluster
+          ? 'no prune, lowrank or cluster stage'
+          : '',
         c.export.some((f) => f !== 'onnx-int8') ? 'export [onnx-int8] only' : '',
       ].filter((w) => w !== '');
       if (why.length > 0)

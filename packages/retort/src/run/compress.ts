@@ -45,6 +45,8 @@ export interface StageReport {
   /** % of test images where the model's top-1 equals the uncompressed model's. */
   originalAgreement: number;
   params: number;
+  /** Weights the stage's compressed form stores, when fewer than params (StageOutcome.storedWeights). */
+  storedWeights?: number;
   zeroWeights: number;
   macs: number;
   /** clustered: indices + codebooks, when the model is clustered (null otherwise). */
@@ -224,7 +226,15 @@ export async function runPipeline(
     masks = out.masks ?? masks;
     clusters = out.clusters ?? clusters;
     quant = out.ranges ?? quant;
-    if (stage.measured) reports.push(await report(stage.label, model, data, runDir, original, clusters));
+    if (stage.measured) {
+      const r = await report(stage.label, model, data, runDir, original, clusters);
+      reports.push(out.storedWeights === undefined ? r : { ...r, storedWeights: out.storedWeights });
+    }
+    // Comparison models (lottery's random re-initialisation): one row each, then freed.
+    for (const c of out.controls ?? []) {
+      reports.push(await report(`${stage.label}-${c.name}`, c.model, data, runDir, original, clusters));
+      c.model.dispose();
+    }
   }
   announce();
   const onnxOut: { format: string; bytes: Uint8Array; report: StageReport }[] = [];
@@ -320,7 +330,7 @@ export async function runPipeline(
   }
   for (const r of reports)
     log(
-      `${r.stage}: test top-1 ${r.testTop1.toFixed(2)}%, top-1 equal to the uncompressed model's on ${r.originalAgreement.toFixed(2)}% of the test images, ${r.params} parameters`,
+      `${r.stage}: test top-1 ${r.testTop1.toFixed(2)}%, top-1 equal to the uncompressed model's on ${r.originalAgreement.toFixed(2)}% of the test images, ${r.params} parameters${r.storedWeights === undefined ? '' : ` (${r.storedWeights} stored)`}`,
     );
   if (files.length > 0) {
     writeFileAtomic(join(runDir, 'files.md'), `${filesTable(files)}\n`);

@@ -29,6 +29,7 @@ export const lowrank: StageDescriptor<LowrankConfig> = {
   refusesAfter: {
     'prune-magnitude':
       'lowrank after unstructured pruning would refill the zeros (the factors are dense); use one of them',
+    lottery: "lowrank after lottery would refill the ticket's zeros (the factors are dense); use one of them",
   },
   async run(ctx, l) {
     const r = factorizeModel(ctx.model, {

@@ -6,11 +6,14 @@
  */
 import { createRegistry } from '../../util/registry.js';
 import { cluster } from './cluster.js';
+import { hash } from './hash.js';
+import { lottery } from './lottery.js';
 import { lowrank } from './lowrank.js';
 import { pruneMagnitude } from './prune-magnitude.js';
 import { pruneStructured } from './prune-structured.js';
 import { quantizePtq } from './quantize-ptq.js';
 import { quantizeQat } from './quantize-qat.js';
+import { tucker } from './tucker.js';
 import type { AnyStageDescriptor, StageDescriptor } from './types.js';
 
 const registry = createRegistry<AnyStageDescriptor>('compression stage');
@@ -29,7 +32,10 @@ export function registerStage<C>(d: StageDescriptor<C>, opts: { before?: string 
 
 registerStage(pruneMagnitude);
 registerStage(pruneStructured);
+registerStage(lottery);
 registerStage(lowrank);
+registerStage(tucker);
+registerStage(hash);
 registerStage(cluster);
 registerStage(quantizePtq);
 registerStage(quantizeQat);

@@ -64,6 +64,18 @@ export interface StageOutcome {
   readonly clusters?: number;
   /** int8 activation ranges for the static int8 ONNX export (QDQ). */
   readonly ranges?: QuantSpec;
+  /**
+   * Models trained only to compare with the stage's result (lottery's random re-initialisation
+   * with the ticket's mask), never passed on: each is one more report row, `<label>-<name>`,
+   * measured like the stage's own, after which the runner disposes it.
+   */
+  readonly controls?: readonly { readonly name: string; readonly model: tfl.LayersModel }[];
+  /**
+   * Weights the stage's compressed form stores, where that is fewer than the parameters of the
+   * model it hands on (HashedNets: buckets and biases, while the exports hold the dense kernels they
+   * expand to): the stage's report row shows it beside params.
+   */
+  readonly storedWeights?: number;
 }
 
 /** A compression stage: the code that used to be one branch of the pipeline, with its declarations. */

@@ -32,12 +32,17 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 const BUILT_IN = [
   'prune-magnitude',
   'prune-structured',
+  'lottery',
   'lowrank',
+  'tucker',
+  'hash',
   'cluster',
   'quantize-ptq',
   'quantize-qat',
 ];
-const KNOWN = /\(known: cluster, lowrank, prune-magnitude, prune-structured, quantize-ptq, quantize-qat/;
+// zero-smallest and sneaky are the test's own stages, registered by earlier cases.
+const KNOWN =
+  /\(known: cluster, hash, lottery, lowrank, prune-magnitude, prune-structured, quantize-ptq, quantize-qat, (sneaky, )?tucker/;
 
 /** An untrained ResNet-8 and its copy as the teacher on a slice of Fashion-MNIST: no fine-tuning here. */
 async function smallPipeline() {
@@ -51,7 +56,7 @@ async function smallPipeline() {
 }
 
 describe('compression stage registry', () => {
-  it('runs the built-in stages in the order prune -> lowrank -> cluster -> quantize', () => {
+  it('runs the built-in stages in the order prune -> lottery -> lowrank -> tucker -> hash -> cluster -> quantize', () => {
     assert.deepEqual(
       stages().map((s) => s.name),
       BUILT_IN,
@@ -65,7 +70,10 @@ describe('compression stage registry', () => {
       [
         'prune-magnitude',
         'prune-structured',
+        'lottery',
         'lowrank',
+        'tucker',
+        'hash',
         'cluster',
         'zero-smallest',
         'quantize-ptq',
