@@ -12,7 +12,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { createRegistry, type Registry } from '../util/registry.js';
 import type { ModelTaps, ZooOptions } from './common.js';
 import { mlp } from './mlp.js';
-import { mobileNetV2, mobileNetV2Taps } from './mobilenetv2.js';
+import { type MobileNetV2Options, mobileNetV2, mobileNetV2Taps } from './mobilenetv2.js';
+import { plainCnn, plainCnnTaps } from './plain-cnn.js';
 import { resnet, resnet8x4, resnet32x4, resnetTaps } from './resnet.js';
 import { shuffleNetV2, shuffleNetV2Sizes, shuffleNetV2Taps } from './shufflenetv2.js';
 import { deepNN, lightNN } from './tutorial.js';
@@ -21,6 +22,7 @@ import { wrn, wrnTaps } from './wrn.js';
 
 export type { ModelTaps, StageTap, ZooOptions } from './common.js';
 export { mobileNetV2, mobileNetV2Taps } from './mobilenetv2.js';
+export { plainCnn, plainCnnTaps } from './plain-cnn.js';
 export { resnet, resnet8x4, resnet32x4, resnetTaps } from './resnet.js';
 export { shuffleNetV2, shuffleNetV2Sizes, shuffleNetV2Taps } from './shufflenetv2.js';
 export { vgg, vggTaps } from './vgg.js';
@@ -48,6 +50,25 @@ function numberOption(opts: BuildOptions, key: string, model: string): number | 
   if (v !== undefined && typeof v !== 'number')
     throw new Error(`model '${model}': option ${key} must be a number, got ${JSON.stringify(v)}`);
   return v;
+}
+
+/**
+ * A number, a list of numbers or a comma-separated string ("2,3,4,3,3,1", as `--set` gives it) as a
+ * number or a list; undefined when absent.
+ */
+function numbersOption(opts: BuildOptions, key: string, model: string): number | number[] | undefined {
+  const v = opts[key];
+  if (v === undefined || typeof v === 'number') return v;
+  const list = Array.isArray(v)
+    ? v
+    : typeof v === 'string'
+      ? v.split(',').map((x) => Number(x.trim()))
+      : null;
+  if (list === null || list.length === 0 || !list.every((x) => typeof x === 'number' && Number.isFinite(x)))
+    throw new Error(
+      `model '${model}': option ${key} must be a number or a list of numbers, got ${JSON.stringify(v)}`,
+    );
+  return list as number[];
 }
 
 /** The common options, without the model-specific extras. */
@@ -86,17 +107,24 @@ const vggEntry = (depth: number): ZooEntry => ({
 const mobileNetV2Entry: ZooEntry = {
   description:
     'MobileNetV2, default width 0.5 and expansion 6 = RepDistiller mobile_half (Sandler et al., CVPR 2018)',
-  options: ['widthMult', 'expansion'],
-  build: (o) => {
-    const extra: { widthMult?: number; expansion?: number } = {};
-    const widthMult = numberOption(o, 'widthMult', 'mobilenetv2');
-    const expansion = numberOption(o, 'expansion', 'mobilenetv2');
-    if (widthMult !== undefined) extra.widthMult = widthMult;
-    if (expansion !== undefined) extra.expansion = expansion;
-    return mobileNetV2({ ...common(o), ...extra });
-  },
-  taps: () => mobileNetV2Taps(),
+  options: ['widthMult', 'expansion', 'kernel', 'depths'],
+  build: (o) => mobileNetV2({ ...common(o), ...mobileNetV2Extras(o) }),
+  taps: (o) => mobileNetV2Taps(mobileNetV2Extras(o).depths),
 };
+
+/** mobilenetv2's own options; expansion, kernel and depths: one number, or one per stage 1-6. */
+function mobileNetV2Extras(o: BuildOptions): MobileNetV2Options {
+  const extra: MobileNetV2Options = {};
+  const widthMult = numberOption(o, 'widthMult', 'mobilenetv2');
+  const expansion = numbersOption(o, 'expansion', 'mobilenetv2');
+  const kernel = numbersOption(o, 'kernel', 'mobilenetv2');
+  const depths = numbersOption(o, 'depths', 'mobilenetv2');
+  if (widthMult !== undefined) extra.widthMult = widthMult;
+  if (expansion !== undefined) extra.expansion = expansion;
+  if (kernel !== undefined) extra.kernel = kernel;
+  if (depths !== undefined) extra.depths = depths;
+  return extra;
+}
 
 const shuffleNetV2Entry: ZooEntry = {
   description: `ShuffleNetV2, netSize ${shuffleNetV2Sizes().join('/')} (default 1 = RepDistiller ShuffleV2; Ma et al., ECCV 2018)`,
@@ -194,6 +222,32 @@ zoo.add('mlp', {
     return mlp({ ...common(o), ...(hidden ? { hidden } : {}) });
   },
   taps: () => ({ stages: [{ output: 'fc1', preact: 'fc1' }], bnBeforeRelu: [] }),
+});
+
+/** plaincnn's option stages: lists of channels per stage, or a string "16,16/32/64" (`--set`). */
+function plainCnnStages(o: BuildOptions): number[][] | undefined {
+  const v = o['stages'];
+  if (v === undefined) return undefined;
+  const lists =
+    typeof v === 'string' ? v.split('/').map((st) => st.split(',').map((c) => Number(c.trim()))) : v;
+  if (
+    !Array.isArray(lists) ||
+    !lists.every((st) => Array.isArray(st) && st.every((c) => typeof c === 'number'))
+  )
+    throw new Error(
+      `model 'plaincnn': option stages must be lists of channels per stage, got ${JSON.stringify(v)}`,
+    );
+  return lists as number[][];
+}
+
+zoo.add('plaincnn', {
+  description: 'Plain CNN: stages of conv3x3-BN-ReLU, 2x2 max pools between, GAP, Linear (option stages)',
+  options: ['stages'],
+  build: (o) => {
+    const stages = plainCnnStages(o);
+    return plainCnn({ ...common(o), ...(stages ? { stages } : {}) });
+  },
+  taps: (o) => plainCnnTaps(plainCnnStages(o)),
 });
 
 function checkOptions(name: string, entry: ZooEntry, opts: BuildOptions): void {

@@ -3,10 +3,11 @@
  * CVPR 2016 (section 4.2), as defined by RepDistiller (models/resnet.py): resnet8 ... resnet110
  * with stage widths [16, 16, 32, 64], resnet8x4 / resnet32x4 with [32, 64, 128, 256].
  *
- * Structure: conv3x3 -> BN -> ReLU, then three stages of n = (depth - 2) / 6 basic blocks
- * (conv3x3 -> BN -> ReLU -> conv3x3 -> BN, + shortcut, ReLU); the first block of stages 2 and 3
- * has stride 2. The shortcut is the identity, or a 1x1 conv (stride s, no bias) -> BN where the
- * stride or the width changes (also in stage 1 of the x4 models: 32 -> 64). No conv has a bias.
+ * Structure: conv3x3 -> BN -> ReLU, then three stages of basic blocks (conv3x3 -> BN -> ReLU ->
+ * conv3x3 -> BN, + shortcut, ReLU), n = (depth - 2) / 6 in each (the `blocks` option sets a count
+ * per stage, for architecture search); the first block of stages 2 and 3 has stride 2. The
+ * shortcut is the identity, or a 1x1 conv (stride s, no bias) -> BN where the stride or the width
+ * changes (also in stage 1 of the x4 models: 32 -> 64). No conv has a bias.
  * Head: global average pool (RepDistiller's AvgPool2d(8), the same at 32x32) -> Linear.
  *
  * Layer names (parameterised layers carry the PyTorch state_dict prefix: `layer1.0.conv1` holds
@@ -26,15 +27,42 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { type ModelTaps, Net, resolveOptions, type Sym, type ZooOptions } from './common.js';
 
+type Blocks = readonly [number, number, number];
+
 export interface ResNetOptions extends ZooOptions {
   /** Channels of [stem, stage 1, stage 2, stage 3]. Default [16, 16, 32, 64]. */
   widths?: readonly [number, number, number, number];
+  /**
+   * Basic blocks of stages 1-3, for block counts that differ per stage (architecture search);
+   * default (depth - 2) / 6 each. Given, it must add up to the depth: 2 * (b1 + b2 + b3) + 2.
+   */
+  blocks?: Blocks;
 }
 
 function blocksPerStage(depth: number): number {
   if (!Number.isInteger(depth) || depth < 8 || (depth - 2) % 6 !== 0)
     throw new Error(`resnet: depth must be 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got ${depth}`);
   return (depth - 2) / 6;
+}
+
+/** Blocks per stage: `blocks` when given (checked against `depth`), else (depth - 2) / 6 each. */
+function stageBlocks(depth: number, blocks: Blocks | undefined): Blocks {
+  if (blocks === undefined) {
+    const n = blocksPerStage(depth);
+    return [n, n, n];
+  }
+  if (blocks.length !== 3 || blocks.some((b) => !Number.isInteger(b) || b < 1))
+    throw new Error(`resnet${depth}: blocks must be 3 positive integers, got [${blocks.join(', ')}]`);
+  const made = resnetDepth(blocks);
+  // The depth names the model (resnet20); a block list that disagrees with it is a caller's mistake.
+  if (made !== depth)
+    throw new Error(`resnet${depth}: blocks [${blocks.join(', ')}] make depth ${made}, not ${depth}`);
+  return blocks;
+}
+
+/** Depth of a CIFAR ResNet with these blocks per stage: two convs a block, the stem and the fc. */
+export function resnetDepth(blocks: Blocks): number {
+  return 2 * (blocks[0] + blocks[1] + blocks[2]) + 2;
 }
 
 /** Basic block `p`: [N, H, W, Cin] -> [N, H/stride, W/stride, planes]. */
@@ -54,7 +82,7 @@ function basicBlock(net: Net, x: Sym, p: string, planes: number, stride: number,
  * [N, numClasses] (default 100). Any H, W >= 1 work; the head pools globally.
  */
 export function resnet(depth: number, opts: ResNetOptions = {}): tfl.LayersModel {
-  const n = blocksPerStage(depth);
+  const blocks = stageBlocks(depth, opts.blocks);
   const { shape, numClasses } = resolveOptions(opts, `resnet${depth}`, 1);
   const widths = opts.widths ?? [16, 16, 32, 64];
   if (widths.length !== 4 || widths.some((w) => !Number.isInteger(w) || w < 1))
@@ -65,7 +93,7 @@ export function resnet(depth: number, opts: ResNetOptions = {}): tfl.LayersModel
   let cin = widths[0];
   for (let s = 1; s <= 3; s++) {
     const planes = widths[s]!;
-    for (let b = 0; b < n; b++) {
+    for (let b = 0; b < blocks[s - 1]!; b++) {
       x = basicBlock(net, x, `layer${s}.${b}`, planes, s > 1 && b === 0 ? 2 : 1, cin);
       cin = planes;
     }
@@ -84,10 +112,14 @@ export function resnet32x4(opts: ZooOptions = {}): tfl.LayersModel {
   return resnet(32, { name: 'resnet32x4', ...opts, widths: [32, 64, 128, 256] });
 }
 
-/** Feature taps of `resnet(depth)` (any widths). */
-export function resnetTaps(depth: number): ModelTaps {
-  const last = blocksPerStage(depth) - 1;
-  const stage = (s: number) => ({ output: `layer${s}.${last}.relu_out`, preact: `layer${s}.${last}.add` });
+/** Feature taps of `resnet(depth)` (any widths), or of `resnet(depth, { blocks })`. */
+export function resnetTaps(depth: number, blocks?: Blocks): ModelTaps {
+  const n = stageBlocks(depth, blocks);
+  const last = (s: number) => n[s - 1]! - 1;
+  const stage = (s: number) => ({
+    output: `layer${s}.${last(s)}.relu_out`,
+    preact: `layer${s}.${last(s)}.add`,
+  });
   return {
     stages: [
       { output: 'relu', preact: 'relu' },
@@ -96,6 +128,6 @@ export function resnetTaps(depth: number): ModelTaps {
       stage(3),
       { output: 'avgpool', preact: 'avgpool' },
     ],
-    bnBeforeRelu: [1, 2, 3].map((s) => `layer${s}.${last}.bn2`),
+    bnBeforeRelu: [1, 2, 3].map((s) => `layer${s}.${last(s)}.bn2`),
   };
 }
