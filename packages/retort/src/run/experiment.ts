@@ -1,9 +1,10 @@
 /**
  * Runs one experiment file end to end: data, student (and frozen teacher), each stage's losses,
  * optimizer and schedule, the trainer, then a final test evaluation. Everything lands in the run
- * folder: config.json, metrics.jsonl, checkpoints/, model.ckpt, results.json.
+ * folder: config.json, init.ckpt (the initial weights), metrics.jsonl, checkpoints/, model.ckpt,
+ * results.json.
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseOrThrow } from '../config/errors.js';
@@ -143,6 +144,11 @@ export async function runExperiment(
       teacherInfo = { model, params: teacher.params ?? 0, testTop1: top1 };
       log(`teacher ${teacherInfo.model}: ${teacherInfo.params} params, test top-1 ${top1.toFixed(2)}%`);
     }
+    // The student's initial weights, once per run (a resumed run keeps the first start's): what a
+    // lottery-ticket search rewinds to (compress stage lottery, rewind 'init').
+    const initPath = join(runDir, 'init.ckpt');
+    if (!existsSync(initPath))
+      saveModelWeights(initPath, student, { kind: 'init', model: exp.model, initOf: exp.name });
     const t0 = performance.now();
     const dataInfo: DataInfo = {
       // Dataset indices run over the whole split (a validation part included); a stream has none.
@@ -204,7 +210,7 @@ export async function runExperiment(
   } catch (e) {
     // A new run that failed before writing anything but its config (a layer a scheme cannot find,
     // a teacher that does not load) leaves no folder behind, so the corrected run needs no --force.
-    if (!(opts.resume ?? false) && readdirSync(runDir).every((f) => f === 'config.json' || f === 'lock')) {
+    if (!(opts.resume ?? false) && readdirSync(runDir).every((f) => f === 'config.json' || f === 'lock' || f === 'init.ckpt')) {
       releaseRunLock(join(runDir, 'lock'));
       rmSync(runDir, { recursive: true, force: true });
     }

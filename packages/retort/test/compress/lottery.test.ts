@@ -195,7 +195,7 @@ describe('lottery tickets', () => {
     assert.match(issue({ rounds: 2, sparsity: 0.5 }), /got both/);
     assert.match(
       issue({ rounds: 2, rewind: 'init' }),
-      /rewindFrom: required with rewind 'init': a Retort run keeps no initial weights/,
+      /rewindFrom: required with rewind 'init': the checkpoint of the initial weights, e\.g\. <runs>\/<student run>\/init\.ckpt/,
     );
     assert.match(
       issue({ rounds: 2, rewindFrom: 'x.ckpt' }),

@@ -13,10 +13,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { experimentSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
+import { readRewindPoint } from '../../src/compress/lottery.js';
 import { buildModel } from '../../src/models/index.js';
 import { runExperiment } from '../../src/run/experiment.js';
 import { loadCheckpoint, loadModelWeights, saveModelWeights } from '../../src/train/checkpoint.js';
 import { evaluate } from '../../src/train/trainer.js';
+import { seedEverything, unseed } from '../../src/util/rng.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-exp-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -70,6 +72,21 @@ describe('experiments with stages', () => {
     assert.equal(results.testTop1, (await evaluate(saved, d.test)).top1);
     assert.equal(results.testTop1, r.testTop1);
     assert.ok(lines.some((l) => l.startsWith('stage main:')));
+    // init.ckpt holds the student before training: the weights the same seed builds, not the trained
+    // ones, and a lottery rewind to 'init' takes it (and refuses model.ckpt).
+    const init = join(r.runDir, 'init.ckpt');
+    assert.equal(loadCheckpoint(init).header.meta['kind'], 'init');
+    seedEverything(exp.seed);
+    const fresh = buildModel('lightnn', { inputShape: d.shape, numClasses: d.numClasses });
+    unseed();
+    const initial = buildModel('lightnn', { inputShape: d.shape, numClasses: d.numClasses });
+    loadModelWeights(init, initial);
+    for (const [i, w] of initial.weights.entries()) {
+      assert.deepEqual(w.read().dataSync(), fresh.weights[i]!.read().dataSync(), w.name);
+    }
+    assert.notDeepEqual(initial.weights[0]!.read().dataSync(), saved.weights[0]!.read().dataSync());
+    assert.equal(readRewindPoint(initial, init, 'init').length, initial.weights.length);
+    assert.throws(() => readRewindPoint(initial, join(r.runDir, 'model.ckpt'), 'init'), /final weights of run/);
     // Teacher-student agreement: the share of test images where both name the same class.
     const { predicted } = await evaluate(saved, d.test, { predictions: true });
     const t = await evaluate(teacher, d.test, { predictions: true });

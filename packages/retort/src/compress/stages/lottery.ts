@@ -11,10 +11,10 @@
  * target `sparsity` instead of `rounds`, R is the fewest rounds that reach it and the last round
  * stops at the target exactly (lottery.ts roundsFor).
  *
- * Where the rewind point comes from. A Retort run folder (train/run-dir.ts) keeps its final
- * weights (model.ckpt), the last two epochs' trainer checkpoints (checkpoints/last.ckpt,
- * previous.ckpt) and, with a validation split, best.ckpt; not its initialisation, and no other
- * epochs. So:
+ * Where the rewind point comes from. A Retort run folder (train/run-dir.ts) keeps its initial
+ * weights (init.ckpt), its final ones (model.ckpt), the last two epochs' trainer checkpoints
+ * (checkpoints/last.ckpt, previous.ckpt) and, with a validation split, best.ckpt; no other epochs.
+ * So:
  * - `rewind: 'start'` (default) rewinds to the weights the stage receives; round 1 prunes those.
  *   Meant for a trained student: every round re-trains the trained dense weights under the new
  *   mask, the latest rewind point of Renda, Frankle & Carbin, "Comparing Rewinding and
@@ -27,9 +27,10 @@
  *   initialisation and a small k that of Frankle et al.
  * - `rewind: 'init'` or `{ epoch: k }` with `rewindFrom`: the weights of that checkpoint file
  *   (saveModelWeights, or a trainer checkpoint of epoch k); the stage's input must be the network
- *   trained from them. 'init' has no default source, as no run keeps its initialisation: the config
- *   is refused without `rewindFrom`, and a file that is missing, of another epoch, or a run's
- *   model.ckpt is refused naming it (lottery.ts readRewindPoint).
+ *   trained from them: for 'init' the student run's `<run>/init.ckpt`, as in Frankle & Carbin (train,
+ *   prune, rewind to the initialisation, train again). The stage does not know which run its input
+ *   came from, so the config is refused without `rewindFrom`, and a file that is missing, of
+ *   another epoch, or a run's model.ckpt is refused naming it (lottery.ts readRewindPoint).
  *
  * The control (`control: 'random-reinit'`, default): after the last round, the final mask on a
  * random re-initialisation (the layers' own initialisers, other seeds) trained for the same
@@ -86,7 +87,7 @@ export const lotterySchema = z
         code: 'custom',
         path: ['rewindFrom'],
         message:
-          "required with rewind 'init': a Retort run keeps no initial weights (model.ckpt and checkpoints/ hold trained ones); give a checkpoint of them (saveModelWeights), or rewind { epoch: 0 } on an untrained model, which the stage then trains first",
+          "required with rewind 'init': the checkpoint of the initial weights, e.g. <runs>/<student run>/init.ckpt, which every Retort run writes (model.ckpt and checkpoints/ hold trained ones); or rewind { epoch: 0 } on an untrained model, which the stage then trains first",
       });
     if (c.rewind === 'start' && c.rewindFrom !== undefined)
       ctx.addIssue({
