@@ -35,7 +35,18 @@ describe('committed configs', () => {
     it(relative(root, file), () => {
       const raw = readConfigFile(file) as Record<string, unknown>;
       // Keys only a compression pipeline has (an experiment file has none of them).
-      if (['student', 'prune', 'quantize', 'lowrank', 'cluster', 'finetune'].some((k) => k in raw)) {
+      const pipelineKeys = [
+        'student',
+        'prune',
+        'quantize',
+        'lowrank',
+        'cluster',
+        'finetune',
+        'lottery',
+        'tucker',
+        'hash',
+      ];
+      if (pipelineKeys.some((k) => k in raw)) {
         // A compression pipeline (retort compress), not an experiment; a model file it names exists.
         resolveConfigPaths(raw, dirname(file));
         const cfg = pipelineSchema.parse(raw);
