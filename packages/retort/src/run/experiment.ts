@@ -210,7 +210,10 @@ export async function runExperiment(
   } catch (e) {
     // A new run that failed before writing anything but its config (a layer a scheme cannot find,
     // a teacher that does not load) leaves no folder behind, so the corrected run needs no --force.
-    if (!(opts.resume ?? false) && readdirSync(runDir).every((f) => f === 'config.json' || f === 'lock' || f === 'init.ckpt')) {
+    if (
+      !(opts.resume ?? false) &&
+      readdirSync(runDir).every((f) => f === 'config.json' || f === 'lock' || f === 'init.ckpt')
+    ) {
       releaseRunLock(join(runDir, 'lock'));
       rmSync(runDir, { recursive: true, force: true });
     }
