@@ -12,12 +12,12 @@
  *
  *   npm run bench:compress-family -- [--runs runs] [--rows tucker,hash]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type StageReport, writeFileAtomic } from 'retort-kd';
-import { argOf, runOrReuse } from './lib/runs.js';
+import { argOf, cpuLine, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -75,11 +75,9 @@ for (const row of rows) {
   );
 }
 
-const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
-const field = (k: string) => lscpu.match(new RegExp(`^${k}:\\s*(.+)$`, 'm'))?.[1]?.trim() ?? '?';
 const text = `# Fashion-MNIST: the compression stages checked on their own models
 
-Command: \`npm run bench:compress-family${only ? ` -- --rows ${only}` : ''}\` (${field('Model name')}, family ${field('CPU family')} model ${field('Model')}, ${field('CPU\\(s\\)')} CPUs).
+Command: \`npm run bench:compress-family${only ? ` -- --rows ${only}` : ''}\` (${cpuLine()}).
 Each row is \`retort compress <config>\` (the configs named in bench/compress-family.ts): the
 baseline is the model before the stage, the stage row after its fine-tuning (CE + KD from the
 baseline, the config's epochs), both on the 10,000 test images; ONNX is onnxruntime's top-1 on the

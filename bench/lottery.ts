@@ -11,12 +11,11 @@
  *                            [--sparsity 0.8] [--runs runs]
  */
 import 'retort-kd-native';
-import { execFileSync } from 'node:child_process';
 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRun, pipelineSchema, runPipeline, type StageReport, writeFileAtomic } from 'retort-kd';
-import { argOf, meanSd, runOrReuse } from './lib/runs.js';
+import { argOf, cpuLine, meanSd, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -90,11 +89,6 @@ for (const seed of seeds) {
   });
 }
 
-const cpu = (() => {
-  const text = execFileSync('lscpu', { encoding: 'utf8' });
-  const field = (k: string) => text.match(new RegExp(`^${k}:\\s*(.+)$`, 'm'))?.[1]?.trim() ?? '?';
-  return `${field('Model name')} (family ${field('CPU family')} model ${field('Model')}), ${field('CPU\\(s\\)')} CPUs`;
-})();
 const f2 = (v: number) => v.toFixed(2);
 const ms = (xs: number[]) => {
   const { m, sd } = meanSd(xs);
@@ -104,7 +98,7 @@ const gap = rows.map((r) => r.ticket - r.control);
 const text = `# Lottery tickets: ResNet-8 on Fashion-MNIST
 
 Command: \`npm run bench:lottery -- --seeds ${seeds.join(',')} --train-limit ${limit} --epochs ${epochs} --rate ${rate} --sparsity ${sparsity}\`
-(${((performance.now() - started) / 60000).toFixed(1)} min wall, ${cpu}).
+(${((performance.now() - started) / 60000).toFixed(1)} min wall, ${cpuLine()}).
 
 Per seed: ResNet-8 trained on labels (configs/fashion-mnist/baseline/resnet8.yaml: SGD lr 0.1,
 Nesterov, weight decay 5e-4, cosine with 1 warm-up epoch) for ${epochs} epochs on the first ${limit}

@@ -3,6 +3,7 @@
  * experiment file with overrides, reusing a finished run whose resolved config is identical, many of
  * them through the sweep's local runner, and summary statistics.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
@@ -83,4 +84,11 @@ export function meanSd(xs: readonly number[]): { m: number; sd: number } {
 export function argOf(args: readonly string[], name: string, def: string): string {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : def;
+}
+
+/** The machine a figure was measured on, from lscpu: model name, family/model, CPU count. */
+export function cpuLine(): string {
+  const text = execFileSync('lscpu', { encoding: 'utf8' });
+  const field = (k: string) => text.match(new RegExp(`^${k}:\\s*(.+)$`, 'm'))?.[1]?.trim() ?? '?';
+  return `${field('Model name')} (family ${field('CPU family')} model ${field('Model')}), ${field('CPU\\(s\\)')} CPUs`;
 }
