@@ -1,6 +1,7 @@
 /**
  * ONNX export (opset 13, IR 7) of the zoo's functional tfjs-layers models: fp32, static int8 QDQ
- * (`quant`, calibrated activation ranges) or dynamic int8 (`dynamic`, activations quantized per run).
+ * (`quant`, calibrated activation ranges), dynamic int8 (`dynamic`, activations quantized per run)
+ * or fp16 weights (`fp16`, onnx/fp16.ts: FLOAT16 initializers cast to float, computed in fp32).
  *
  * The pieces, under onnx/: walk.ts goes over the layers in model order (layouts: the ONNX model
  * takes the same NHWC input as Retort and gives the same outputs), ops.ts holds the op table (one
@@ -20,6 +21,7 @@
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { DynamicQuantizer, type DynamicQuantOptions } from './onnx/dynamic.js';
+import { fp16Initializers } from './onnx/fp16.js';
 import { encodeModel, GraphBuilder } from './onnx/graph.js';
 import { Int8Pass } from './onnx/int8.js';
 import type { QuantSpec, WeightGranularity } from './onnx/quant.js';
@@ -59,6 +61,8 @@ export interface OnnxExportOptions {
    * exact on every x86-64 and ARM64), 'vnni' or 'arm64' (full 8-bit weights).
    */
   target?: Int8Target;
+  /** fp16 weights: FLOAT16 initializers, each Cast to float (onnx/fp16.ts); not with int8. */
+  fp16?: boolean;
 }
 
 /**
@@ -77,6 +81,8 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
   const dynamic = opts.dynamic === true ? {} : opts.dynamic || undefined;
   if (quant && dynamic)
     throw new Error('onnx export: give quant (static int8) or dynamic (dynamic int8), not both');
+  if (opts.fp16 && (quant || dynamic))
+    throw new Error('onnx export: fp16 weights are not combined with int8');
   const minChannels = dynamic?.minChannels;
   if (minChannels !== undefined && !(Number.isInteger(minChannels) && minChannels >= 1))
     throw new Error(`onnx export: dynamic.minChannels must be a positive integer, got ${minChannels}`);
@@ -88,5 +94,6 @@ export function exportOnnx(model: tfl.LayersModel, opts: OnnxExportOptions = {})
     int8: quant ? new Int8Pass(g, quant, weightsMode, qmax, facts) : undefined,
     dynamic: dynamic ? { dz: new DynamicQuantizer(g, weightsMode, qmax), opts: dynamic } : undefined,
   });
+  if (opts.fp16) fp16Initializers(g);
   return encodeModel(g, { name: model.name, producer: opts.producer ?? 'retort', inputs, outputs });
 }

@@ -9,19 +9,24 @@
  * tensor, in the manifest form tensorflowjs_converter's --quantize_uint8/--quantize_uint16 write and
  * tfjs-core's decodeWeights reads back as code * scale + min: 1/4 or 1/2 of the fp32 bytes, at most
  * half a step (scale / 2) off per weight. As the converter does, the range is widened to hold 0 and
- * min is nudged onto the grid, so 0 (a pruned weight) comes back exactly 0.
+ * min is nudged onto the grid, so 0 (a pruned weight) comes back exactly 0. `quantize: 'float16'`
+ * stores IEEE half floats (export/float16.ts, round to nearest even), the manifest form of the
+ * converter's --quantize_float16 that decodeWeights widens back to float32: half the fp32 bytes, a
+ * relative error of at most 2^-11 per weight, and no range to choose (0 and small weights keep their
+ * relative precision, which a per-tensor uint16 grid gives only to the largest ones).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { writeFileAtomic } from '../util/atomic.js';
+import { toFloat16 } from './float16.js';
 
 export const WEIGHTS_FILE = 'group1-shard1of1.bin';
 
 export interface TfjsExportOptions {
-  /** Store weights as uint8 or uint16 codes (tfjs's quantized manifest); default fp32. */
-  quantize?: 'uint8' | 'uint16';
+  /** Store weights as uint8 or uint16 codes or as float16 (tfjs's quantized manifest); default fp32. */
+  quantize?: 'uint8' | 'uint16' | 'float16';
 }
 
 /**
@@ -77,8 +82,10 @@ export async function exportTfjs(
   let specs = artifacts.weightSpecs;
   const quantize = opts.quantize;
   if (quantize !== undefined) {
-    if (quantize !== 'uint8' && quantize !== 'uint16')
-      throw new Error(`export tfjs: quantize must be 'uint8' or 'uint16', got '${String(quantize)}'`);
+    if (quantize !== 'uint8' && quantize !== 'uint16' && quantize !== 'float16')
+      throw new Error(
+        `export tfjs: quantize must be 'uint8', 'uint16' or 'float16', got '${String(quantize)}'`,
+      );
     ({ bytes, specs } = quantizeAll(bytes, specs, quantize));
   }
   const json = {
@@ -96,7 +103,7 @@ export async function exportTfjs(
 function quantizeAll(
   bytes: Uint8Array,
   specs: tf.io.WeightsManifestEntry[],
-  dtype: 'uint8' | 'uint16',
+  dtype: 'uint8' | 'uint16' | 'float16',
 ): { bytes: Uint8Array; specs: tf.io.WeightsManifestEntry[] } {
   const parts: Uint8Array[] = [];
   const out: tf.io.WeightsManifestEntry[] = [];
@@ -114,7 +121,13 @@ function quantizeAll(
       continue;
     }
     // A copy: the float view needs 4-byte alignment.
-    const q = quantizeWeight(new Float32Array(raw.slice().buffer), dtype, spec.name);
+    const values = new Float32Array(raw.slice().buffer);
+    if (dtype === 'float16') {
+      parts.push(new Uint8Array(toFloat16(values, `weight '${spec.name}'`).buffer));
+      out.push({ ...spec, quantization: { dtype } });
+      continue;
+    }
+    const q = quantizeWeight(values, dtype, spec.name);
     parts.push(q.bytes);
     out.push({ ...spec, quantization: { dtype, min: q.min, scale: q.scale } });
   }

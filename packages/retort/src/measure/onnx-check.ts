@@ -17,6 +17,8 @@ export interface OnnxCheck {
   agreement: number;
   /** Largest |onnxruntime logit - tfjs logit| over the test set. */
   maxAbsDiff: number;
+  /** Largest |tfjs logit| over the test set: the scale of maxAbsDiff (the fp16 check's is relative). */
+  maxAbsRef: number;
   images: number;
   /** % of test images where the export's top-1 equals `original`'s (when given). */
   originalAgreement?: number;
@@ -35,10 +37,12 @@ export async function checkOnnx(
   const k = data.numClasses;
   const acc = onnx.map(() => ({ correct: 0, agree: 0, maxAbsDiff: 0, agreeOriginal: 0 }));
   let n = 0;
+  let maxAbsRef = 0;
   for await (const b of data.test.epoch()) {
     const ref = tf.tidy(() => model.predict(tf.tensor(b.x, [b.n, ...data.shape])) as tf.Tensor);
     const want = ref.dataSync() as Float32Array;
     ref.dispose();
+    for (const v of want) maxAbsRef = Math.max(maxAbsRef, Math.abs(v));
     const wantTop = Array.from({ length: b.n }, (_, i) => rowArgmax(want, i, k));
     const feed = { input: new ort.Tensor('float32', b.x, [b.n, ...data.shape]) };
     for (const [s, session] of sessions.entries()) {
@@ -61,6 +65,7 @@ export async function checkOnnx(
     top1: (100 * a.correct) / n,
     agreement: (100 * a.agree) / n,
     maxAbsDiff: a.maxAbsDiff,
+    maxAbsRef,
     images: n,
     ...(original ? { originalAgreement: (100 * a.agreeOriginal) / n } : {}),
   }));

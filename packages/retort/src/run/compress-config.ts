@@ -9,9 +9,11 @@ import { clusterSchema } from '../compress/stages/cluster.js';
 import { hashSchema } from '../compress/stages/hash.js';
 import { lotterySchema } from '../compress/stages/lottery.js';
 import { lowrankSchema } from '../compress/stages/lowrank.js';
+import { mixedPrecisionSchema } from '../compress/stages/mixed-precision.js';
 import { pruneMagnitudeSchema } from '../compress/stages/prune-magnitude.js';
 import { pruneStructuredSchema } from '../compress/stages/prune-structured.js';
 import { quantizeSchema } from '../compress/stages/quantize-ptq.js';
+import { riglSchema } from '../compress/stages/rigl.js';
 import { tuckerSchema } from '../compress/stages/tucker.js';
 import { dataSchema, modelFileSchema, optimizerSchema, runNameSchema } from '../config/experiment.js';
 
@@ -44,6 +46,8 @@ export const pipelineSchema = z
       .prefault({}),
     /** Lottery tickets: iterative magnitude pruning with rewinding (compress/stages/lottery.ts); not with prune. */
     lottery: lotterySchema.optional(),
+    /** RigL: sparse training from scratch with drop/grow of connections (compress/stages/rigl.ts); not with prune or lottery. */
+    rigl: riglSchema.optional(),
     /** Unstructured magnitude pruning or structured channel pruning, then fine-tuning. */
     prune: z.discriminatedUnion('kind', [pruneMagnitudeSchema, pruneStructuredSchema]).optional(),
     /** Truncated-SVD factorization of convs and dense layers (lowrank-model.ts), then fine-tuning. */
@@ -54,30 +58,50 @@ export const pipelineSchema = z
     hash: hashSchema.optional(),
     /** k-means weight sharing per kernel (cluster-model.ts), then codebook fine-tuning. */
     cluster: clusterSchema.optional(),
+    /** Per-layer 8/6/4-bit kernels chosen by a sensitivity scan under a size budget, then QAT (compress/stages/mixed-precision.ts). */
+    mixedPrecision: mixedPrecisionSchema.optional(),
     /** int8: post-training calibration (ptq) or quantization-aware training (qat). */
     quantize: quantizeSchema.optional(),
     /**
      * onnx: fp32; onnx-int8: static QDQ (activations calibrated); onnx-int8-dynamic: int8 weights,
      * activations quantized per run by onnxruntime (no calibration); tfjs: layers-model format, fp32
      * weights; tfjs-uint8 / tfjs-uint16: the same with tfjs's own weight quantization (min/scale per
-     * tensor, dequantized on load); rtz: Retort's bundle, every weight in its smallest exact encoding
-     * (k-means codebooks, sparse, int8), loaded back by loadBundle into the identical model.
+     * tensor, dequantized on load); tfjs-fp16: the same with float16 weights (widened on load);
+     * onnx-fp16: float16 weights cast to float in the graph (export/onnx/fp16.ts); rtz: Retort's
+     * bundle, every weight in its smallest exact encoding (k-means codebooks, sparse, int8), loaded
+     * back by loadBundle into the identical model.
      */
     export: z
-      .array(z.enum(['onnx', 'onnx-int8', 'onnx-int8-dynamic', 'tfjs', 'tfjs-uint8', 'tfjs-uint16', 'rtz']))
+      .array(
+        z.enum([
+          'onnx',
+          'onnx-int8',
+          'onnx-int8-dynamic',
+          'onnx-fp16',
+          'tfjs',
+          'tfjs-uint8',
+          'tfjs-uint16',
+          'tfjs-fp16',
+          'rtz',
+        ]),
+      )
       .default(['onnx-int8']),
     /**
      * Every ONNX export is run in onnxruntime on the test set against the exported tfjs model: an fp32
-     * export whose logits differ by more than fp32MaxDiff, or an int8 one whose top-1 agrees with the
-     * model's on fewer than int8Agreement % of the images, fails the run (after results.json and the
-     * exports are written, so nothing is lost).
+     * export whose logits differ by more than fp32MaxDiff, an fp16 one whose logits differ by more
+     * than fp16MaxRelDiff times the largest |logit| of the tfjs model, or an int8 one whose top-1
+     * agrees with the model's on fewer than int8Agreement % of the images, fails the run (after
+     * results.json and the exports are written, so nothing is lost). fp16MaxRelDiff: fp16 weights
+     * are each off by up to 2^-11 (4.9e-4) relative, which moved ResNet-8's logits by 3e-4 of their
+     * range; 1e-2 leaves room for deeper models while a wrong weight still fails (errors of order 1).
      */
     check: z
       .strictObject({
         fp32MaxDiff: z.number().positive().default(1e-4),
+        fp16MaxRelDiff: z.number().positive().default(1e-2),
         int8Agreement: z.number().min(0).max(100).default(99),
       })
-      .default({ fp32MaxDiff: 1e-4, int8Agreement: 99 }),
+      .default({ fp32MaxDiff: 1e-4, fp16MaxRelDiff: 1e-2, int8Agreement: 99 }),
   })
   .superRefine((c, ctx) => {
     if ((c.student === undefined) === (c.model === undefined))
@@ -102,7 +126,7 @@ export const pipelineSchema = z
       const why = [
         c.model?.onnx === undefined ? 'model.onnx' : '',
         c.quantize.mode !== 'ptq' ? 'quantize.mode ptq' : '',
-        c.prune || c.lottery || c.lowrank || c.tucker || c.hash || c.cluster
+        c.prune || c.lottery || c.rigl || c.lowrank || c.tucker || c.hash || c.cluster || c.mixedPrecision
           ? 'no prune, lowrank or cluster stage'
           : '',
         c.export.some((f) => f !== 'onnx-int8') ? 'export [onnx-int8] only' : '',
@@ -114,5 +138,13 @@ export const pipelineSchema = z
           message: `quantizes the ONNX file as it is, so it needs ${why.join(', ')}`,
         });
     }
+    // The int8 exports keep mixedPrecision's grids only with its target and per-channel scales.
+    const mp = c.mixedPrecision;
+    if (mp && c.quantize && (c.quantize.target !== mp.target || c.quantize.weights !== 'per-channel'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quantize'],
+        message: `with mixedPrecision the int8 exports need target ${mp.target} (mixedPrecision.target) and per-channel weights, got target ${c.quantize.target} and ${c.quantize.weights} weights`,
+      });
   });
 export type PipelineConfig = z.output<typeof pipelineSchema>;

@@ -2,8 +2,8 @@
  * The compression pipeline of one config (compress-config.ts): a distilled student or a model the
  * user brought (compress-inputs.ts) -> pruning (unstructured magnitude with a one-shot or AGP
  * schedule, or structured channels) -> low-rank factorization -> k-means weight sharing ->
- * quantization (post-training calibration, or weight QAT) -> exports (ONNX fp32 / int8 QDQ, tfjs
- * fp32 / uint8 / uint16, .rtz bundle). Every stage that changes weights is fine-tuned with CE + KD
+ * mixed-precision weights -> quantization (post-training calibration, or weight QAT) -> exports
+ * (ONNX fp32 / fp16 weights / int8 QDQ, tfjs fp32 / fp16 / uint8 / uint16, .rtz bundle). Every stage that changes weights is fine-tuned with CE + KD
  * from the uncompressed model. Every stage's measurement (accuracy, agreement with the
  * uncompressed model, parameters, non-zero weights, bytes, MACs; onnxruntime accuracy and latency
  * for ONNX exports) goes to <run>/<stage>.md and into results.json; every exported file's size on
@@ -18,7 +18,13 @@ import { cpuInfo } from 'retort-kd-native';
 import { type MaskSet, prunableKernels } from '../compress/prune/magnitude.js';
 import { fakeQuantKernel } from '../compress/quantize/qat.js';
 import { planStages } from '../compress/stages/registry.js';
-import type { AnyStageDescriptor, Int8Settings, StageContext, StageNeeds } from '../compress/stages/types.js';
+import type {
+  AnyStageDescriptor,
+  Int8Settings,
+  StageContext,
+  StageNeeds,
+  WeightBits,
+} from '../compress/stages/types.js';
 import { scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { BatchLoader, takeBatches } from '../data/loader.js';
@@ -47,6 +53,8 @@ export interface StageReport {
   params: number;
   /** Weights the stage's compressed form stores, when fewer than params (StageOutcome.storedWeights). */
   storedWeights?: number;
+  /** Kernel bits by layer and packed bytes, when a stage chose them (StageOutcome.weightBits). */
+  weightBits?: WeightBits;
   zeroWeights: number;
   macs: number;
   /** clustered: indices + codebooks, when the model is clustered (null otherwise). */
@@ -169,6 +177,7 @@ function serve(
     model,
     masks,
     epochs: cfg.finetune.epochs,
+    ...(data.train.length === undefined ? {} : { stepsPerEpoch: data.train.length }),
     log,
     async finetune(m, wrap = (t) => t, onEpoch) {
       need('finetune', 'finetune');
@@ -182,6 +191,10 @@ function serve(
       const quant = calibrateRanges(m, batches);
       tf.dispose(batches);
       return quant;
+    },
+    async batches(n) {
+      need('batches', 'batches');
+      return (await takeBatches(data.trainPlain, n)).map((b) => tf.tensor4d(b.x, [b.n, ...data.shape]));
     },
   };
 }
@@ -228,7 +241,11 @@ export async function runPipeline(
     quant = out.ranges ?? quant;
     if (stage.measured) {
       const r = await report(stage.label, model, data, runDir, original, clusters);
-      reports.push(out.storedWeights === undefined ? r : { ...r, storedWeights: out.storedWeights });
+      reports.push({
+        ...r,
+        ...(out.storedWeights === undefined ? {} : { storedWeights: out.storedWeights }),
+        ...(out.weightBits === undefined ? {} : { weightBits: out.weightBits }),
+      });
     }
     // Comparison models (lottery's random re-initialisation): one row each, then freed.
     for (const c of out.controls ?? []) {
@@ -241,13 +258,9 @@ export async function runPipeline(
   const files: FileSize[] = [];
   const shown = (...parts: string[]) => ({ path: join(runDir, ...parts), shown: join(...parts) });
   for (const format of cfg.export) {
-    if (format === 'tfjs' || format === 'tfjs-uint8' || format === 'tfjs-uint16') {
+    if (format === 'tfjs' || format === 'tfjs-uint8' || format === 'tfjs-uint16' || format === 'tfjs-fp16') {
       const dir = join(runDir, 'export', format);
-      await exportTfjs(
-        model,
-        dir,
-        format === 'tfjs' ? {} : { quantize: format === 'tfjs-uint8' ? 'uint8' : 'uint16' },
-      );
+      await exportTfjs(model, dir, format === 'tfjs' ? {} : { quantize: TFJS_QUANTIZE[format] });
       writeSidecar(join(dir, 'retort.json'), sidecarFor('tfjs', 'model.json', data));
       files.push(
         ...measureFiles(
@@ -275,7 +288,7 @@ export async function runPipeline(
         ? { quant: quant ?? calibrateRanges(model, [await firstBatch(data)]), weights, target: int8Target }
         : format === 'onnx-int8-dynamic'
           ? { dynamic: true, weights, target: int8Target }
-          : {},
+          : { fp16: format === 'onnx-fp16' },
     );
     writeFileAtomic(join(runDir, 'export', `model${SUFFIX[format]}.onnx`), bytes);
     // Retort imports fp32 ONNX CNNs (models/onnx-import.ts), not QDQ graphs.
@@ -296,6 +309,8 @@ export async function runPipeline(
       report: await report(`export-${format}`, model, data, runDir, original, clusters),
     });
   }
+  // Largest |tfjs logit| over the test set: the scale of the fp16 check.
+  let logitScale = 0;
   if (onnxOut.length > 0) {
     // All ONNX exports timed interleaved in one measurement, so an int8 / fp32 ratio compares
     // the two under the same machine load.
@@ -311,6 +326,7 @@ export async function runPipeline(
     );
     for (const [i, o] of onnxOut.entries()) {
       const c = checks[i]!;
+      logitScale = c.maxAbsRef;
       o.report.onnx = {
         format: o.format,
         bytes: o.bytes.length,
@@ -319,7 +335,7 @@ export async function runPipeline(
         maxAbsDiff: c.maxAbsDiff,
         latencyB1Ms: b1[i]!.medianMs,
         latencyB64Ms: b64[i]!.medianMs,
-        ...(o.format === 'onnx' ? {} : { int8Target }),
+        ...(o.format.startsWith('onnx-int8') ? { int8Target } : {}),
         ...(c.originalAgreement !== undefined ? { originalAgreement: c.originalAgreement } : {}),
       };
       reports.push(o.report);
@@ -330,7 +346,7 @@ export async function runPipeline(
   }
   for (const r of reports)
     log(
-      `${r.stage}: test top-1 ${r.testTop1.toFixed(2)}%, top-1 equal to the uncompressed model's on ${r.originalAgreement.toFixed(2)}% of the test images, ${r.params} parameters${r.storedWeights === undefined ? '' : ` (${r.storedWeights} stored)`}`,
+      `${r.stage}: test top-1 ${r.testTop1.toFixed(2)}%, top-1 equal to the uncompressed model's on ${r.originalAgreement.toFixed(2)}% of the test images, ${r.params} parameters${r.storedWeights === undefined ? '' : ` (${r.storedWeights} stored)`}${r.weightBits === undefined ? '' : `, kernels packed at the chosen bits ${r.weightBits.packedBytes} B (all 8-bit ${r.weightBits.int8Bytes} B)`}`,
     );
   if (files.length > 0) {
     writeFileAtomic(join(runDir, 'files.md'), `${filesTable(files)}\n`);
@@ -349,6 +365,14 @@ export async function runPipeline(
       return [
         `${file}: onnxruntime logits differ from tfjs by ${o.maxAbsDiff.toExponential(2)} (check.fp32MaxDiff ${cfg.check.fp32MaxDiff})`,
       ];
+    if (o.format === 'onnx-fp16') {
+      const rel = o.maxAbsDiff / Math.max(logitScale, Number.MIN_VALUE);
+      return rel > cfg.check.fp16MaxRelDiff
+        ? [
+            `${file}: onnxruntime logits differ from tfjs by ${o.maxAbsDiff.toExponential(2)}, ${rel.toExponential(2)} of the largest |logit| (check.fp16MaxRelDiff ${cfg.check.fp16MaxRelDiff})`,
+          ]
+        : [];
+    }
     if (o.format !== 'onnx' && o.agreement < cfg.check.int8Agreement)
       return [
         `${file}: top-1 agrees with the fp32 tfjs model on ${o.agreement.toFixed(2)}% of the test images (check.int8Agreement ${cfg.check.int8Agreement}; int8 target ${int8Target}${int8Target !== 'portable' && cpuInfo().arch === 'x64' && !cpuInfo().vnni ? ', full 8-bit weights on a CPU without VNNI' : ''})`,
@@ -402,12 +426,15 @@ function fakeQuantTensorSym(k: tf.Tensor, qmax: number): tf.Tensor {
   });
 }
 
-type OnnxFormat = 'onnx' | 'onnx-int8' | 'onnx-int8-dynamic';
+type OnnxFormat = 'onnx' | 'onnx-int8' | 'onnx-int8-dynamic' | 'onnx-fp16';
 const SUFFIX: Record<OnnxFormat, string> = {
   onnx: '',
   'onnx-int8': '.int8',
   'onnx-int8-dynamic': '.int8-dynamic',
+  'onnx-fp16': '.fp16',
 };
+/** tfjs's weight quantization of each quantized tfjs format. */
+const TFJS_QUANTIZE = { 'tfjs-uint8': 'uint8', 'tfjs-uint16': 'uint16', 'tfjs-fp16': 'float16' } as const;
 
 async function firstBatch(data: ExperimentData): Promise<tf.Tensor> {
   const [b] = await takeBatches(data.trainPlain, 1);

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
+import { readRewindPoint } from '../../src/compress/lottery.js';
 import { experimentSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import { buildOfflineTask, parseTerms } from '../../src/distill/schemes/offline.js';
-import { readRewindPoint } from '../../src/compress/lottery.js';
 import { buildModel } from '../../src/models/index.js';
 import { runExperiment } from '../../src/run/experiment.js';
 import { loadCheckpoint, loadModelWeights, saveModelWeights } from '../../src/train/checkpoint.js';
@@ -86,7 +86,10 @@ describe('experiments with stages', () => {
     }
     assert.notDeepEqual(initial.weights[0]!.read().dataSync(), saved.weights[0]!.read().dataSync());
     assert.equal(readRewindPoint(initial, init, 'init').length, initial.weights.length);
-    assert.throws(() => readRewindPoint(initial, join(r.runDir, 'model.ckpt'), 'init'), /final weights of run/);
+    assert.throws(
+      () => readRewindPoint(initial, join(r.runDir, 'model.ckpt'), 'init'),
+      /final weights of run/,
+    );
     // Teacher-student agreement: the share of test images where both name the same class.
     const { predicted } = await evaluate(saved, d.test, { predictions: true });
     const t = await evaluate(teacher, d.test, { predictions: true });

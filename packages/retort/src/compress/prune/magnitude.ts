@@ -140,6 +140,25 @@ export class MaskSet {
     }
   }
 
+  /**
+   * Replaces the mask of `layer` with `mask` (0/1, one entry per kernel weight) without applying
+   * it: for sparse training that moves connections (RigL), where the mask comes from weights and
+   * gradients rather than from a magnitude target. The target (`current`) is left as it was.
+   */
+  setMask(layer: string, mask: Float32Array): void {
+    const k = this.kernels.find((x) => x.layer === layer);
+    if (k === undefined)
+      throw new Error(`prune: no mask for layer '${layer}' (masked: ${this.layers.join(', ')})`);
+    if (mask.length !== k.kernel.size)
+      throw new Error(
+        `prune: setMask: layer '${layer}' got ${mask.length} mask entries, its kernel [${k.kernel.shape}] has ${k.kernel.size}`,
+      );
+    if (mask.some((v) => v !== 0 && v !== 1))
+      throw new Error(`prune: setMask: the mask of layer '${layer}' holds values other than 0 and 1`);
+    tf.dispose(this.masks.get(layer));
+    this.masks.set(layer, tf.tensor(mask, k.kernel.shape));
+  }
+
   /** The target of the last update. */
   get current(): { sparsity: number; scope: PruneScope } {
     return { ...this.target };

@@ -8,7 +8,8 @@
  *   step:    the optimizer updates the quantized values with the gradient taken there (STE);
  *   release: master += (updated - quantized), so the float weights receive exactly the update.
  * Activations are quantized after training by calibration (export/onnx.ts calibrateRanges), or
- * fake-quantized in training too (act-qat.ts withActQat, composed with this wrapper).
+ * fake-quantized in training too (act-qat.ts withActQat, composed with this wrapper). Each kernel
+ * can have a grid of its own (`qmax` by layer): mixed-precision QAT (compress/mixed-precision.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -32,16 +33,27 @@ export interface QatTask extends TrainTask {
   finish(): void;
 }
 
-/** `qmax`: the int8 weight grid of the export target the weights are trained for. */
-export function withWeightQat(task: TrainTask, model: tfl.LayersModel, qmax = 127): QatTask {
-  const kernels = prunableKernels(model).map((k) => k.kernel);
+/**
+ * `qmax`: the int8 weight grid of the export target the weights are trained for, the same for every
+ * kernel (a number), or one grid per layer (by layer name; mixed precision): then only the kernels
+ * of the named layers train quantized, the others stay float. A name that is no Conv2D,
+ * DepthwiseConv2D or Dense layer of `model` throws.
+ */
+export function withWeightQat(
+  task: TrainTask,
+  model: tfl.LayersModel,
+  qmax: number | ReadonlyMap<string, number> = 127,
+): QatTask {
+  const all = prunableKernels(model, typeof qmax === 'number' ? undefined : [...qmax.keys()]);
+  const kernels = all.map((k) => k.kernel);
+  const grids = all.map((k) => (typeof qmax === 'number' ? qmax : qmax.get(k.layer)!));
   let master: tf.Tensor[] = kernels.map((k) => tf.keep(k.clone()));
   let quantized: tf.Tensor[] = [];
   return {
     ...task,
     prepare(input: StepInput): void | Promise<void> {
       quantized = kernels.map((k, i) => {
-        const q = tf.keep(fakeQuantKernel(master[i]!, qmax));
+        const q = tf.keep(fakeQuantKernel(master[i]!, grids[i]!));
         k.assign(q);
         return q;
       });

@@ -23,6 +23,8 @@ export const quantizeQat: StageDescriptor<QuantizeConfig> = {
   refusesAfter: {
     cluster:
       'quantize.mode qat would re-quantize the shared weights off their codebooks; use ptq with cluster',
+    'mixed-precision':
+      "quantize.mode qat would retrain mixedPrecision's 8/6/4-bit kernels on one int8 grid; use ptq with mixedPrecision",
   },
   int8: int8Of,
   async run(ctx, q) {

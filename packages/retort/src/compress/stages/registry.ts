@@ -9,10 +9,12 @@ import { cluster } from './cluster.js';
 import { hash } from './hash.js';
 import { lottery } from './lottery.js';
 import { lowrank } from './lowrank.js';
+import { mixedPrecision } from './mixed-precision.js';
 import { pruneMagnitude } from './prune-magnitude.js';
 import { pruneStructured } from './prune-structured.js';
 import { quantizePtq } from './quantize-ptq.js';
 import { quantizeQat } from './quantize-qat.js';
+import { rigl } from './rigl.js';
 import { tucker } from './tucker.js';
 import type { AnyStageDescriptor, StageDescriptor } from './types.js';
 
@@ -33,10 +35,12 @@ export function registerStage<C>(d: StageDescriptor<C>, opts: { before?: string 
 registerStage(pruneMagnitude);
 registerStage(pruneStructured);
 registerStage(lottery);
+registerStage(rigl);
 registerStage(lowrank);
 registerStage(tucker);
 registerStage(hash);
 registerStage(cluster);
+registerStage(mixedPrecision);
 registerStage(quantizePtq);
 registerStage(quantizeQat);
 

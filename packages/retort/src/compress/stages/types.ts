@@ -5,6 +5,7 @@
  * the runner serves those declarations in registry order (registry.ts) and never asks which stage it
  * is running.
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
 import type { Int8Target, QuantSpec, WeightGranularity } from '../../export/onnx.js';
@@ -17,6 +18,8 @@ export interface StageNeeds {
   readonly finetune?: true;
   /** ctx.calibrate: int8 activation ranges from training batches. */
   readonly calibration?: true;
+  /** ctx.batches: plain training inputs, for stages that measure the model (a sensitivity scan). */
+  readonly batches?: true;
 }
 
 /** The int8 settings a quantizing stage hands to the int8 exports (ONNX QDQ and the .rtz bundle). */
@@ -38,6 +41,12 @@ export interface StageContext {
   readonly masks: MaskSet | null;
   /** Fine-tuning epochs of the pipeline (finetune.epochs; 0: ctx.finetune returns at once). */
   readonly epochs: number;
+  /**
+   * Optimizer steps per fine-tuning epoch (the training loader's batches), for stages whose schedule
+   * runs per step (RigL's cosine drop fraction); absent where the loader does not know it before its
+   * first pass (a stream).
+   */
+  readonly stepsPerEpoch?: number;
   readonly log: (line: string) => void;
   /**
    * Fine-tunes `model` in place with CE + KD from the uncompressed model into <run>/<label>/.
@@ -52,6 +61,12 @@ export interface StageContext {
   ): Promise<void>;
   /** int8 activation ranges of `model` over the first `batches` plain training batches. Needs `needs.calibration`. */
   calibrate(model: tfl.LayersModel, batches: number): Promise<QuantSpec>;
+  /**
+   * The inputs [N, H, W, C] of the first `n` plain (unaugmented) training batches; the caller
+   * disposes them. Needs `needs.batches`. The runner always serves it; contexts that tests build by
+   * hand may leave it out.
+   */
+  batches?(n: number): Promise<tf.Tensor4D[]>;
 }
 
 /** What a stage leaves for later stages, the reports and the exports; absent fields: unchanged. */
@@ -76,6 +91,18 @@ export interface StageOutcome {
    * expand to): the stage's report row shows it beside params.
    */
   readonly storedWeights?: number;
+  /**
+   * Bits per kernel weight the stage chose (mixed precision): by layer, with the kernels' packed
+   * bytes at those bits and at 8 bits; the stage's report row carries it.
+   */
+  readonly weightBits?: WeightBits;
+}
+
+/** Kernel bit widths by layer and the kernels' bytes packed at them, and all at 8 bits. */
+export interface WeightBits {
+  readonly layers: Readonly<Record<string, number>>;
+  readonly packedBytes: number;
+  readonly int8Bytes: number;
 }
 
 /** A compression stage: the code that used to be one branch of the pipeline, with its declarations. */

@@ -33,16 +33,18 @@ const BUILT_IN = [
   'prune-magnitude',
   'prune-structured',
   'lottery',
+  'rigl',
   'lowrank',
   'tucker',
   'hash',
   'cluster',
+  'mixed-precision',
   'quantize-ptq',
   'quantize-qat',
 ];
 // zero-smallest and sneaky are the test's own stages, registered by earlier cases.
 const KNOWN =
-  /\(known: cluster, hash, lottery, lowrank, prune-magnitude, prune-structured, quantize-ptq, quantize-qat, (sneaky, )?tucker/;
+  /\(known: cluster, hash, lottery, lowrank, mixed-precision, prune-magnitude, prune-structured, quantize-ptq, quantize-qat, rigl, (sneaky, )?tucker/;
 
 /** An untrained ResNet-8 and its copy as the teacher on a slice of Fashion-MNIST: no fine-tuning here. */
 async function smallPipeline() {
@@ -71,10 +73,12 @@ describe('compression stage registry', () => {
         'prune-magnitude',
         'prune-structured',
         'lottery',
+        'rigl',
         'lowrank',
         'tucker',
         'hash',
         'cluster',
+        'mixed-precision',
         'zero-smallest',
         'quantize-ptq',
         'quantize-qat',
