@@ -45,6 +45,8 @@ describe('committed configs', () => {
         'lottery',
         'tucker',
         'hash',
+        'rigl',
+        'mixedPrecision',
       ];
       if (pipelineKeys.some((k) => k in raw)) {
         // A compression pipeline (retort compress), not an experiment; a model file it names exists.
