@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
+import type { TrainTask } from '../../train/trainer.js';
 
 export type PruneScope = 'layer' | 'global';
 
@@ -237,4 +238,20 @@ export class MaskSet {
   dispose(): void {
     tf.dispose([...this.masks.values()]);
   }
+}
+
+/**
+ * `task` with `masks` re-applied after every optimizer step, after the task's own `release`: the
+ * step moves pruned weights too (their gradient is not zero), so every stage that trains a sparse
+ * model wraps its task in this. `task` itself when there are no masks.
+ */
+export function keepingMasks<T extends TrainTask>(task: T, masks: MaskSet | null): T {
+  if (masks === null) return task;
+  return {
+    ...task,
+    release: () => {
+      task.release?.();
+      masks.apply();
+    },
+  };
 }

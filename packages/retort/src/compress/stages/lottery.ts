@@ -53,7 +53,7 @@ import {
   snapshotWeights,
   type WeightSnapshot,
 } from '../lottery.js';
-import { MaskSet } from '../prune/magnitude.js';
+import { keepingMasks, MaskSet } from '../prune/magnitude.js';
 import type { StageContext, StageDescriptor } from './types.js';
 
 export const lotterySchema = z
@@ -123,24 +123,23 @@ async function train(
   const top1 = new LastEpochTop1();
   await ctx.finetune(
     ctx.model,
-    (t): TrainTask => ({
-      ...t,
-      loss: (input) => {
-        const out = t.loss(input);
-        if (out.logits)
-          top1.count(
-            out.logits.dataSync() as Float32Array,
-            input.y.dataSync() as Int32Array,
-            out.logits.shape[1] as number,
-          );
-        return out;
-      },
-      // The optimizer step moves pruned weights too (their gradient is not zero): re-mask after each.
-      release: () => {
-        t.release?.();
-        masks?.apply();
-      },
-    }),
+    (t): TrainTask =>
+      keepingMasks(
+        {
+          ...t,
+          loss: (input) => {
+            const out = t.loss(input);
+            if (out.logits)
+              top1.count(
+                out.logits.dataSync() as Float32Array,
+                input.y.dataSync() as Int32Array,
+                out.logits.shape[1] as number,
+              );
+            return out;
+          },
+        },
+        masks,
+      ),
     (epoch) => {
       top1.endEpoch();
       onEpoch?.(epoch);

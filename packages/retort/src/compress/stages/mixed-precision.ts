@@ -28,7 +28,7 @@ import {
   type QuantLayer,
   sensitivityScan,
 } from '../mixed-precision.js';
-import { prunableKernels } from '../prune/magnitude.js';
+import { keepingMasks, prunableKernels } from '../prune/magnitude.js';
 import { fakeQuantKernel, type QatTask, withWeightQat } from '../quantize/qat.js';
 import type { StageDescriptor } from './types.js';
 
@@ -135,19 +135,7 @@ export const mixedPrecision: StageDescriptor<MixedPrecisionConfig> = {
     );
     let qat: QatTask | null = null;
     await ctx.finetune(model, (t) => {
-      qat = withWeightQat(
-        masks
-          ? {
-              ...t,
-              release: () => {
-                t.release?.();
-                masks.apply();
-              },
-            }
-          : t,
-        model,
-        qmax,
-      );
+      qat = withWeightQat(keepingMasks(t, masks), model, qmax);
       return qat;
     });
     (qat as QatTask | null)?.finish();

@@ -6,7 +6,7 @@
  * zeros (StageContext.masks).
  */
 import { z } from 'zod';
-import { MaskSet } from '../prune/magnitude.js';
+import { keepingMasks, MaskSet } from '../prune/magnitude.js';
 import { sparsityAt } from '../prune/schedule.js';
 import type { StageDescriptor } from './types.js';
 
@@ -45,14 +45,7 @@ export const pruneMagnitude: StageDescriptor<PruneMagnitudeConfig> = {
     const m = MaskSet.prune(ctx.model, gradual ? sparsityAt(agp, 0) : p.sparsity, p.scope);
     await ctx.finetune(
       ctx.model,
-      // The optimizer step moves pruned weights too (their gradient is not zero): re-mask after each.
-      (t) => ({
-        ...t,
-        release: () => {
-          t.release?.();
-          m.apply();
-        },
-      }),
+      (t) => keepingMasks(t, m),
       gradual ? (epoch) => m.update(sparsityAt(agp, epoch), p.scope) : undefined,
     );
     m.update(p.sparsity, p.scope);

@@ -6,6 +6,7 @@
  * `quantize` section of quantize-ptq.ts with `mode: qat`.
  */
 import { weightQmax } from '../../export/onnx.js';
+import { keepingMasks } from '../prune/magnitude.js';
 import { type ActQatTask, withActQat } from '../quantize/act-qat.js';
 import { type QatTask, withWeightQat } from '../quantize/qat.js';
 import { int8Of, type QuantizeConfig, quantizeSchema } from './quantize-ptq.js';
@@ -33,19 +34,7 @@ export const quantizeQat: StageDescriptor<QuantizeConfig> = {
     let act: ActQatTask | null = null;
     await ctx.finetune(model, (t) => {
       // The weights train on the grid of the target they are exported for.
-      qat = withWeightQat(
-        masks
-          ? {
-              ...t,
-              release: () => {
-                t.release?.();
-                masks.apply();
-              },
-            }
-          : t,
-        model,
-        weightQmax(q.target),
-      );
+      qat = withWeightQat(keepingMasks(t, masks), model, weightQmax(q.target));
       if (q.activations) act = withActQat(qat, model);
       return act ?? qat;
     });
