@@ -15,18 +15,18 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { buildModel } from '../packages/retort/src/models/index.js';
-import { resnet } from '../packages/retort/src/models/resnet.js';
 import {
+  buildModel,
   checkTable,
   DEFAULT_LATENCY_SETTINGS,
   fitConstantPerUnit,
   fixedKey,
   LatencyTable,
   type MeasureFn,
+  resnet,
   settingId,
   summarizeErrors,
-} from '../packages/retort/src/search/latency-table.js';
+} from 'retort-kd';
 
 const dir = 'bench/out/search-latency';
 mkdirSync(dir, { recursive: true });

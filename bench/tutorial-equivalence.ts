@@ -23,8 +23,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
-import { Adam, buildData, buildModel, dataSchema, seedEverything } from 'retort-kd';
-import { crossEntropy } from '../packages/retort/src/distill/losses/ce.js';
+import { Adam, buildData, buildModel, crossEntropy, dataSchema, seedEverything } from 'retort-kd';
 import { argOf } from './lib/runs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -76,6 +76,7 @@ export {
 } from './data/stream.js';
 // ---- distillation: the loss registry (register your own method) and the offline scheme
 export { adversarial, adversarialLoss, reverseGradient } from './distill/losses/adversarial.js';
+export { ce, crossEntropy } from './distill/losses/ce.js';
 export { tfKd, tfKdLoss } from './distill/losses/tf-kd.js';
 export type {
   AnyLossDescriptor,
@@ -144,6 +145,7 @@ export { withZeroInit } from './models/common.js';
 export { type BuildOptions, buildModel, modelTaps, type ZooEntry, zoo } from './models/index.js';
 export { importOnnx, type OnnxImport, type OnnxImportOptions } from './models/onnx-import.js';
 export { loadStateDict, readTorchStateDict, type TorchTensor } from './models/pytorch/state-dict.js';
+export { type ResNetOptions, resnet } from './models/resnet.js';
 export { type PipelineConfig, pipelineSchema, runPipeline, type StageReport } from './run/compress.js';
 export { loadPipelineInputs, type PipelineInputs } from './run/compress-inputs.js';
 // ---- runs (what the CLI calls)
@@ -177,6 +179,35 @@ export {
   type TeacherShardOptions,
   teacherCachePlan,
 } from './run/teacher-shards.js';
+// ---- student search: spaces, the latency table, the search strategies
+export {
+  type Evaluate,
+  resumeSearch,
+  runSearch,
+  type SearchOptions,
+  type SearchResult,
+  type SearchState,
+} from './search/evolution.js';
+export {
+  checkTable,
+  DEFAULT_LATENCY_SETTINGS,
+  fitConstantPerUnit,
+  fixedKey,
+  LatencyTable,
+  type MeasureFn,
+  settingId,
+  summarizeErrors,
+} from './search/latency-table.js';
+export {
+  best,
+  type Constraints,
+  type Cost,
+  type HistoryEntry,
+  paretoFront,
+} from './search/search-history.js';
+export { searchSpace, spaceSchema } from './search/space-config.js';
+export { registerSpace, spaceByName, spaceNames } from './search/spaces/registry.js';
+export type { SpaceDescriptor } from './search/spaces/types.js';
 export { type TappedModel, tapModel } from './taps/taps.js';
 // ---- teachers: a tfjs model in this process, an ONNX file (onnxruntime), a tfjs model folder
 export { layersTeacher } from './teachers/layers.js';

@@ -1,7 +1,7 @@
 /**
  * The import graph of the sources: no cycles, imports point down the layers only, and bench/ uses
  * the public API alone. Layers, top to bottom (a folder may import its own layer and any below):
- *   index.ts -> cli/ -> run/ -> distill/ compress/ export/ report/
+ *   index.ts -> cli/ -> run/ -> distill/ compress/ export/ report/ search/
  *   -> train/ taps/ models/ data/ measure/ teachers/ -> config/ -> util/
  */
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ const RANK: Record<string, number> = {
   measure: 2,
   teachers: 2,
 };
-for (const d of ['distill', 'compress', 'export', 'report']) RANK[d] = 3;
+for (const d of ['distill', 'compress', 'export', 'report', 'search']) RANK[d] = 3;
 Object.assign(RANK, { run: 4, cli: 5, 'index.ts': 6 });
 
 function tsFiles(dir: string): string[] {
