@@ -24,7 +24,7 @@ import {
   randomMask,
 } from '../../src/compress/rigl.js';
 import { planStages } from '../../src/compress/stages/registry.js';
-import { riglSchema } from '../../src/compress/stages/rigl.js';
+import { rigl, riglSchema } from '../../src/compress/stages/rigl.js';
 import { dataSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import { buildModel } from '../../src/models/index.js';
@@ -162,6 +162,22 @@ describe('rigl: stage', () => {
       /compress 'p': rigl chooses its own sparse connectivity/,
     );
     assert.throws(() => riglSchema.parse({ sparsity: 0.9, spread: 'erk' }), /spread/);
+  });
+
+  it('refuses to re-initialise a model it would not train (finetune.epochs 0)', async () => {
+    await tf.setBackend('native');
+    const model = buildModel('resnet8', { inputShape: [28, 28, 1], numClasses: 10 });
+    const before = model.weights[0]!.read().dataSync().slice();
+    const ctx = {
+      model,
+      masks: null,
+      epochs: 0,
+      log: () => {},
+      finetune: async () => {},
+      calibrate: async () => assert.fail('calibrated'),
+    };
+    await assert.rejects(rigl.run(ctx, riglSchema.parse({ sparsity: 0.9 })), /rigl: finetune\.epochs is 0/);
+    assert.deepEqual(model.weights[0]!.read().dataSync(), before);
   });
 
   it('trains ResNet-8 sparse at 90% in runPipeline: connections move, zeros stay, ONNX fp32 matches', async () => {

@@ -18,7 +18,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { svd } from '../../src/compress/lowrank.js';
 import { edgeLayers } from '../../src/compress/lowrank-model.js';
 import { planStages } from '../../src/compress/stages/registry.js';
-import { tuckerSchema } from '../../src/compress/stages/tucker.js';
+import { tucker, tuckerSchema } from '../../src/compress/stages/tucker.js';
 import {
   channelSvds,
   chooseRanks,
@@ -441,6 +441,31 @@ describe('tucker stage', () => {
       ),
       ['lowrank', 'tucker', 'quantize-qat'],
     );
+    // rigl and lottery leave sparse kernels that the dense factors would refill.
+    assert.throws(
+      () => planStages({ rigl: { sparsity: 0.9 }, tucker: {} }, 'p'),
+      /tucker after rigl would refill/,
+    );
+    assert.throws(
+      () => planStages({ rigl: { sparsity: 0.9 }, lowrank: { rank: { energy: 0.9 } } }, 'p'),
+      /lowrank after rigl/,
+    );
+    assert.throws(() => planStages({ rigl: { sparsity: 0.9 }, hash: { factor: 8 } }, 'p'), /hash after rigl/);
+    assert.throws(() => planStages({ tucker: {}, hash: { factor: 8 } }, 'p'), /hash after tucker/);
+  });
+
+  it('refuses a model with no conv to factorize, naming why each layer was kept', async () => {
+    await tf.setBackend('native');
+    const model = buildModel('mlp', { inputShape: [28, 28, 1], numClasses: 10, hidden: 16 });
+    const ctx = {
+      model,
+      masks: null,
+      epochs: 0,
+      log: () => {},
+      finetune: async () => assert.fail('fine-tuned a model with nothing factorized'),
+      calibrate: async () => assert.fail('calibrated'),
+    };
+    await assert.rejects(tucker.run(ctx, tuckerSchema.parse({})), /tucker: no conv to factorize \(.*fc1/);
   });
 
   it('runPipeline: resnet8 factorized, fine-tuned one epoch, measured, and its fp32 ONNX export checked', async () => {

@@ -37,6 +37,9 @@ export const hash: StageDescriptor<HashConfig> = {
   refusesAfter: {
     'prune-magnitude':
       'hash after unstructured pruning: a bucket is shared by weights from many positions, so the pruning masks no longer map to weights; use one of them',
+    rigl: 'hash after rigl: a bucket is shared by weights from many positions, so its masks no longer map to weights; use one of them',
+    tucker:
+      'hash after tucker would hash the already-truncated factors, compounding both errors; use one of them',
     lottery:
       "hash after lottery: a bucket is shared by weights from many positions, so the ticket's mask no longer maps to weights; use one of them",
     lowrank:

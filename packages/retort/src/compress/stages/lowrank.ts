@@ -30,6 +30,7 @@ export const lowrank: StageDescriptor<LowrankConfig> = {
     'prune-magnitude':
       'lowrank after unstructured pruning would refill the zeros (the factors are dense); use one of them',
     lottery: "lowrank after lottery would refill the ticket's zeros (the factors are dense); use one of them",
+    rigl: 'lowrank after rigl would refill its zeros (the factors are dense); use one of them',
   },
   async run(ctx, l) {
     const r = factorizeModel(ctx.model, {

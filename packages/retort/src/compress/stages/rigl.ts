@@ -66,6 +66,12 @@ export const rigl: StageDescriptor<RiglConfig> = {
   async run(ctx, c) {
     if (ctx.masks !== null)
       throw new Error('rigl: an earlier stage left sparsity masks; rigl starts from a dense model');
+    // Re-initialised and never trained, the model handed on would be random weights, measured and
+    // exported as if they were a compressed model.
+    if (c.reinit && ctx.epochs === 0)
+      throw new Error(
+        'rigl: finetune.epochs is 0, so the re-initialised sparse model would never be trained; give finetune.epochs, or rigl.reinit: false to prune the given weights',
+      );
     if (c.reinit)
       try {
         reinitializeWeights(ctx.model, c.seed);

@@ -50,6 +50,7 @@ export const tucker: StageDescriptor<TuckerConfig> = {
     'prune-magnitude':
       'tucker after unstructured pruning would refill the zeros (the factors are dense); use one of them',
     lottery: "tucker after lottery would refill the ticket's zeros (the factors are dense); use one of them",
+    rigl: 'tucker after rigl would refill its zeros (the factors are dense); use one of them',
   },
   async run(ctx, c) {
     const r = tuckerModel(ctx.model, {
@@ -58,6 +59,11 @@ export const tucker: StageDescriptor<TuckerConfig> = {
       minSaving: c.minSaving,
       ...(c.skipEdges ? { skip: edgeLayers(ctx.model) } : {}),
     });
+    // A model with nothing to factorize would be fine-tuned and reported as if it were compressed.
+    if (r.layers.length === 0)
+      throw new Error(
+        `tucker: no conv to factorize (${r.skipped.map((k) => `${k.layer}: ${k.reason}`).join('; ')}); Tucker-2 applies to k x k convs (dense layers with tucker.dense: svd)`,
+      );
     ctx.log(tuckerSummary(r));
     await ctx.finetune(r.model);
     return { model: r.model };
