@@ -89,14 +89,35 @@ class LightNN(nn.Module):
 DROP_LAST = False
 
 
-def batches(x, y, size, shuffle, gen):
+def batches(x, y, size, shuffle, gen, with_index=False):
     order = torch.randperm(len(x), generator=gen) if shuffle else torch.arange(len(x))
     for i in range(0, len(x), size):
         idx = order[i:i + size]
         # --drop-last: training skips a last partial batch, as Retort's training loader does.
         if shuffle and DROP_LAST and len(idx) < size:
             return
-        yield x[idx], y[idx]
+        yield (x[idx], y[idx], idx) if with_index else (x[idx], y[idx])
+
+
+class TeacherOutputs:
+    """The frozen teacher's outputs (logits, conv features) for every training image, computed once.
+
+    The recipe has no augmentation and the teacher runs in eval mode (no dropout), so its output for
+    an image is the same every epoch: reading it back is the same arithmetic as the tutorial's
+    forward pass on each batch, about 10x faster on this CPU for the distillation rows."""
+
+    def __init__(self, teacher, x):
+        teacher.eval()
+        logits, feats = [], []
+        with torch.no_grad():
+            for i in range(0, len(x), 512):
+                out = teacher(x[i:i + 512])
+                logits.append(out[0])
+                feats.append(out[1])
+        self.logits, self.feats = torch.cat(logits), torch.cat(feats)
+
+    def __call__(self, idx):
+        return self.logits[idx], self.feats[idx]
 
 
 def evaluate(model, x, y):
@@ -114,21 +135,55 @@ def train(model, data, epochs, extra=None, teacher=None, seed=42):
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=0.001)
     ce = nn.CrossEntropyLoss()
-    if teacher is not None:
+    if isinstance(teacher, nn.Module):
         teacher.eval()
     for _ in range(epochs):
         model.train()
-        for xb, yb in batches(x, y, 128, True, gen):
+        for xb, yb, idx in batches(x, y, 128, True, gen, with_index=True):
             opt.zero_grad()
             out = model(xb)
             if extra is None:
                 loss = ce(out[0], yb)
+            elif isinstance(teacher, TeacherOutputs):
+                t_out = teacher(idx)
+                loss = 0.75 * ce(out[0], yb) + 0.25 * extra(model, out, t_out)
             else:
                 with torch.no_grad():
                     t_out = teacher(xb)
                 loss = 0.75 * ce(out[0], yb) + 0.25 * extra(model, out, t_out)
             loss.backward()
             opt.step()
+
+
+def load_retort_deepnn(folder):
+    """DeepNN with the weights of a trained Retort teacher (weights.json + weights.bin, tfjs layouts
+    in the model's weight order): conv kernels HWIO -> OIHW, dense kernels [in, out] transposed, and
+    the first linear layer's inputs reordered from Retort's (h, w, c) flatten to PyTorch's (c, h, w),
+    so the model is the tutorial's own, features and all."""
+    manifest = json.load(open(os.path.join(folder, "weights.json")))
+    flat = np.fromfile(os.path.join(folder, "weights.bin"), dtype=np.float32)
+    model = DeepNN()
+    layers = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    layers += [m for m in model.classifier if isinstance(m, nn.Linear)]
+    if len(manifest) != 2 * len(layers):
+        raise SystemExit(f"{folder}: {len(manifest)} weight tensors for DeepNN's {len(layers)} layers (kernel and bias each)")
+
+    def tensor(i):
+        e = manifest[i]
+        return flat[e["offset"]:e["offset"] + int(np.prod(e["shape"]))].reshape(e["shape"])
+
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            k = tensor(2 * i)
+            if k.ndim == 4:
+                w = k.transpose(3, 2, 0, 1)
+            elif i == 4:  # the first linear layer, after the 32 x 7 x 7 features
+                w = k.reshape(7, 7, 32, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1)
+            else:
+                w = k.T
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            layer.bias.copy_(torch.from_numpy(tensor(2 * i + 1)))
+    return model
 
 
 def kd_term(_model, out, t_out, T=2.0):
@@ -156,6 +211,11 @@ def main():
     ap.add_argument("--train-limit", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42, help="the tutorial's seed is 42; others measure the spread")
     ap.add_argument("--drop-last", action="store_true", help="skip each epoch's last partial training batch")
+    ap.add_argument("--seeds", default="", help="comma-separated seeds for the student rows (default: --seed)")
+    ap.add_argument("--teacher-weights", default="",
+                    help="a folder with a trained Retort DeepNN (weights.json + weights.bin) used as the teacher instead of training one")
+    ap.add_argument("--cache-teacher", action="store_true",
+                    help="compute the frozen teacher's outputs once per training image instead of on every batch (same arithmetic)")
     args = ap.parse_args()
     global DROP_LAST
     DROP_LAST = args.drop_last
@@ -169,27 +229,41 @@ def main():
     lines = []
     teacher = None
 
-    def record(row, model, seconds):
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+
+    def record(row, model, seconds, seed, **extra):
         line = {"row": row, "test_top1": round(evaluate(model, test_x, test_y), 2), "seconds": round(seconds, 1),
-                "epochs": args.epochs, "train_images": len(train_data[0]), "threads": threads, "seed": args.seed, "drop_last": args.drop_last,
-                "torch": torch.__version__}
+                "epochs": args.epochs, "train_images": len(train_data[0]), "threads": threads, "seed": seed, "drop_last": args.drop_last,
+                "torch": torch.__version__, **extra}
         print(json.dumps(line), flush=True)
         lines.append(line)
 
-    if any(r in rows for r in ("teacher", "kd", "cosine", "regressor")):
+    if args.teacher_weights:
+        teacher = load_retort_deepnn(args.teacher_weights)
+        record("teacher", teacher, 0.0, None, teacher_weights=args.teacher_weights)
+    elif any(r in rows for r in ("teacher", "kd", "cosine", "regressor")):
         torch.manual_seed(args.seed)
         teacher = DeepNN()
         t0 = time.perf_counter()
         train(teacher, train_data, args.epochs, seed=args.seed)
-        record("teacher", teacher, time.perf_counter() - t0)
-    for row, term in (("student", None), ("kd", kd_term), ("cosine", cosine_term), ("regressor", regressor_term)):
-        if row not in rows:
-            continue
-        torch.manual_seed(args.seed)
-        student = LightNN()
+        record("teacher", teacher, time.perf_counter() - t0, args.seed)
+    cache_seconds = 0.0
+    if teacher is not None and args.cache_teacher:
         t0 = time.perf_counter()
-        train(student, train_data, args.epochs, term, teacher if term else None, seed=args.seed)
-        record(row, student, time.perf_counter() - t0)
+        teacher = TeacherOutputs(teacher, train_data[0])
+        cache_seconds = time.perf_counter() - t0
+    tag = {"teacher_weights": args.teacher_weights} if args.teacher_weights else {}
+    if args.cache_teacher:
+        tag["teacher_cache_seconds"] = round(cache_seconds, 1)
+    for seed in seeds:
+        for row, term in (("student", None), ("kd", kd_term), ("cosine", cosine_term), ("regressor", regressor_term)):
+            if row not in rows:
+                continue
+            torch.manual_seed(seed)
+            student = LightNN()
+            t0 = time.perf_counter()
+            train(student, train_data, args.epochs, term, teacher if term else None, seed=seed)
+            record(row, student, time.perf_counter() - t0, seed, **(tag if term else {}))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".tmp", "w") as f:
         for line in lines:
