@@ -106,6 +106,36 @@ const ROWS: Row[] = [
     },
   },
   {
+    key: 'fp16',
+    label: 'fp16 weights (ONNX fp16 initializers cast to float; tfjs float16)',
+    cfg: { finetune: { epochs: 0 }, export: ['onnx', 'onnx-fp16', 'tfjs-fp16', 'rtz'] },
+  },
+  {
+    key: 'lottery-80',
+    label: 'lottery ticket 80% (IMP: 60% then 80%, rewound to the student each round, KD)',
+    cfg: { lottery: { rate: 0.6, sparsity: 0.8, rewind: 'start', control: 'none' }, export: onnx },
+  },
+  {
+    key: 'rigl-90',
+    label: 'RigL 90% (sparse from the first step, ERK, KD)',
+    cfg: { rigl: { sparsity: 0.9, reinit: false }, export: onnx },
+  },
+  {
+    key: 'tucker',
+    label: 'Tucker-2 conv kernels (half the weights per layer)',
+    cfg: { tucker: { rank: { sizeFraction: 0.5 } }, export: onnx },
+  },
+  {
+    key: 'hash-8',
+    label: 'HashedNets, 8x fewer stored kernel weights',
+    cfg: { hash: { factor: 8 }, export: onnx },
+  },
+  {
+    key: 'mixed-precision',
+    label: 'mixed precision 8/6/4-bit weights, 75% of the 8-bit bytes (sensitivity scan + QAT)',
+    cfg: { mixedPrecision: { bits: [8, 6, 4], budget: { fractionOf8bit: 0.75 } }, export: int8 },
+  },
+  {
     key: 'combined',
     label: 'combined: unstructured 80% + QAT int8 (configs/fashion-mnist/compress/resnet8-kd.yaml)',
     cfg: {
@@ -163,6 +193,7 @@ const FILE: Record<string, string> = {
   onnx: 'model.onnx',
   'onnx-int8': 'model.int8.onnx',
   'onnx-int8-dynamic': 'model.int8-dynamic.onnx',
+  'onnx-fp16': 'model.fp16.onnx',
 };
 const results = rows.map((row) => {
   const dir = rowDir(row);

@@ -14,7 +14,7 @@ export const SUMMARIES = {
   distill: 'distil a student from a trained teacher (experiment file with a teacher)',
   eval: "evaluate a run's model on the test split (loss, top-1, top-5)",
   export:
-    "export a run's model to ONNX (fp32, static int8 QDQ or dynamic int8) or tfjs format, checked after writing",
+    "export a run's model to ONNX (fp32, fp16 weights, static int8 QDQ or dynamic int8), tfjs or an .rtz bundle, checked after writing",
   compress: 'prune, quantize and export a distilled student (pipeline file), measuring each stage',
   models: 'list the model zoo with parameter counts; `models <name>` shows its layers and taps',
   demo: 'Fashion-MNIST: teacher, student on labels, student with KD; one comparison table',
@@ -24,6 +24,8 @@ export const SUMMARIES = {
   sweep:
     'run a grid of experiments here (--local N) or through a BullMQ queue on Redis (--queue); status, report',
   worker: 'take sweep jobs from a BullMQ queue (retort sweep --queue) on this machine',
+  search:
+    'search a student under a latency/size budget: proxy-train candidates as sweep jobs, write the Pareto front and best.yaml',
 } as const;
 
 export type CommandName = keyof typeof SUMMARIES;

@@ -41,12 +41,47 @@ export function isModelOutput(model: tfl.LayersModel, layer: Layer): boolean {
 
 /**
  * Replays `model` with each layer edited as `edit` says (undefined: an unchanged copy). Shared
- * layers (called more than once) are not supported and fail naming the layer.
+ * layers (called more than once) are not supported and fail naming the layer. The new layers get
+ * their weights when they are applied; if the rebuild fails midway, the weights of those built so
+ * far are freed (the replacements `edit` made included) before the error is passed on.
  */
 export function rebuildModel(
   model: tfl.LayersModel,
   edit: (layer: Layer) => LayerEdit | undefined,
   name: string = model.name,
+): tfl.LayersModel {
+  const applied: Layer[] = [];
+  try {
+    return replay(model, edit, name, applied);
+  } catch (e) {
+    for (const l of applied) disposeBuilt(l);
+    throw e;
+  }
+}
+
+/** A layer's weights and whatever else its dispose frees, however far its first apply got. */
+function disposeBuilt(layer: Layer): void {
+  if (!layer.built) return;
+  try {
+    // Reference counted: the one apply of a rebuild counts 1; dispose also frees a custom layer's
+    // own tensors (a hashed layer's tables).
+    layer.dispose();
+  } catch {
+    // Built but never counted (its apply failed after build): free the weights directly.
+    for (const w of layer.weights)
+      try {
+        w.dispose();
+      } catch {
+        // Already freed.
+      }
+  }
+}
+
+function replay(
+  model: tfl.LayersModel,
+  edit: (layer: Layer) => LayerEdit | undefined,
+  name: string,
+  applied: Layer[],
 ): tfl.LayersModel {
   const outputs = new Map<string, tfl.SymbolicTensor[]>();
   const inputs = new Map<string, tfl.SymbolicTensor>();
@@ -64,7 +99,11 @@ export function rebuildModel(
       // An input cannot be removed or cloned; 'replace' appends layers after it.
       const e = edit(layer);
       let y = t;
-      if (e?.kind === 'replace') for (const l of e.layers) y = l.apply(y) as tfl.SymbolicTensor;
+      if (e?.kind === 'replace')
+        for (const l of e.layers) {
+          applied.push(l);
+          y = l.apply(y) as tfl.SymbolicTensor;
+        }
       outputs.set(layer.name, [y]);
       continue;
     }
@@ -90,7 +129,10 @@ export function rebuildModel(
     if (layers.length === 0)
       throw new Error(`rebuild '${model.name}': empty replacement for '${layer.name}'`);
     let cur: tfl.SymbolicTensor | tfl.SymbolicTensor[] = ins.length === 1 ? ins[0]! : ins;
-    for (const l of layers) cur = l.apply(cur) as tfl.SymbolicTensor | tfl.SymbolicTensor[];
+    for (const l of layers) {
+      applied.push(l);
+      cur = l.apply(cur) as tfl.SymbolicTensor | tfl.SymbolicTensor[];
+    }
     outputs.set(layer.name, Array.isArray(cur) ? cur : [cur]);
   }
   const pick = (t: tfl.SymbolicTensor) => {

@@ -159,52 +159,81 @@ export function hashModel(model: tfl.LayersModel, opts: HashModelOptions): HashM
           ? ` (kept whole: ${skipped.map((s) => `${s.layer}: ${s.reason}`).join('; ')})`
           : ''),
     );
-  const out = rebuildModel(model, (l) => {
-    const r = replaced.get(l.name);
-    return r === undefined ? undefined : { kind: 'replace', layers: [r.layer] };
-  });
   const given = new Map([...replaced].map(([name, r]) => [name, r.weights]));
-  try {
-    transferWeights(model, out, given);
-  } finally {
-    // The bias is the source layer's own variable; only the new bucket tensors are ours to free.
-    for (const r of replaced.values()) r.weights[0]!.dispose();
-  }
+  // The bias is the source layer's own variable; only the new bucket tensors are ours to free.
+  const out = withNewModel(
+    () =>
+      rebuildModel(model, (l) => {
+        const r = replaced.get(l.name);
+        return r === undefined ? undefined : { kind: 'replace', layers: [r.layer] };
+      }),
+    (m) => transferWeights(model, m, given),
+    () => {
+      for (const r of replaced.values()) r.weights[0]!.dispose();
+    },
+  );
   return { model: out, layers, skipped };
 }
 
 /**
+ * The model `build` returns, after `fill` sets its weights; `release` frees the tensors made for
+ * them, whatever happens. When either step throws, the new model (rebuildModel itself frees a
+ * partial one) is disposed too, so a failure leaves no tensor behind.
+ */
+function withNewModel(
+  build: () => tfl.LayersModel,
+  fill: (m: tfl.LayersModel) => void,
+  release: () => void,
+): tfl.LayersModel {
+  let out: tfl.LayersModel | undefined;
+  try {
+    out = build();
+    fill(out);
+    return out;
+  } catch (e) {
+    out?.dispose();
+    throw e;
+  } finally {
+    release();
+  }
+}
+
+/**
  * The same function as `model` with every hashed layer turned back into a plain Dense / Conv2D
- * holding its virtual kernel: what the exporters read. `model` is unchanged.
+ * holding its virtual kernel: what the exporters read. `model` is unchanged; on failure (a model
+ * rebuildModel cannot replay) the tensors made for the new model are freed before the error.
  */
 export function unhashModel(model: tfl.LayersModel): tfl.LayersModel {
   const given = new Map<string, tf.Tensor[]>();
-  const out = rebuildModel(model, (l) => {
-    if (!(l instanceof HashedLayer)) return undefined;
-    const bias = l.getWeights()[1];
-    given.set(l.name, [l.virtual(), ...(bias ? [bias] : [])]);
-    const base = { name: l.name, trainable: l.trainable, activation: l.activation, useBias: l.useBias };
-    type DenseArgs = Parameters<typeof tfl.layers.dense>[0];
-    type ConvArgs = Parameters<typeof tfl.layers.conv2d>[0];
-    const plain =
-      l instanceof HashedConv2D
-        ? tfl.layers.conv2d({
-            ...base,
-            filters: l.filters,
-            kernelSize: l.kernelSize,
-            strides: l.strides,
-            padding: l.padding,
-            dilationRate: l.dilationRate,
-          } as ConvArgs)
-        : tfl.layers.dense({ ...base, units: (l as HashedDense).units } as DenseArgs);
-    return { kind: 'replace', layers: [plain] };
-  });
-  try {
-    transferWeights(model, out, given);
-  } finally {
-    for (const ws of given.values()) ws[0]!.dispose();
-  }
-  return out;
+  const unhash = () =>
+    rebuildModel(model, (l) => {
+      if (!(l instanceof HashedLayer)) return undefined;
+      const bias = l.getWeights()[1];
+      given.set(l.name, [l.virtual(), ...(bias ? [bias] : [])]);
+      const base = { name: l.name, trainable: l.trainable, activation: l.activation, useBias: l.useBias };
+      type DenseArgs = Parameters<typeof tfl.layers.dense>[0];
+      type ConvArgs = Parameters<typeof tfl.layers.conv2d>[0];
+      const plain =
+        l instanceof HashedConv2D
+          ? tfl.layers.conv2d({
+              ...base,
+              filters: l.filters,
+              kernelSize: l.kernelSize,
+              strides: l.strides,
+              padding: l.padding,
+              dilationRate: l.dilationRate,
+            } as ConvArgs)
+          : tfl.layers.dense({ ...base, units: (l as HashedDense).units } as DenseArgs);
+      return { kind: 'replace', layers: [plain] };
+    });
+  // The virtual kernels are made here (the biases are the hashed layers' own variables).
+  return withNewModel(
+    unhash,
+    (m) => transferWeights(model, m, given),
+    () => {
+      for (const ws of given.values()) ws[0]!.dispose();
+    },
+  );
 }
 
 /** The hashed layers of `model`, in layer order. */

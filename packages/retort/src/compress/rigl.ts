@@ -105,6 +105,8 @@ export interface DropGrow {
   dropped: number;
   /** Of the grown connections, those that were inactive before: the connections that moved. */
   moved: number;
+  /** The positions of the moved connections, ascending: where new weights (and optimizer state) start at 0. */
+  grown: Uint32Array;
 }
 
 /**
@@ -134,15 +136,21 @@ export function dropGrow(
   const candidates: number[] = [];
   for (let i = 0; i < next.length; i++) if (next[i] === 0) candidates.push(i);
   candidates.sort((a, b) => Math.abs(grad[b]!) - Math.abs(grad[a]!) || a - b);
-  let moved = 0;
+  const grown: number[] = [];
   for (let j = 0; j < k; j++) {
     const i = candidates[j]!;
     next[i] = 1;
-    if (mask[i] === 0) moved++;
+    if (mask[i] === 0) grown.push(i);
   }
   const weights = new Float32Array(w.length);
   for (let i = 0; i < w.length; i++) weights[i] = next[i] === 1 && mask[i] === 1 ? w[i]! : 0;
-  return { mask: next, weights, dropped: k, moved };
+  return {
+    mask: next,
+    weights,
+    dropped: k,
+    moved: grown.length,
+    grown: Uint32Array.from(grown).sort(),
+  };
 }
 
 function indicesBy(n: number, key: (i: number) => number): Uint32Array {

@@ -15,7 +15,13 @@ import { pruneStructuredSchema } from '../compress/stages/prune-structured.js';
 import { quantizeSchema } from '../compress/stages/quantize-ptq.js';
 import { riglSchema } from '../compress/stages/rigl.js';
 import { tuckerSchema } from '../compress/stages/tucker.js';
-import { dataSchema, modelFileSchema, optimizerSchema, runNameSchema } from '../config/experiment.js';
+import {
+  dataSchema,
+  modelFileSchema,
+  optimizerSchema,
+  runNameSchema,
+  scheduleSchema,
+} from '../config/experiment.js';
 
 export const pipelineSchema = z
   .strictObject({
@@ -39,6 +45,11 @@ export const pipelineSchema = z
           nesterov: true,
           weightDecay: 0,
         }),
+        /**
+         * Learning-rate schedule over each fine-tuning (cosine by default); e.g. a warm-up epoch,
+         * `{ kind: cosine, warmupEpochs: 1 }`, for a stage that trains from a fresh initialisation.
+         */
+        schedule: scheduleSchema.prefault({ kind: 'cosine' }),
         /** Weight of KD (the rest is CE); 0 trains on labels only. */
         kd: z.number().min(0).max(1).default(0.9),
         T: z.number().positive().default(4),

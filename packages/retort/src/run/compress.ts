@@ -25,7 +25,6 @@ import type {
   StageNeeds,
   WeightBits,
 } from '../compress/stages/types.js';
-import { scheduleSchema } from '../config/experiment.js';
 import type { ExperimentData } from '../data/build.js';
 import { BatchLoader, takeBatches } from '../data/loader.js';
 import { buildOfflineTask, parseTerms, valSplitOf } from '../distill/schemes/offline.js';
@@ -38,7 +37,7 @@ import { measureOrtLatencies } from '../measure/latency.js';
 import { modelStats, statsTable } from '../measure/model-stats.js';
 import { checkOnnx } from '../measure/onnx-check.js';
 import { makeOptimizer, makeSchedule } from '../train/from-config.js';
-import { evaluate, fit, type TrainTask } from '../train/trainer.js';
+import { evaluate, fit, type LrOptimizer, type TrainTask } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/atomic.js';
 
 import type { PipelineConfig } from './compress-config.js';
@@ -116,7 +115,7 @@ async function finetune(
   teacher: tfl.LayersModel,
   data: ExperimentData,
   runDir: string,
-  wrap: (t: TrainTask) => TrainTask,
+  wrap: (t: TrainTask, optimizer: LrOptimizer) => TrainTask,
   log: (l: string) => void,
   onEpoch?: (epoch: number) => void,
 ): Promise<void> {
@@ -138,10 +137,10 @@ async function finetune(
     },
   });
   const optimizer = makeOptimizer(f.optimizer);
-  await fit(wrap(base), {
+  await fit(wrap(base, optimizer), {
     epochs: f.epochs,
     optimizer,
-    schedule: makeSchedule(scheduleSchema.parse({ kind: 'cosine' }), f.optimizer.lr, f.epochs),
+    schedule: makeSchedule(f.schedule, f.optimizer.lr, f.epochs),
     train: data.train,
     val: data.val,
     valSplit: valSplitOf(data),
@@ -179,9 +178,11 @@ function serve(
     epochs: cfg.finetune.epochs,
     ...(data.train.length === undefined ? {} : { stepsPerEpoch: data.train.length }),
     log,
-    async finetune(m, wrap = (t) => t, onEpoch) {
+    async finetune(m, wrap = (t) => t, onEpoch, opts) {
       need('finetune', 'finetune');
-      await finetune(cfg, m, teacher, data, join(runDir, stage.label), wrap, log, onEpoch);
+      // A control model trains apart, in the folder of its report row (<label>-<name>).
+      const folder = opts?.control === undefined ? stage.label : `${stage.label}-${opts.control}`;
+      await finetune(cfg, m, teacher, data, join(runDir, folder), wrap, log, onEpoch);
     },
     async calibrate(m, n) {
       need('calibration', 'calibrate');

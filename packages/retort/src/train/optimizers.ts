@@ -27,6 +27,20 @@ function variableNamed(name: string): tf.Variable {
   return v;
 }
 
+/**
+ * An optimizer whose per-variable state can be reached between steps, for code that resets part of
+ * it (RigL zeroes the state of the connections it grows).
+ */
+export interface SlotOptimizer {
+  /** The state kept for the variable named `name` (its shape), live; empty before its first step. */
+  slotVariables(name: string): tf.Variable[];
+}
+
+/** Whether `o` lets its per-variable state be reached (SlotOptimizer). */
+export function hasSlots(o: tf.Optimizer): o is tf.Optimizer & SlotOptimizer {
+  return typeof (o as Partial<SlotOptimizer>).slotVariables === 'function';
+}
+
 export interface SgdConfig {
   lr: number;
   momentum?: number;
@@ -35,7 +49,7 @@ export interface SgdConfig {
   nesterov?: boolean;
 }
 
-export class SGD extends tf.Optimizer {
+export class SGD extends tf.Optimizer implements SlotOptimizer {
   static get className(): string {
     return 'RetortSGD';
   }
@@ -89,6 +103,12 @@ export class SGD extends tf.Optimizer {
     this.incrementIterations();
   }
 
+  /** The momentum buffer of `name` (none without momentum or before its first step). */
+  slotVariables(name: string): tf.Variable[] {
+    const b = this.buffers.get(name);
+    return b === undefined ? [] : [b];
+  }
+
   override async getWeights(): Promise<NamedTensor[]> {
     const state = [...this.buffers].map(([name, t]) => ({
       name: `${name}/momentum`,
@@ -137,7 +157,7 @@ export interface AdamConfig {
   decoupled?: boolean;
 }
 
-export class Adam extends tf.Optimizer {
+export class Adam extends tf.Optimizer implements SlotOptimizer {
   static get className(): string {
     return 'RetortAdam';
   }
@@ -192,6 +212,12 @@ export class Adam extends tf.Optimizer {
       }
     });
     this.incrementIterations();
+  }
+
+  /** The first and second moments (m, v) of `name` (none before its first step). */
+  slotVariables(name: string): tf.Variable[] {
+    const s = this.moments.get(name);
+    return s === undefined ? [] : [s.m, s.v];
   }
 
   override async getWeights(): Promise<NamedTensor[]> {

@@ -4,7 +4,8 @@
  * (forward against a JS-built V, bucket gradient against finite differences and the closed form, on
  * cpu and native); the bucket start is the least-squares projection (a kernel already in the hashed
  * subspace, or one with no collisions, leaves the model unchanged; the residual is orthogonal to the
- * subspace); a hashed model saves and loads; the counts; and the stage end to end in runPipeline.
+ * subspace); a hashed model saves and loads; the counts; a model that cannot be rebuilt leaks no
+ * tensor; and the stage end to end in runPipeline.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -310,6 +311,31 @@ describe('hashModel and unhashModel', () => {
       () => hashModel(model, { factor: 8, minWeights: 1e9 }),
       /hash: model '.*' has no Dense layer to hash \(kept whole: .*kernel weights < minWeights 1000000000/,
     );
+  });
+
+  it('hashModel and unhashModel leave no tensor behind when the model cannot be rebuilt', async () => {
+    await tf.setBackend('native');
+    // fc1 (hashed, or to hash) and then a layer called twice, which rebuildModel refuses after
+    // having built fc1's replacement.
+    const net = (first: 'hashed' | 'dense') => {
+      const x = tfl.input({ shape: [20] });
+      const fc1 =
+        first === 'hashed'
+          ? new HashedDense({ units: 30, buckets: 75, seed: 3, activation: 'tanh', name: 'fc1' })
+          : tfl.layers.dense({ units: 30, activation: 'tanh', name: 'fc1' });
+      const shared = tfl.layers.dense({ units: 30, name: 'shared' });
+      const h = shared.apply(shared.apply(fc1.apply(x) as tfl.SymbolicTensor)) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: x, outputs: h });
+    };
+    for (const [what, model, f] of [
+      ['unhashModel', net('hashed'), (m: tfl.LayersModel) => unhashModel(m)],
+      ['hashModel', net('dense'), (m: tfl.LayersModel) => hashModel(m, { factor: 8, minWeights: 100 }).model],
+    ] as const) {
+      const before = tf.memory().numTensors;
+      assert.throws(() => f(model), /layer 'shared' is called 2 times \(shared layers are not supported\)/);
+      assert.equal(tf.memory().numTensors, before, `${what}: tensors after the failure`);
+      model.dispose();
+    }
   });
 
   it('a hashed model saves and loads as the registered classes, storing only the buckets', async () => {

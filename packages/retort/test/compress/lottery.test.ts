@@ -5,7 +5,8 @@
  * training; rewind points come from the stage's input, its own dense round 0 or a checkpoint file,
  * and a missing or wrong file is refused naming it before any training; the control is a random
  * re-initialisation with the same initialisers and the same mask; and the stage runs end to end in
- * runPipeline on a ResNet-8.
+ * runPipeline on a ResNet-8, where the rounds' folder keeps the ticket's checkpoint and the control
+ * trains in a folder of its own.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -30,7 +31,8 @@ import { dataSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema, runPipeline, type StageReport } from '../../src/run/compress.js';
-import { saveCheckpoint, saveModelWeights } from '../../src/train/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, saveModelWeights } from '../../src/train/checkpoint.js';
+import { SGD } from '../../src/train/optimizers.js';
 import type { TrainTask } from '../../src/train/trainer.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-lottery-'));
@@ -120,8 +122,8 @@ function fakeContext(
           return { total, terms: {}, logits };
         },
       };
-      const task = wrap(base);
-      const opt = tf.train.sgd(0.2);
+      const opt = new SGD({ lr: 0.2 });
+      const task = wrap(base, opt);
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
       for (let e = 0; e < epochs; e++) {
         for (let s = 0; s < 3; s++) {
@@ -441,5 +443,29 @@ describe('lottery tickets', () => {
     if (control) assert.equal(control.zeroWeights >= pruned, true);
     const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { stages: StageReport[] };
     assert.ok(results.stages.some((s) => s.stage === 'lottery'));
+
+    // The rounds' folder ends with the ticket's checkpoint; the control trains in its own folder.
+    const modelWeights = (path: string) => {
+      const ck = loadCheckpoint(path);
+      const saved = ck.header.tensors.filter((t) => !t.name.startsWith('opt/'));
+      return m.weights.map((_, i) => ck.values.get(saved[i]!.name)!.data);
+    };
+    const ticket = modelWeights(join(dir, 'lottery', 'checkpoints', 'last.ckpt'));
+    assert.deepEqual(ticket, snapshotWeights(m), 'lottery/ keeps the last round’s weights: the ticket');
+    const reinit = modelWeights(join(dir, 'lottery-random-reinit', 'checkpoints', 'last.ckpt'));
+    assert.notDeepEqual(reinit, ticket);
+    const isKernel = kernelIndex(m);
+    ticket.forEach((values, i) => {
+      if (!isKernel[i]) return;
+      for (let j = 0; j < values.length; j++)
+        if (values[j] === 0)
+          assert.ok(reinit[i]![j] === 0, `the control keeps the ticket's mask: ${i}[${j}]`);
+    });
+    const lines = (folder: string) =>
+      readFileSync(join(dir, folder, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n').length;
+    assert.equal(lines('lottery'), 2, 'two rounds of one epoch');
+    assert.equal(lines('lottery-random-reinit'), 1, 'the control’s one epoch');
   });
 });

@@ -24,6 +24,7 @@ import { buildData } from '../../src/data/build.js';
 import { calibrateRanges, exportOnnx } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema, runPipeline } from '../../src/run/compress.js';
+import { SGD } from '../../src/train/optimizers.js';
 import type { TrainTask } from '../../src/train/trainer.js';
 
 const { onnx } = onnxProto;
@@ -209,8 +210,8 @@ describe('mixed precision: the stage and the int8 export', () => {
             return { total, terms: { ce: total } };
           },
         };
-        const task = wrap(base);
-        const opt = tf.train.sgd(0.1);
+        const opt = new SGD({ lr: 0.1 });
+        const task = wrap(base, opt);
         const input = { x: x as tf.Tensor4D, y, index: new Uint32Array(16), epoch: 0 };
         for (let s = 0; s < 2; s++) {
           await task.prepare?.(input);

@@ -2,8 +2,9 @@
  * RigL (compress/rigl.ts, compress/stages/rigl.ts): ERK densities by hand on toy layers (total
  * sparsity exact, a layer that would pass density 1 made dense and the rest rescaled); the cosine
  * drop fraction and the update steps; one drop/grow update on a hand-made layer; MaskSet.setMask;
- * the refusal after pruning; and the stage end to end in runPipeline on an untrained ResNet-8 at
- * 90% sparsity, exported to ONNX.
+ * the refusal after pruning; a grown connection's weight and optimizer state start at 0; the
+ * dense-gradient pass leaves the seeded random stream as it found it; and the stage end to end in
+ * runPipeline on an untrained ResNet-8 at 90% sparsity, exported to ONNX.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,11 +26,14 @@ import {
 } from '../../src/compress/rigl.js';
 import { planStages } from '../../src/compress/stages/registry.js';
 import { rigl, riglSchema } from '../../src/compress/stages/rigl.js';
+import type { StageContext } from '../../src/compress/stages/types.js';
 import { dataSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema, runPipeline } from '../../src/run/compress.js';
-import { Rng } from '../../src/util/rng.js';
+import { Adam, SGD } from '../../src/train/optimizers.js';
+import type { TrainTask } from '../../src/train/trainer.js';
+import { Rng, seedEverything, unseed } from '../../src/util/rng.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-rigl-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -39,6 +43,93 @@ const close = (a: readonly number[], b: readonly number[], tol = 1e-12) =>
     a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) <= tol),
     `${a.join(', ')} vs ${b.join(', ')}`,
   );
+
+/** conv [3,3,2,4] -> flatten -> (dropout 0.5) -> dense 4: kernels of 72 and 256 weights. */
+function smallNet(dropout: boolean): tfl.LayersModel {
+  const x = tfl.input({ shape: [6, 6, 2] });
+  let y = tfl.layers
+    .conv2d({
+      name: 'c',
+      filters: 4,
+      kernelSize: 3,
+      kernelInitializer: tfl.initializers.randomNormal({ seed: 1, stddev: 0.5 }),
+    })
+    .apply(x) as tfl.SymbolicTensor;
+  y = tfl.layers.flatten().apply(y) as tfl.SymbolicTensor;
+  if (dropout) y = tfl.layers.dropout({ rate: 0.5 }).apply(y) as tfl.SymbolicTensor;
+  y = tfl.layers
+    .dense({
+      name: 'd',
+      units: 4,
+      kernelInitializer: tfl.initializers.randomNormal({ seed: 2, stddev: 0.3 }),
+    })
+    .apply(y) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: x, outputs: y });
+}
+
+/** After each optimizer step (and the stage's release): kernels, their optimizer state, the random stream. */
+interface StepRecord {
+  kernels: Float32Array[];
+  slots: Float32Array[][];
+  rng: number[] | null;
+}
+
+/**
+ * A stage context whose finetune runs one epoch of 4 steps (CE, fixed random batches) with the
+ * optimizer `make` gives, handing it to the stage's wrap, as run/compress.ts does.
+ */
+function fakeContext(
+  model: tfl.LayersModel,
+  make: () => SGD | Adam,
+  rng: Rng | null = null,
+): { ctx: StageContext; steps: StepRecord[]; logs: string[] } {
+  const steps: StepRecord[] = [];
+  const logs: string[] = [];
+  const ctx: StageContext = {
+    model,
+    masks: null,
+    epochs: 1,
+    stepsPerEpoch: 4,
+    log: (l) => logs.push(l),
+    async finetune(m, wrap = (t) => t, onEpoch) {
+      const opt = make();
+      const base: TrainTask = {
+        model: m,
+        loss: ({ x, y }) => {
+          const logits = m.apply(x, { training: true }) as tf.Tensor2D;
+          const total = tf.losses.softmaxCrossEntropy(tf.oneHot(y, 4), logits) as tf.Scalar;
+          return { total, terms: {}, logits };
+        },
+      };
+      const task = wrap(base, opt);
+      const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+      const kernels = prunableKernels(m).map((k) => k.kernel);
+      for (let s = 0; s < 4; s++) {
+        const x = tf.randomNormal([8, 6, 6, 2], 0, 1, 'float32', 100 + s) as tf.Tensor4D;
+        const y = tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], 'int32');
+        const input = { x, y, index: new Uint32Array(8), epoch: 0 };
+        await task.prepare?.(input);
+        try {
+          opt.minimize(() => task.loss(input).total, false, vars);
+        } finally {
+          task.release?.();
+        }
+        tf.dispose([x, y]);
+        steps.push({
+          kernels: kernels.map((k) => (k.dataSync() as Float32Array).slice()),
+          slots: kernels.map((k) =>
+            opt.slotVariables(k.name).map((v) => (v.dataSync() as Float32Array).slice()),
+          ),
+          rng: rng?.getState() ?? null,
+        });
+      }
+      onEpoch?.(1);
+      opt.dispose();
+    },
+    calibrate: () => Promise.reject(new Error('not served')),
+  };
+  return { ctx, steps, logs };
+}
 
 describe('rigl: layer densities', () => {
   it('ERK: density ∝ sum/product of the kernel dims, kept weights exact in total', () => {
@@ -108,6 +199,7 @@ describe('rigl: drop and grow', () => {
     assert.deepEqual(Array.from(r.mask), [1, 0, 0, 1, 1, 0, 1, 1]);
     assert.deepEqual(Array.from(r.weights), [0.5, 0, 0, Math.fround(0.3), 0, 0, 0, Math.fround(0.8)]);
     assert.deepEqual([r.dropped, r.moved], [2, 2]);
+    assert.deepEqual(Array.from(r.grown), [4, 6]);
     assert.equal(
       r.mask.reduce((a, v) => a + v, 0),
       5,
@@ -122,6 +214,7 @@ describe('rigl: drop and grow', () => {
     assert.equal(r.weights[1], Math.fround(-0.1));
     assert.equal(r.weights[4], 0);
     assert.deepEqual([r.dropped, r.moved], [2, 1]);
+    assert.deepEqual(Array.from(r.grown), [4], 'the connection grown back is not new');
   });
 
   it('starting masks: random with the asked count, or the largest |w|', () => {
@@ -178,6 +271,79 @@ describe('rigl: stage', () => {
     };
     await assert.rejects(rigl.run(ctx, riglSchema.parse({ sparsity: 0.9 })), /rigl: finetune\.epochs is 0/);
     assert.deepEqual(model.weights[0]!.read().dataSync(), before);
+  });
+
+  it('a grown connection starts fresh: its weight and its optimizer state (SGD momentum, Adam m and v) are exactly 0 after the update', async () => {
+    await tf.setBackend('native');
+    for (const [name, make] of [
+      ['sgd momentum 0.9', () => new SGD({ lr: 0.1, momentum: 0.9 })],
+      ['adam', () => new Adam({ lr: 0.01 })],
+    ] as const) {
+      const { ctx, steps } = fakeContext(smallNet(false), make);
+      const out = await rigl.run(
+        ctx,
+        riglSchema.parse({ sparsity: 0.5, distribution: 'uniform', updateEvery: 2, reinit: false }),
+      );
+      // 4 steps: T_end = floor(0.75 * 4) = 3, so the one update comes after step 2.
+      assert.equal(steps.length, 4);
+      const after = out.masks!.state();
+      let grownCount = 0;
+      for (const [i, { layer }] of prunableKernels(ctx.model).entries()) {
+        // Before the update (after step 1) the inactive weights are exactly 0, the active ones not.
+        const before = steps[0]!.kernels[i]!;
+        const grown = Array.from(after[layer]!.keys()).filter(
+          (j) => before[j] === 0 && after[layer]![j] === 1,
+        );
+        grownCount += grown.length;
+        const slots = steps[1]!.slots[i]!;
+        assert.equal(slots.length, name === 'adam' ? 2 : 1, `${name}: the optimizer's state of ${layer}`);
+        for (const j of grown) {
+          assert.ok(
+            steps[0]!.slots[i]!.some((sl) => sl[j] !== 0),
+            `${name}: ${layer}[${j}] built up state while masked`,
+          );
+          assert.ok(steps[1]!.kernels[i]![j] === 0, `${name}: grown ${layer}[${j}] starts at 0`);
+          for (const [k, sl] of slots.entries())
+            assert.ok(sl[j] === 0, `${name}: slot ${k} of grown ${layer}[${j}] is ${sl[j]}, not 0`);
+        }
+      }
+      assert.ok(grownCount > 0, `${name}: the update moved connections`);
+      out.masks!.dispose();
+      ctx.model.dispose();
+    }
+  });
+
+  it('the dense-gradient pass takes nothing from the seeded random stream (dropout): the draws do not depend on updateEvery', async () => {
+    await tf.setBackend('native');
+    const draws = async (updateEvery: number) => {
+      const rng = seedEverything(11);
+      try {
+        const { ctx, steps, logs } = fakeContext(
+          smallNet(true),
+          () => new SGD({ lr: 0.1, momentum: 0.9 }),
+          rng,
+        );
+        const out = await rigl.run(
+          ctx,
+          riglSchema.parse({ sparsity: 0.5, distribution: 'uniform', updateEvery, reinit: false }),
+        );
+        out.masks!.dispose();
+        ctx.model.dispose();
+        return {
+          states: steps.map((s) => s.rng),
+          updates: logs.filter((l) => /^rigl: step \d+\/3: /.test(l)),
+        };
+      } finally {
+        unseed();
+      }
+    };
+    const updating = await draws(2);
+    const fixed = await draws(100);
+    assert.equal(updating.updates.length, 1, 'one update, after step 2');
+    assert.equal(fixed.updates.length, 0);
+    // Each step's dropout draws once; the update's extra forward pass would draw once more.
+    assert.notDeepEqual(updating.states[0], updating.states[1]);
+    assert.deepEqual(updating.states, fixed.states);
   });
 
   it('trains ResNet-8 sparse at 90% in runPipeline: connections move, zeros stay, ONNX fp32 matches', async () => {

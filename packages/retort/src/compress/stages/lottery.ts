@@ -38,7 +38,10 @@
  * (StageOutcome.controls) beside the ticket's `lottery`, at the same sparsity. Each round and the
  * control log one row of a table: sparsity and the training top-1 of its last epoch (the test split
  * is not served to stages; the report rows carry test top-1). Every round fine-tunes into the same
- * <run>/lottery/ folder: its metrics.jsonl lists the rounds one after another.
+ * <run>/lottery/ folder: its metrics.jsonl lists the rounds one after another, and its checkpoints
+ * (checkpoints/last.ckpt, best.ckpt) end as the last round's, the ticket's. The control trains into
+ * <run>/lottery-random-reinit/, the folder of its report row, so its checkpoints and metrics
+ * neither replace the ticket's nor are read as them.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
@@ -54,7 +57,7 @@ import {
   type WeightSnapshot,
 } from '../lottery.js';
 import { keepingMasks, MaskSet } from '../prune/magnitude.js';
-import type { StageContext, StageDescriptor } from './types.js';
+import type { FinetuneOptions, StageContext, StageDescriptor } from './types.js';
 
 export const lotterySchema = z
   .strictObject({
@@ -98,6 +101,9 @@ export const lotterySchema = z
   });
 export type LotteryConfig = z.output<typeof lotterySchema>;
 
+/** The control's name: its report row and fine-tuning folder are lottery-random-reinit. */
+const CONTROL = 'random-reinit';
+
 /** The training top-1 (%) of the last finished epoch, counted on the logits of the training steps. */
 class LastEpochTop1 {
   private hits = 0;
@@ -114,11 +120,15 @@ class LastEpochTop1 {
   }
 }
 
-/** ctx.finetune of ctx.model, the mask kept after every optimizer step; returns the last epoch's training top-1. */
+/**
+ * ctx.finetune of ctx.model, the mask kept after every optimizer step; returns the last epoch's
+ * training top-1. `opts.control` names the control being trained (its own folder).
+ */
 async function train(
   ctx: StageContext,
   masks: MaskSet | null,
   onEpoch?: (epoch: number) => void,
+  opts?: FinetuneOptions,
 ): Promise<number> {
   const top1 = new LastEpochTop1();
   await ctx.finetune(
@@ -144,6 +154,7 @@ async function train(
       top1.endEpoch();
       onEpoch?.(epoch);
     },
+    opts,
   );
   masks?.apply();
   return top1.value;
@@ -234,14 +245,19 @@ export const lottery: StageDescriptor<LotteryConfig> = {
         reinitializeWeights(ctx.model, c.seed);
         final.apply();
         ctx.log(`lottery: control: the final mask on a random re-initialisation (seed ${c.seed})`);
-        row('random-reinit', `seed ${c.seed}`, final.sparsity(), await train(ctx, final));
+        row(
+          CONTROL,
+          `seed ${c.seed}`,
+          final.sparsity(),
+          await train(ctx, final, undefined, { control: CONTROL }),
+        );
         restoreWeights(twin, snapshotWeights(ctx.model), 'random re-initialisation');
         restoreWeights(ctx.model, ticket, 'ticket');
       }
       ctx.log('lottery: | round | rewound to | sparsity | epochs | train top-1 (last epoch) |');
       ctx.log('lottery: |---|---|---|---|---|');
       for (const r of rows) ctx.log(`lottery: ${r}`);
-      return { masks: final, ...(twin ? { controls: [{ name: 'random-reinit', model: twin }] } : {}) };
+      return { masks: final, ...(twin ? { controls: [{ name: CONTROL, model: twin }] } : {}) };
     } catch (e) {
       twin?.dispose();
       masks?.dispose();

@@ -16,19 +16,32 @@
  *
  * The dense gradient for growing: after the optimizer step of an update step, the gradient of the
  * task's loss w.r.t. the masked kernels on that step's batch (tf.variableGrads, never applied), at
- * the weights the step left, with the batch-norm statistics put back afterwards so that the extra
- * forward pass does not count as a second training step. T_end needs the number of steps: the
- * loader's batches per epoch (ctx.stepsPerEpoch), or, for a stream, those counted in the first
- * epoch, which then passes without updates.
+ * the weights the step left. That pass runs the task's loss as a training step does, in training
+ * mode (batch norm on batch statistics, dropout on), so two of its side effects are undone: the
+ * batch-norm statistics are put back, and so is the state of the seeded random stream
+ * (util/rng.ts seedEverything; dropout draws its seeds from it), so the pass does not count as a
+ * second training step and the steps after it draw the numbers they would have drawn without it.
+ * Runs that differ only in `updateEvery` therefore share their random draws step for step; their
+ * weights part at their first update, whose connectivity differs. (Running the pass in inference
+ * mode would avoid the draws too, but would take the gradient through the running batch-norm
+ * statistics instead of the step's batch statistics, another function than the one trained.)
+ * T_end needs the number of steps: the loader's batches per epoch (ctx.stepsPerEpoch), or, for a
+ * stream, those counted in the first epoch, which then passes without updates.
  *
- * Not done: the paper's code also zeroes the optimizer's momentum of grown connections; the stage
- * cannot reach the optimizer ctx.finetune builds, so a grown weight's first step carries the
- * momentum its gradient built up while it was masked.
+ * A grown connection starts fresh, as in the paper's code: its weight at 0 and its optimizer state
+ * (SGD's momentum buffer, Adam's m and v; train/optimizers.ts slotVariables) at 0. Masked weights
+ * still get a gradient here (the mask is re-applied after the step, not multiplied into the
+ * forward pass), so without the reset a grown weight's first steps would carry the momentum built
+ * up while it was masked. Dropped connections' state is left alone: masked, their weight is put back
+ * to 0 after every step, and it is reset when they grow again. A connection dropped and grown back
+ * in the same update keeps its weight and its state (the paper's reinit_when_same false).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import type { StepInput, TrainTask } from '../../train/trainer.js';
-import { Rng } from '../../util/rng.js';
+import { hasSlots } from '../../train/optimizers.js';
+import type { LrOptimizer, StepInput, TrainTask } from '../../train/trainer.js';
+import { globalRng, Rng } from '../../util/rng.js';
 import { reinitializeWeights } from '../lottery.js';
 import { MaskSet, prunableKernels } from '../prune/magnitude.js';
 import { activeCounts, dropFraction, dropGrow, isUpdateStep, magnitudeMask, randomMask } from '../rigl.js';
@@ -54,6 +67,46 @@ export type RiglConfig = z.output<typeof riglSchema>;
 
 const REFUSED =
   'rigl chooses its own sparse connectivity from a dense model; use rigl or prune/lottery, not both';
+
+/**
+ * The gradient of `task`'s loss on `x` w.r.t. each kernel (dense: masked positions included), as
+ * flat arrays; the forward pass's batch-norm statistics and random draws are undone (file header).
+ */
+function denseGradients(
+  model: tfl.LayersModel,
+  task: TrainTask,
+  x: StepInput,
+  kernels: readonly { kernel: tf.Variable }[],
+): Float32Array[] {
+  const vars = kernels.map((k) => k.kernel);
+  const stats = model.nonTrainableWeights.map((w) => tf.keep(w.read().clone()));
+  const rng = globalRng();
+  const drawn = rng?.getState();
+  try {
+    const { value, grads } = tf.variableGrads(() => task.loss(x).total, vars);
+    const dense = vars.map(
+      (v) => (grads[v.name]?.dataSync().slice() as Float32Array | undefined) ?? new Float32Array(v.size),
+    );
+    tf.dispose([value, ...Object.values(grads)]);
+    return dense;
+  } finally {
+    if (drawn !== undefined) rng!.setState(drawn);
+    model.nonTrainableWeights.forEach((w, i) => {
+      w.write(stats[i]!);
+    });
+    tf.dispose(stats);
+  }
+}
+
+/** Sets the entries `at` (flat positions) of `v` to 0. */
+function zeroAt(v: tf.Variable, at: Uint32Array): void {
+  if (at.length === 0) return;
+  const values = (v.dataSync() as Float32Array).slice();
+  for (const i of at) values[i] = 0;
+  const t = tf.tensor(values, v.shape, 'float32');
+  v.assign(t);
+  t.dispose();
+}
 
 export const rigl: StageDescriptor<RiglConfig> = {
   name: 'rigl',
@@ -120,18 +173,8 @@ export const rigl: StageDescriptor<RiglConfig> = {
     let updates = 0;
     let input: StepInput | undefined;
 
-    const update = (task: TrainTask, x: StepInput, end: number) => {
-      const vars = kernels.map((k) => k.kernel);
-      const stats = ctx.model.nonTrainableWeights.map((w) => tf.keep(w.read().clone()));
-      const { value, grads } = tf.variableGrads(() => task.loss(x).total, vars);
-      const dense = vars.map(
-        (v) => (grads[v.name]?.dataSync().slice() as Float32Array | undefined) ?? new Float32Array(v.size),
-      );
-      tf.dispose([value, ...Object.values(grads)]);
-      ctx.model.nonTrainableWeights.forEach((w, i) => {
-        w.write(stats[i]!);
-      });
-      tf.dispose(stats);
+    const update = (task: TrainTask, x: StepInput, end: number, optimizer: LrOptimizer) => {
+      const dense = denseGradients(ctx.model, task, x, kernels);
       const f = dropFraction(step, c.alpha, end);
       const now = masks.state();
       let movedNow = 0;
@@ -141,6 +184,7 @@ export const rigl: StageDescriptor<RiglConfig> = {
         kernel.assign(w);
         w.dispose();
         masks.setMask(layer, r.mask);
+        if (hasSlots(optimizer)) for (const s of optimizer.slotVariables(kernel.name)) zeroAt(s, r.grown);
         movedNow += r.moved;
       });
       moved += movedNow;
@@ -151,26 +195,32 @@ export const rigl: StageDescriptor<RiglConfig> = {
     try {
       await ctx.finetune(
         ctx.model,
-        (t): TrainTask => ({
-          ...t,
-          prepare: (x) => {
-            input = x;
-            return t.prepare?.(x);
-          },
-          release: () => {
-            try {
-              step++;
-              // The optimizer step moves masked weights too (their gradient is not zero).
-              masks.apply();
-              // Before the task's own release: the loss may read what its prepare made (teacher logits).
-              if (tEnd !== undefined && input !== undefined && isUpdateStep(step, c.updateEvery, tEnd))
-                update(t, input, tEnd);
-            } finally {
-              input = undefined;
-              t.release?.();
-            }
-          },
-        }),
+        (t, optimizer): TrainTask => {
+          if (!hasSlots(optimizer))
+            ctx.log(
+              `rigl: optimizer ${optimizer.getClassName()} does not expose its state (slotVariables), so grown connections keep theirs`,
+            );
+          return {
+            ...t,
+            prepare: (x) => {
+              input = x;
+              return t.prepare?.(x);
+            },
+            release: () => {
+              try {
+                step++;
+                // The optimizer step moves masked weights too (their gradient is not zero).
+                masks.apply();
+                // Before the task's own release: the loss may read what its prepare made (teacher logits).
+                if (tEnd !== undefined && input !== undefined && isUpdateStep(step, c.updateEvery, tEnd))
+                  update(t, input, tEnd, optimizer);
+              } finally {
+                input = undefined;
+                t.release?.();
+              }
+            },
+          };
+        },
         (epoch) => {
           if (epoch !== 1 || tEnd !== undefined) return;
           tEnd = endOf(step);

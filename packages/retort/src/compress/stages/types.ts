@@ -9,7 +9,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
 import type { Int8Target, QuantSpec, WeightGranularity } from '../../export/onnx.js';
-import type { TrainTask } from '../../train/trainer.js';
+import type { LrOptimizer, TrainTask } from '../../train/trainer.js';
 import type { MaskSet } from '../prune/magnitude.js';
 
 /** What a stage asks the runner for; absent means "not needed", and asking for it anyway throws. */
@@ -49,15 +49,18 @@ export interface StageContext {
   readonly stepsPerEpoch?: number;
   readonly log: (line: string) => void;
   /**
-   * Fine-tunes `model` in place with CE + KD from the uncompressed model into <run>/<label>/.
-   * `wrap` adds the stage's per-step work to the training task (its `release` runs after every
-   * optimizer step: mask re-application, codebook updates, fake quantization); `onEpoch` runs after
-   * each epoch with the 1-based epoch number. Needs `needs.finetune`.
+   * Fine-tunes `model` in place with CE + KD from the uncompressed model into <run>/<label>/
+   * (checkpoints, metrics). `wrap` adds the stage's per-step work to the training task (its
+   * `release` runs after every optimizer step: mask re-application, codebook updates, fake
+   * quantization) and is handed the optimizer the fine-tuning steps with, for stages that reset its
+   * state (RigL); `onEpoch` runs after each epoch with the 1-based epoch number. Needs
+   * `needs.finetune`.
    */
   finetune(
     model: tfl.LayersModel,
-    wrap?: (task: TrainTask) => TrainTask,
+    wrap?: (task: TrainTask, optimizer: LrOptimizer) => TrainTask,
     onEpoch?: (epoch: number) => void,
+    opts?: FinetuneOptions,
   ): Promise<void>;
   /** int8 activation ranges of `model` over the first `batches` plain training batches. Needs `needs.calibration`. */
   calibrate(model: tfl.LayersModel, batches: number): Promise<QuantSpec>;
@@ -67,6 +70,16 @@ export interface StageContext {
    * hand may leave it out.
    */
   batches?(n: number): Promise<tf.Tensor4D[]>;
+}
+
+/** Where ctx.finetune writes. */
+export interface FinetuneOptions {
+  /**
+   * The name of a control model (StageOutcome.controls) being trained: its checkpoints and metrics
+   * go to <run>/<label>-<name>/, the folder of its report row's name, so that they neither
+   * overwrite the stage's own in <run>/<label>/ nor are mistaken for them.
+   */
+  readonly control?: string;
 }
 
 /** What a stage leaves for later stages, the reports and the exports; absent fields: unchanged. */
