@@ -52,7 +52,13 @@ export {
 export { applyOverride, loadExperiment, readConfigFile, readConfigMapping } from './config/load.js';
 export { runFolder } from './config/paths.js';
 // ---- data
-export { buildData, type DataConfig, type DataSplits, type ExperimentData } from './data/build.js';
+export {
+  buildData,
+  type DataConfig,
+  type DataSplits,
+  type ExperimentData,
+  type PairedSplits,
+} from './data/build.js';
 export { loadCifar } from './data/cifar.js';
 export { loadCsv } from './data/csv.js';
 export {

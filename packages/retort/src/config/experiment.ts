@@ -5,13 +5,39 @@
  */
 import { z } from 'zod';
 
+/**
+ * A second modality stored as its own files, one item per sample, aligned index by index with the
+ * data section's (data/views.ts pairs and checks them). It takes the reader options of the data
+ * section that make sense for a second source; `dataset: code` takes splits a program passes in
+ * (`data.views.<side>` of train()'s data option) and needs `data.dataset: code` too.
+ */
+const storedViewSchema = z.strictObject({
+  kind: z.literal('stored'),
+  dataset: z.enum(['fashion-mnist', 'mnist', 'cifar10', 'cifar100', 'image-folder', 'csv', 'code']),
+  /** The folder of this modality's files (as data.dir). */
+  dir: z.string().optional(),
+  /** image-folder: channels to decode to (1 grayscale, 3 RGB; default 3). */
+  channels: z.union([z.literal(1), z.literal(3)]).optional(),
+  /** image-folder: resize every image to [H, W] (bilinear). */
+  resize: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+  /** csv: the name of the label column (default 'label'). */
+  labelColumn: z.string().min(1).optional(),
+  /** Fixed per-channel mean/std of [0, 1] pixels; by default this source's training-split statistics. */
+  normalize: z
+    .strictObject({ mean: z.array(z.number()).min(1), std: z.array(z.number().positive()).min(1) })
+    .optional(),
+});
+
 /** A view of a sample for cross-modal distillation (data/views.ts applies it). */
 export const viewSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('identity') }),
   z.strictObject({ kind: z.literal('sobel') }),
   z.strictObject({ kind: z.literal('downsample'), factor: z.number().int().min(2) }),
+  storedViewSchema,
 ]);
 export type View = z.output<typeof viewSchema>;
+/** A view read from its own files (`kind: stored`). */
+export type StoredView = Extract<View, { kind: 'stored' }>;
 
 export const viewsSchema = z.strictObject({
   student: viewSchema.optional(),
@@ -67,7 +93,8 @@ export const dataSchema = z
       .optional(),
     /**
      * Cross-modal: what each network sees of a sample, `{ student: { kind: sobel }, teacher: ... }`
-     * (identity where absent; kinds identity, sobel, downsample { factor }).
+     * (identity where absent; kinds identity, sobel, downsample { factor }, and stored { dataset,
+     * dir, ... }: a second modality read from its own files).
      */
     views: viewsSchema.optional(),
     /** Use only the first N training / test images (quick runs and tests). */
@@ -75,38 +102,62 @@ export const dataSchema = z
     testLimit: z.number().int().positive().optional(),
   })
   .superRefine((d, ctx) => {
-    if (d.dir === undefined && NEEDS_DIR.has(d.dataset))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['dir'],
-        message: `required for dataset '${d.dataset}' (there is no default location)`,
-      });
-    // Options of one reader given to another would be ignored silently; say so instead.
-    if (d.channels !== undefined && d.dataset !== 'image-folder')
-      ctx.addIssue({
-        code: 'custom',
-        path: ['channels'],
-        message: `applies to dataset 'image-folder' only, not '${d.dataset}'`,
-      });
-    if (d.resize !== undefined && d.dataset !== 'image-folder')
-      ctx.addIssue({
-        code: 'custom',
-        path: ['resize'],
-        message: `applies to dataset 'image-folder' only, not '${d.dataset}'`,
-      });
-    if (d.stream !== undefined && d.dataset !== 'image-folder')
-      ctx.addIssue({
-        code: 'custom',
-        path: ['stream'],
-        message: `applies to dataset 'image-folder' only, not '${d.dataset}' (a program streams its own batches with batchStream)`,
-      });
-    if (d.labelColumn !== undefined && d.dataset !== 'csv')
-      ctx.addIssue({
-        code: 'custom',
-        path: ['labelColumn'],
-        message: `applies to dataset 'csv' only, not '${d.dataset}'`,
-      });
+    readerIssues(d, [], ctx);
+    for (const side of ['student', 'teacher'] as const) {
+      const v = d.views?.[side];
+      if (v?.kind !== 'stored') continue;
+      const at = ['views', side];
+      readerIssues(v, at, ctx);
+      if (v.dataset === 'code' && d.dataset !== 'code')
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'dataset'],
+          message: `'code' (views from a program) needs data.dataset 'code' too, not '${d.dataset}'`,
+        });
+      if (v.dataset === 'code' && v.dir !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [...at, 'dir'],
+          message: "a view from code ('code') has no folder",
+        });
+    }
   });
+
+/**
+ * Options of one reader given to another would be ignored silently; say so instead (the data
+ * section's and a stored view's, at `path`).
+ */
+function readerIssues(
+  d: {
+    dataset: string;
+    dir?: string | undefined;
+    channels?: number | undefined;
+    resize?: unknown;
+    stream?: boolean | undefined;
+    labelColumn?: string | undefined;
+  },
+  path: string[],
+  ctx: z.RefinementCtx,
+): void {
+  if (d.dir === undefined && NEEDS_DIR.has(d.dataset))
+    ctx.addIssue({
+      code: 'custom',
+      path: [...path, 'dir'],
+      message: `required for dataset '${d.dataset}' (there is no default location)`,
+    });
+  const only = (key: 'channels' | 'resize' | 'stream' | 'labelColumn', reader: string, more = '') => {
+    if (d[key] !== undefined && d.dataset !== reader)
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, key],
+        message: `applies to dataset '${reader}' only, not '${d.dataset}'${more}`,
+      });
+  };
+  only('channels', 'image-folder');
+  only('resize', 'image-folder');
+  only('stream', 'image-folder', ' (a program streams its own batches with batchStream)');
+  only('labelColumn', 'csv');
+}
 
 /** A run name is a folder name under the runs root: never '.', '..' or a path. */
 export const runNameSchema = z

@@ -9,6 +9,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 /** Key paths of every config key that names a file or folder. */
 const PATH_KEYS: readonly (readonly string[])[] = [
   ['data', 'dir'],
+  ['data', 'views', 'student', 'dir'],
+  ['data', 'views', 'teacher', 'dir'],
   ['model', 'module'],
   ['model', 'onnx'],
   ['model', 'tfjs'],

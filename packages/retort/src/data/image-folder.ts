@@ -96,6 +96,16 @@ function listSplit(root: string, split: 'train' | 'test'): { classes: string[]; 
 }
 
 /**
+ * The items of `<root>/<split>` in loadImageFolder's order (first `limit`), as `<class>/<file>`
+ * relative to the split folder: what pairs two folders of one sample's modalities.
+ */
+export function imageFolderItems(root: string, split: 'train' | 'test', limit?: number): string[] {
+  const { files } = listSplit(root, split);
+  const dir = join(root, split);
+  return (limit === undefined ? files : files.slice(0, limit)).map((f) => relative(dir, f.path));
+}
+
+/**
  * Resizes RGBA bytes [h, w, 4] to [H, W, 4] bilinearly with half-pixel centers (what PIL and
  * torchvision's bilinear resize do without antialiasing), rounding to the nearest byte.
  */

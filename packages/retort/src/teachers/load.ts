@@ -98,11 +98,20 @@ export async function loadTeacherSource(
   return checkClasses(teacher, data);
 }
 
-/** The data as the teacher sees it: with paired views, the shape of the teacher's view. */
+/**
+ * The data as the teacher sees it: with paired views, the shape of the teacher's view and the
+ * normalisation of what it is made from (a stored view's own).
+ */
 export function teacherDataOf<
-  D extends TeacherData & { teacherShape?: [number, number, number] | undefined },
+  D extends TeacherData & {
+    teacherShape?: [number, number, number] | undefined;
+    teacherMean?: number[] | undefined;
+    teacherStd?: number[] | undefined;
+  },
 >(data: D): D {
-  return data.teacherShape ? { ...data, shape: data.teacherShape } : data;
+  if (!data.teacherShape) return data;
+  const norm = data.teacherMean && data.teacherStd ? { mean: data.teacherMean, std: data.teacherStd } : {};
+  return { ...data, shape: data.teacherShape, ...norm };
 }
 
 /** [H, W, C] a stateDict teacher takes: its inputSize and channels, else the data's. */
