@@ -157,6 +157,14 @@ export { loadPipelineInputs, type PipelineInputs } from './run/compress-inputs.j
 // ---- runs (what the CLI calls)
 export { loadTeacher, type RunOptions, type RunResults, runExperiment } from './run/experiment.js';
 export { loadRun } from './run/load.js';
+// ---- student search: `retort search` (candidates trained as sweep jobs; Pareto front, best.yaml)
+export {
+  type LoadedSearch,
+  loadSearch,
+  type StudentSearchOptions,
+  type StudentSearchResult,
+  search,
+} from './run/search.js';
 // ---- sweeps: grids of runs on local worker processes or BullMQ workers across machines
 export {
   planJobs,
@@ -186,6 +194,7 @@ export {
   teacherCachePlan,
 } from './run/teacher-shards.js';
 // ---- student search: spaces, the latency table, the search strategies
+export { candidateCost, modelCost } from './search/candidate-cost.js';
 export {
   type Evaluate,
   resumeSearch,
@@ -204,6 +213,7 @@ export {
   settingId,
   summarizeErrors,
 } from './search/latency-table.js';
+export { parseSearchConfig, type SearchConfig, searchConfigSchema } from './search/search-config.js';
 export {
   best,
   type Constraints,

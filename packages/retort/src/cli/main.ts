@@ -23,6 +23,7 @@ const commands: readonly CommandEntry[] = [
   { name: 'report', load: async () => (await import('./commands/report.js')).reportCommand },
   { name: 'sweep', load: async () => (await import('./commands/sweep.js')).sweepCommand },
   { name: 'worker', load: async () => (await import('./commands/worker.js')).workerCommand },
+  { name: 'search', load: async () => (await import('./commands/search.js')).searchCommand },
 ];
 
 function usage(): string {

@@ -178,16 +178,38 @@ export const modelSchema = z
     export: z.string().optional(),
     /** Builder options such as widthMult (passed to the zoo builder or the module's function). */
     options: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+    /**
+     * Or a point of a student search space (`retort search`; spaces resnet, mobilenetv2, plain-cnn):
+     * the space's name, with its genes in `candidate`.
+     */
+    space: z.string().min(1).optional(),
+    /**
+     * The genes, e.g. `{ blocks: [1, 2, 1], widthMult: 0.75 }`, as search/best.yaml writes them;
+     * checked against the space's own candidate schema when the run starts (search/ sits above
+     * config/ in the layers).
+     */
+    candidate: z.record(z.string(), z.unknown()).optional(),
   })
   .superRefine((m, ctx) => {
-    if ((m.name === undefined) === (m.module === undefined))
+    const given = (['name', 'module', 'space'] as const).filter((k) => m[k] !== undefined);
+    if (given.length !== 1)
       ctx.addIssue({
         code: 'custom',
         path: [],
-        message: 'give exactly one of name (a zoo model) or module (your own)',
+        message: `give exactly one of name (a zoo model), module (your own) or space (a search space's candidate); got ${given.length === 0 ? 'none' : given.join(' and ')}`,
       });
     if (m.export !== undefined && m.module === undefined)
       ctx.addIssue({ code: 'custom', path: ['export'], message: 'applies to model.module only' });
+    if (m.space !== undefined && m.candidate === undefined)
+      ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'required with model.space (the genes)' });
+    if (m.candidate !== undefined && m.space === undefined)
+      ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'applies to model.space only' });
+    if (m.space !== undefined && Object.keys(m.options).length > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options'],
+        message: "a search space's candidate takes no options (its genes are in model.candidate)",
+      });
   });
 
 /**
@@ -399,6 +421,12 @@ export const experimentSchema = z.strictObject({
    * the scheme's own options, checked by its schema. Offline (a frozen teacher) when absent.
    */
   scheme: z.looseObject({ name: z.string() }).optional(),
+  /**
+   * A student search (`retort search`): space, strategy, constraints, latency setting, proxy
+   * training. Checked by search/search-config.ts when the search runs (search/ sits above config/
+   * in the layers); training the experiment itself (`retort train` / `distill`) ignores it.
+   */
+  search: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type Experiment = z.output<typeof experimentSchema>;

@@ -15,7 +15,9 @@ import type { DataInfo } from '../distill/losses/types.js';
 import { schemeRegistry } from '../distill/scheme-registry.js';
 import { parseTerms } from '../distill/schemes/offline.js';
 import type { AnySchemeDescriptor, ParsedStage } from '../distill/schemes/types.js';
-import { buildConfiguredModel, modelLabel } from '../models/configured.js';
+import { buildConfiguredModel, checkConfiguredModel, modelLabel } from '../models/configured.js';
+// Installs the builder of `model: { space, candidate }` (a search space's candidate).
+import '../search/candidate-model.js';
 import { loadTeacherSource, type TeacherData, teacherDataOf, teacherPredictions } from '../teachers/load.js';
 import type { Teacher } from '../teachers/types.js';
 import { saveModelWeights } from '../train/checkpoint.js';
@@ -116,6 +118,11 @@ export async function runExperiment(
     terms: parseTerms(s.losses, where),
   }));
   const scheme = resolveScheme(exp, stages, where);
+  checkConfiguredModel(exp.model, where);
+  if (exp.search !== undefined)
+    log(
+      `${where}: its search section is for retort search; training model ${modelLabel(exp.model)} as given`,
+    );
   // Data is read and checked before the run folder exists: a refused split leaves nothing behind.
   const data = buildData(exp.data, exp.seed, opts.data);
   const runDir = prepareRunDir(runsRoot, exp.name, exp, {

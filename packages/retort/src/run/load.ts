@@ -7,6 +7,8 @@ import { parseOrThrow } from '../config/errors.js';
 import { type Experiment, experimentSchema } from '../config/experiment.js';
 import { buildData, type DataSplits, type ExperimentData } from '../data/build.js';
 import { buildConfiguredModel } from '../models/configured.js';
+// Installs the builder of `model: { space, candidate }` (a search space's candidate).
+import '../search/candidate-model.js';
 import { loadModelWeights } from '../train/checkpoint.js';
 
 export async function loadRun(

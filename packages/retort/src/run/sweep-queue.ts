@@ -245,3 +245,28 @@ export async function queueStatus(url: string, queueName = DEFAULT_QUEUE): Promi
     await queue.close();
   }
 }
+
+/** Where each of `ids` is in the queue: BullMQ's state ('completed', 'failed', 'active', ..., 'unknown' when absent) and, for a failed one, why. */
+export async function jobStates(
+  url: string,
+  ids: readonly string[],
+  queueName = DEFAULT_QUEUE,
+): Promise<Map<string, { state: string; reason?: string }>> {
+  const { Queue } = await bull();
+  const queue = new Queue(queueName, { connection: connection(url) });
+  const out = new Map<string, { state: string; reason?: string }>();
+  try {
+    for (const id of ids) {
+      const job = await queue.getJob(id);
+      if (!job) {
+        out.set(id, { state: 'unknown' });
+        continue;
+      }
+      const state = await job.getState();
+      out.set(id, state === 'failed' ? { state, reason: job.failedReason } : { state });
+    }
+  } finally {
+    await queue.close();
+  }
+  return out;
+}

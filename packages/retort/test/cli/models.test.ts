@@ -27,7 +27,7 @@ it('retort models lists the zoo with trainable parameter counts; bad input and u
   assert.equal(unknown.status, 1);
   assert.match(
     unknown.stderr,
-    /unknown command 'trian' \(known: train, distill, eval, export, compress, models, demo, serve, report, sweep, worker\)/,
+    /unknown command 'trian' \(known: train, distill, eval, export, compress, models, demo, serve, report, sweep, worker, search\)/,
   );
   const opt = run('train', 'x.yaml', '--sett', 'a=1');
   assert.match(opt.stderr, /unknown option --sett \(known: --set, --runs, --resume, --force, --help\)/);

@@ -15,6 +15,7 @@ import { parseTerms } from '../../src/distill/schemes/offline.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema } from '../../src/run/compress.js';
 import { resolveScheme } from '../../src/run/experiment.js';
+import { loadSearch } from '../../src/run/search.js';
 import { expandGrid } from '../../src/run/sweep-grid.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -54,6 +55,12 @@ describe('committed configs', () => {
         const cfg = pipelineSchema.parse(raw);
         const modelFile = cfg.model?.onnx ?? cfg.model?.tfjs;
         if (modelFile !== undefined) assert.ok(existsSync(modelFile), `${modelFile} not found`);
+        return;
+      }
+      if ('search' in raw) {
+        // A student search (retort search): its section, its space, and the recipe with a candidate.
+        const s = loadSearch(file);
+        assert.ok(s.space.size > 1);
         return;
       }
       if (['experiment', 'experiments', 'axes'].some((k) => k in raw)) {

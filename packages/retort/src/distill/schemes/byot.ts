@@ -19,7 +19,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { exportTfjs } from '../../export/tfjs.js';
 import { fusedBatchNorm } from '../../models/batchnorm.js';
-import { modelTaps } from '../../models/index.js';
+import { configuredModelTaps, type ModelConfig, modelLabel } from '../../models/configured.js';
 import { tapModel } from '../../taps/taps.js';
 import { evaluate, type StepInput, type TrainTask } from '../../train/trainer.js';
 import { RetortError } from '../../util/errors.js';
@@ -48,20 +48,26 @@ export const byotSchema = z.strictObject({
 });
 export type ByotConfig = z.output<typeof byotSchema>;
 
-/** The heads and the feature layer: from the options, or from the zoo model's stage taps. */
+/**
+ * The heads and the feature layer: from the options, or from the stage taps of the model (a zoo
+ * name, or the experiment's model section: a zoo entry's or a search candidate's taps).
+ */
 export function byotLayers(
   student: tfl.LayersModel,
-  modelName: string | undefined,
+  model: string | ModelConfig | undefined,
   cfg: ByotConfig,
 ): { heads: string[]; feature: string } {
   let heads = cfg.heads;
   let feature = cfg.feature;
   if (heads === undefined || feature === undefined) {
-    if (modelName === undefined)
+    const section = typeof model === 'string' ? { name: model, options: {} } : model;
+    const taps = section === undefined ? undefined : configuredModelTaps(section);
+    if (taps === undefined)
       throw new RetortError(
-        'scheme byot: a model from your own module needs scheme.heads (layer names) and scheme.feature',
+        'scheme byot: a model from your own module (or a search space without taps) needs scheme.heads (layer names) and scheme.feature',
       );
-    const stages = modelTaps(modelName).stages.map((s) => s.output);
+    const modelName = modelLabel(section!);
+    const stages = taps.stages.map((s) => s.output);
     const rank = (l: string) => student.getLayer(l).outputShape.length - 1;
     const maps = stages.filter((l) => rank(l) === 3);
     heads ??= maps.slice(1, -1);
@@ -153,7 +159,7 @@ export const byot: SchemeDescriptor<ByotConfig> = {
   teacher: 'none',
   check(exp, cfg, stages, where) {
     requireOneStage(exp, 'byot', where);
-    if (exp.model.name === undefined && (cfg.heads === undefined || cfg.feature === undefined))
+    if (exp.model.module !== undefined && (cfg.heads === undefined || cfg.feature === undefined))
       throw new RetortError(
         `${where}: scheme byot: a model from your own module needs scheme.heads (layer names) and scheme.feature`,
       );
@@ -166,7 +172,7 @@ export const byot: SchemeDescriptor<ByotConfig> = {
   async run(ctx) {
     const { exp, config, student, log } = ctx;
     const stage = ctx.stages[0]!;
-    const { heads: headLayers, feature } = byotLayers(student, exp.model.name, config);
+    const { heads: headLayers, feature } = byotLayers(student, exp.model, config);
     const view = tapModel(student, [...headLayers, feature]);
     const featDim = view.shapes.at(-1)!.at(-1)!;
     // The smallest map in the student: heads downsample to it, as the deepest stage did.
