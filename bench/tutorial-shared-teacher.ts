@@ -11,7 +11,7 @@
  *
  * PyTorch (bench/tutorial_torch.py --teacher-weights --cache-teacher, Debian's python3-torch, 2
  * threads) computes the frozen teacher's outputs once per training image instead of on every batch:
- * the same numbers (no augmentation, eval mode), 10x less time. Its lines go to
+ * the same function (no augmentation, eval mode; equal up to float rounding), 10x less time. Its lines go to
  * bench/results/tutorial-fashion-mnist-shared-teacher-torch.jsonl (beside --out); --report reads them and trains
  * nothing. The PyTorch side also scores the loaded teacher, a check that the weights crossed over
  * intact (it must equal Retort's top-1).

@@ -103,8 +103,9 @@ class TeacherOutputs:
     """The frozen teacher's outputs (logits, conv features) for every training image, computed once.
 
     The recipe has no augmentation and the teacher runs in eval mode (no dropout), so its output for
-    an image is the same every epoch: reading it back is the same arithmetic as the tutorial's
-    forward pass on each batch, about 10x faster on this CPU for the distillation rows."""
+    an image is the same every epoch: reading it back gives the tutorial's per-batch forward pass
+    (equal up to float rounding, since the batches differ in size), about 10x faster on this CPU
+    for the distillation rows."""
 
     def __init__(self, teacher, x):
         teacher.eval()

@@ -49,7 +49,10 @@ export const pipelineSchema = z
          * Learning-rate schedule over each fine-tuning (cosine by default); e.g. a warm-up epoch,
          * `{ kind: cosine, warmupEpochs: 1 }`, for a stage that trains from a fresh initialisation.
          */
-        schedule: scheduleSchema.prefault({ kind: 'cosine' }),
+        schedule: scheduleSchema
+          // Cosine is the fine-tuning's default kind also when only other keys are given.
+          .extend({ kind: scheduleSchema.shape.kind.unwrap().default('cosine') })
+          .prefault({}),
         /** Weight of KD (the rest is CE); 0 trains on labels only. */
         kd: z.number().min(0).max(1).default(0.9),
         T: z.number().positive().default(4),

@@ -119,9 +119,11 @@ export async function runExperiment(
   }));
   const scheme = resolveScheme(exp, stages, where);
   checkConfiguredModel(exp.model, where);
+  // A search keeps its state in <runs>/<name>/search/, inside the folder a run of the same name
+  // would use (and --force would set aside): the two are refused together.
   if (exp.search !== undefined)
-    log(
-      `${where}: its search section is for retort search; training model ${modelLabel(exp.model)} as given`,
+    throw new RetortError(
+      `${where}: has a search section, so it is for retort search (the search's winner is written as search/best.yaml, an experiment to train); remove the section to train model ${modelLabel(exp.model)} on its own`,
     );
   // Data is read and checked before the run folder exists: a refused split leaves nothing behind.
   const data = buildData(exp.data, exp.seed, opts.data);

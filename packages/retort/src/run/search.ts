@@ -8,6 +8,7 @@
  * batch (what `--resume` continues), then pareto.md / .json / .svg and best.yaml, the experiment
  * with the best feasible candidate as its model, ready for `retort distill`.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -142,7 +143,10 @@ export interface LoadedSearch {
   strategy: ResolvedStrategy;
   /** The file without `search` and `model`, relative paths resolved: what best.yaml starts from. */
   recipe: Record<string, unknown>;
-  /** The candidate's proxy experiment at `rung`, named `<name>-<key>-r<rung>`. */
+  /**
+   * The candidate's proxy experiment at `rung`, named `<name>-<key>-r<rung>-<tag>` (tag: a hash of
+   * the recipe and the proxy settings).
+   */
   candidateExperiment(c: Candidate, rung: number): Experiment;
   /** A candidate's proxy experiment, checked (losses, scheme, data section). */
   probe: Experiment;
@@ -178,12 +182,18 @@ export function loadSearch(
     ...(cfg.proxy.trainLimit !== undefined ? { trainLimit: cfg.proxy.trainLimit } : {}),
     ...(cfg.proxy.valFraction !== undefined ? { valFraction: cfg.proxy.valFraction } : {}),
   };
+  // Candidate runs are named by what they train: a changed recipe or proxy gets runs of its own
+  // instead of finding the old runs' folders (which the store refuses as another config's).
+  const recipeTag = createHash('sha256')
+    .update(JSON.stringify({ recipe, proxyData, epochs: cfg.proxy.epochs, eta: strategy.eta }))
+    .digest('hex')
+    .slice(0, 6);
   const candidateExperiment = (c: Candidate, rung: number): Experiment =>
     parseOrThrow(
       experimentSchema,
       {
         ...recipe,
-        name: `${name}-${space.key(c)}-r${rung}`,
+        name: `${name}-${space.key(c)}-r${rung}-${recipeTag}`,
         model: { space: space.name, candidate: c },
         data: proxyData,
         epochs: cfg.proxy.epochs * strategy.eta ** rung,

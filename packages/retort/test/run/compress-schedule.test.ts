@@ -48,6 +48,13 @@ describe('finetune.schedule', () => {
       finetune: { schedule: { kind: 'cosine', warmupEpochs: 1 } },
     });
     assert.equal(warm.finetune.schedule.warmupEpochs, 1);
+    // Cosine stays the kind when only other keys are given.
+    const onlyWarm = pipelineSchema.parse({ ...base, finetune: { schedule: { warmupEpochs: 1 } } });
+    assert.equal(onlyWarm.finetune.schedule.kind, 'cosine');
+    assert.equal(
+      pipelineSchema.parse({ ...base, finetune: { schedule: { kind: 'constant' } } }).finetune.schedule.kind,
+      'constant',
+    );
     assert.throws(
       () => pipelineSchema.parse({ ...base, finetune: { schedule: { kind: 'cosine', warmup: 1 } } }),
       /warmup/,

@@ -15,8 +15,10 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
+import { experimentSchema } from '../../src/config/experiment.js';
 import { loadExperiment, readConfigFile } from '../../src/config/load.js';
 import { buildConfiguredModel } from '../../src/models/configured.js';
+import { runExperiment } from '../../src/run/experiment.js';
 import { search } from '../../src/run/search.js';
 import {
   LatencyTable,
@@ -172,6 +174,15 @@ describe('retort search', () => {
 
   it('refuses an unknown key of the search section, and constraints no candidate meets', async () => {
     const base = loadRaw();
+    // Training the search file itself would share <runs>/<name>/ with the search's files.
+    await assert.rejects(
+      runExperiment(experimentSchema.parse({ ...base, model: { name: 'lightnn' } }), 'tiny.yaml', {
+        runsRoot: libRuns,
+        log: () => {},
+      }),
+      /tiny\.yaml: has a search section, so it is for retort search/,
+    );
+    assert.equal(existsSync(join(libRuns, String(base['name']), 'config.json')), false);
     await assert.rejects(
       search(
         { ...base, search: { ...(base['search'] as object), bogus: 1 } },
