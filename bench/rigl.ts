@@ -9,16 +9,25 @@
  * - prune after training: the dense network pruned by global magnitude to the same sparsity (AGP)
  *   and fine-tuned for the same number of epochs, the usual alternative.
  * All three on labels only (no KD) with the dense run's optimizer (SGD lr 0.1, Nesterov, weight
- * decay 5e-4); the fine-tuning of the two compress stages uses a cosine schedule. Writes
+ * decay 5e-4); RigL also takes the dense run's schedule (cosine with a warm-up epoch), since it trains
+ * from a fresh initialisation too, and prune-after-training fine-tunes on a cosine schedule. Writes
  * bench/results/rigl-fashion-mnist.md.
  *
- *   npm run bench:rigl -- [--seeds 1,2,3] [--train-limit 10000] [--epochs 8] [--sparsity 0.9] [--runs runs]
+ *   npm run bench:rigl -- [--seeds 1,2,3] [--train-limit 10000] [--epochs 8] [--sparsity 0.9]
+ *                          [--update-every 100] [--runs runs]
  */
 import 'retort-kd-native';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadRun, pipelineSchema, runPipeline, type StageReport, writeFileAtomic } from 'retort-kd';
+import {
+  loadExperiment,
+  loadRun,
+  pipelineSchema,
+  runPipeline,
+  type StageReport,
+  writeFileAtomic,
+} from 'retort-kd';
 import { argOf, cpuLine, meanSd, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +36,7 @@ const seeds = argOf(args, 'seeds', '1,2,3').split(',').map(Number);
 const limit = Number(argOf(args, 'train-limit', '10000'));
 const epochs = Number(argOf(args, 'epochs', '8'));
 const sparsity = Number(argOf(args, 'sparsity', '0.9'));
+const updateEvery = Number(argOf(args, 'update-every', '100'));
 const runs = resolve(argOf(args, 'runs', 'runs'));
 const base = join(root, 'configs/fashion-mnist/baseline/resnet8.yaml');
 const optimizer = { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.0005 };
@@ -41,6 +51,7 @@ interface Row {
   pruneSparsity: number;
   seconds: number;
 }
+const denseSchedule = loadExperiment(base).schedule;
 const rows: Row[] = [];
 const started = performance.now();
 for (const seed of seeds) {
@@ -51,11 +62,15 @@ for (const seed of seeds) {
   );
   const runDir = join(runs, run.name);
   let seconds = 0;
-  const pipeline = async (name: string, section: Record<string, unknown>): Promise<StageReport[]> => {
+  const pipeline = async (
+    name: string,
+    section: Record<string, unknown>,
+    schedule?: unknown,
+  ): Promise<StageReport[]> => {
     const cfg = pipelineSchema.parse({
       name,
       student: { run: runDir },
-      finetune: { epochs, optimizer, kd: 0 },
+      finetune: { epochs, optimizer, kd: 0, ...(schedule === undefined ? {} : { schedule }) },
       ...section,
       export: ['onnx'],
     });
@@ -84,7 +99,13 @@ for (const seed of seeds) {
     return reports;
   };
   const sp = `sp${sparsity}`;
-  const r = await pipeline(`rigl-resnet8-${tag}-${sp}-s${seed}`, { rigl: { sparsity, seed } });
+  // RigL trains from scratch, as the dense run does: the same schedule, warm-up epoch included.
+  const u = updateEvery === 100 ? '' : `-u${updateEvery}`;
+  const r = await pipeline(
+    `rigl-resnet8-${tag}-${sp}${u}-s${seed}`,
+    { rigl: { sparsity, seed, updateEvery } },
+    denseSchedule,
+  );
   const p = await pipeline(`prune-resnet8-${tag}-${sp}-s${seed}`, {
     prune: { kind: 'unstructured', sparsity, scope: 'global', schedule: 'agp' },
   });
@@ -109,14 +130,16 @@ const ms = (xs: number[]) => {
 const signed = (v: number) => `${v >= 0 ? '+' : ''}${f2(v)}`;
 const text = `# RigL: ResNet-8 on Fashion-MNIST
 
-Command: \`npm run bench:rigl -- --seeds ${seeds.join(',')} --train-limit ${limit} --epochs ${epochs} --sparsity ${sparsity}\`
+Command: \`npm run bench:rigl -- --seeds ${seeds.join(',')} --train-limit ${limit} --epochs ${epochs} --sparsity ${sparsity}${updateEvery === 100 ? '' : ` --update-every ${updateEvery}`}\`
 (${((performance.now() - started) / 60000).toFixed(1)} min wall, ${cpuLine()}).
 
 Per seed, ${epochs} epochs on the first ${limit} training images for each network: dense ResNet-8
 (configs/fashion-mnist/baseline/resnet8.yaml: SGD lr 0.1, Nesterov, weight decay 5e-4, cosine with a
 warm-up epoch); RigL at ${sparsity * 100}% of the conv and dense kernel weights from a fresh
-initialisation (ERK densities, drop/grow every 100 steps, alpha 0.3, until 75% of training); and the
-dense network pruned to the same sparsity (global magnitude, AGP over the epochs) and fine-tuned.
+initialisation with the dense run's optimizer and schedule (ERK densities, drop/grow every ${updateEvery}
+steps, alpha 0.3, until 75% of training; a grown connection starts at 0 with its optimizer state
+at 0); and the dense network pruned to the same sparsity (global magnitude, AGP over the epochs)
+and fine-tuned (cosine, no warm-up).
 Labels only (no KD). Test top-1 on the 10,000 test images. Sparsity: zero weights over all
 parameters (biases and batch norm are never pruned, so it is a little under the kernels' ${sparsity * 100}%).
 
