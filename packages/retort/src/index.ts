@@ -32,10 +32,9 @@ export { clusterModel, withClusterFinetune } from './compress/cluster-model.js';
 export { factorizeModel } from './compress/lowrank-model.js';
 // ---- compression stages
 export { MaskSet, magnitudeMasks, prunableKernels } from './compress/prune/magnitude.js';
-export { GradualPruner, sparsityAt } from './compress/prune/schedule.js';
+export { sparsityAt } from './compress/prune/schedule.js';
 export { pruneChannels } from './compress/prune/structured.js';
 export { withActQat } from './compress/quantize/act-qat.js';
-export { foldBatchNorms } from './compress/quantize/fold-bn.js';
 export { withWeightQat } from './compress/quantize/qat.js';
 // ---- configuration
 export { formatIssues } from './config/errors.js';

@@ -1,7 +1,8 @@
 /**
  * Rebuilding a functional tfjs-layers model with some layers changed, the common step of structured
- * pruning (narrower layers), BN folding (layers removed), low-rank factorization (one layer becomes
- * two) and QAT (fake-quant layers inserted). The graph is replayed layer by layer in the model's
+ * pruning (narrower layers), batch norms put back into imported models (restore-bn.ts), low-rank and
+ * Tucker-2 factorization (one layer becomes two or three) and HashedNets (kernels become hashed
+ * layers, and back). The graph is replayed layer by layer in the model's
  * (topological) order: every layer is re-created from its own class and config, so custom classes
  * such as the zoo's fused batch norm survive (a JSON round trip would turn them into their
  * serialized base class). Weights are then copied by layer name (transferWeights).

@@ -41,16 +41,6 @@ export function float16Bits(v: number): number {
   return sign | half;
 }
 
-/** The float32 value of a float16 bit pattern. */
-export function float16Value(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >>> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return sign * m * 2 ** -24;
-  if (e === 31) return m === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 /**
  * `values` as float16 codes (little-endian when viewed as bytes on the usual hosts: Uint16Array
  * uses the platform's order, little-endian on x86-64 and ARM64, which is what both formats store).

@@ -405,9 +405,7 @@ async function withInt8Kernels<T>(
   const saved = kernels.map((k) => tf.keep(k.clone()));
   kernels.forEach((k, i) => {
     // One scale for the whole tensor is also one per channel (the same for all): stored as int8.
-    k.assign(
-      tf.tidy(() => (perTensor ? fakeQuantTensorSym(saved[i]!, qmax) : fakeQuantKernel(saved[i]!, qmax))),
-    );
+    k.assign(tf.tidy(() => fakeQuantKernel(saved[i]!, qmax, perTensor)));
   });
   try {
     return await f();
@@ -417,14 +415,6 @@ async function withInt8Kernels<T>(
     });
     tf.dispose(saved);
   }
-}
-
-/** Symmetric int8 fake quantization with one scale for all of `k` (max |k| / qmax), as the exporter's per-tensor weights. */
-function fakeQuantTensorSym(k: tf.Tensor, qmax: number): tf.Tensor {
-  return tf.tidy(() => {
-    const scale = tf.maximum(tf.div(tf.max(tf.abs(k)), qmax), 1e-12);
-    return tf.mul(tf.clipByValue(tf.round(tf.div(k, scale)), -qmax, qmax), scale);
-  });
 }
 
 type OnnxFormat = 'onnx' | 'onnx-int8' | 'onnx-int8-dynamic' | 'onnx-fp16';

@@ -16,9 +16,8 @@ import * as ort from 'onnxruntime-node';
 import { transferWeights } from '../../src/compress/graph.js';
 import { prunableKernels } from '../../src/compress/prune/magnitude.js';
 import { ActFakeQuant, insertActFakeQuant, withActQat } from '../../src/compress/quantize/act-qat.js';
-import { fakeQuantAffine, fakeQuantTensor } from '../../src/compress/quantize/fake-quant.js';
+import { fakeQuantAffine } from '../../src/compress/quantize/fake-quant.js';
 import { fakeQuantKernel, withWeightQat } from '../../src/compress/quantize/qat.js';
-import { dequantize, quantize } from '../../src/compress/quantize/qparams.js';
 import { dataSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
 import type { ImageDataset } from '../../src/data/dataset.js';
@@ -38,6 +37,8 @@ import { SGD } from '../../src/train/optimizers.js';
 import { fit } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';
 import { randomizeBn } from '../export/onnx-check.js';
+import { fakeQuantTensor } from './fake-quant-ref.js';
+import { dequantize, quantize } from './qparams-ref.js';
 
 type Layer = tfl.layers.Layer;
 /** One training-mode forward pass (it updates the observers), its tensors freed. */

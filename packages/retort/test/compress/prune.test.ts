@@ -7,12 +7,8 @@ import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { MaskSet, magnitudeMasks, prunableKernels } from '../../src/compress/prune/magnitude.js';
-import {
-  checkSchedule,
-  GradualPruner,
-  type Schedule,
-  sparsityAt,
-} from '../../src/compress/prune/schedule.js';
+import { type Schedule, sparsityAt } from '../../src/compress/prune/schedule.js';
+import { checkSchedule, GradualPruner } from './gradual-pruner.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'retort-prune-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));

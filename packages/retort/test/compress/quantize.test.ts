@@ -3,9 +3,11 @@ import { describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { fakeQuant, fakeQuantRange } from '../../src/compress/quantize/fake-quant.js';
-import { foldBatchNorms, foldBn } from '../../src/compress/quantize/fold-bn.js';
-import { Observer } from '../../src/compress/quantize/observers.js';
+import { MovingAverageObserver } from '../../src/compress/quantize/observers.js';
+import { buildModel } from '../../src/models/index.js';
+import { fakeQuant, fakeQuantRange } from './fake-quant-ref.js';
+import { foldBatchNorms, foldBn } from './fold-bn.js';
+import { Observer } from './observers-ref.js';
 import {
   channelRanges,
   chooseParams,
@@ -13,8 +15,7 @@ import {
   paramsFromRanges,
   quantize,
   roundHalfEven,
-} from '../../src/compress/quantize/qparams.js';
-import { buildModel } from '../../src/models/index.js';
+} from './qparams-ref.js';
 
 /** Seeded uniform values. */
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -162,12 +163,18 @@ describe('observers', () => {
   });
 
   it('moving average follows batches with momentum; errors are clear', () => {
-    const ma = new Observer({ kind: 'moving-average', momentum: 0.5 });
+    const ma = new MovingAverageObserver(0.5);
     ma.observe([0, 1]);
     ma.observe([0, 3]);
     ma.observe([-4, 3]);
     // lo: 0 -> 0 -> 0 + 0.5 (-4 - 0) = -2; hi: 1 -> 2 -> 2.5.
     assert.deepEqual(ma.range(), [-2, 2.5]);
+    assert.throws(() => new MovingAverageObserver().range(), /no values observed/);
+    assert.throws(() => new MovingAverageObserver(0), /momentum must be in \(0, 1\], got 0/);
+    assert.throws(
+      () => new MovingAverageObserver().observe([1, Number.NaN]),
+      /non-finite value NaN at index 1 of batch 0/,
+    );
     assert.throws(() => new Observer({ kind: 'minmax' }).range(), /no values observed/);
     assert.throws(() => new Observer({ kind: 'nope' as 'minmax' }), /unknown kind 'nope' \(known: minmax/);
     assert.throws(

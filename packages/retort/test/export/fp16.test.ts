@@ -16,7 +16,7 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { dataSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
-import { float16Bits, float16Value, toFloat16 } from '../../src/export/float16.js';
+import { float16Bits, toFloat16 } from '../../src/export/float16.js';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { exportTfjs, loadTfjs, WEIGHTS_FILE } from '../../src/export/tfjs.js';
 import { buildModel } from '../../src/models/index.js';
@@ -27,6 +27,16 @@ import { randomizeBn } from './onnx-check.js';
 const { onnx } = onnxProto;
 const scratch = mkdtempSync(join(tmpdir(), 'retort-fp16-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** The value of a float16 bit pattern, decoded from the IEEE 754 definition (the reference here). */
+function float16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 31) return m === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
 
 /** Largest |a - b| over the largest |b|. */
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {

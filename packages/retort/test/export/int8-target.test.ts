@@ -12,8 +12,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
 import { parseCpuinfo } from 'retort-kd-native';
+import { quantizeInt8 } from '../../src/compress/quantize/qparams.js';
 import { FASHION_MNIST_DIR, loadIdxSplit } from '../../src/data/fashion-mnist.js';
-import { quantizeWeight } from '../../src/export/onnx/quant.js';
 import {
   calibrateRanges,
   exportOnnx,
@@ -77,10 +77,10 @@ function int8Weights(bytes: Uint8Array): { name: string; values: Int8Array }[] {
 }
 
 describe('int8 targets: weight ranges', () => {
-  it('quantizeWeight: the target grid, symmetric, scale = max |w| / qmax', () => {
+  it('quantizeInt8: the target grid, symmetric, scale = max |w| / qmax', () => {
     const w = Float32Array.of(-2, -1.2, 0, 0.7, 2); // no value lands on a rounding tie
     for (const [target, qmax] of Object.entries(WEIGHT_QMAX)) {
-      const { q, scales } = quantizeWeight(w, [5], 0, false, qmax);
+      const { q, scales } = quantizeInt8(w, [5], 0, false, qmax);
       assert.equal(scales[0], Math.fround(2 / qmax), target);
       assert.deepEqual(
         [...q],
@@ -89,7 +89,7 @@ describe('int8 targets: weight ranges', () => {
       );
     }
     assert.throws(
-      () => quantizeWeight(w, [5], 0, false, 128),
+      () => quantizeInt8(w, [5], 0, false, 128),
       /qmax must be an integer in \[1, 127\], got 128/,
     );
     assert.equal(weightQmax(undefined), 63, 'portable is the default');

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { quantizeWeight } from '../../src/export/onnx/quant.js';
+import { quantizeInt8 } from '../../src/compress/quantize/qparams.js';
 import { dynamicPlan, exportOnnx, WEIGHT_QMAX } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
 import { agreement, randomizeBn } from './onnx-check.js';
@@ -177,7 +177,7 @@ describe('ONNX dynamic int8 export in onnxruntime', () => {
 function emulated(model: tfl.LayersModel, conv: tfl.layers.Layer, x: tf.Tensor, perChannel: boolean) {
   const [kernel, bias] = conv.getWeights() as [tf.Tensor, tf.Tensor];
   const dims = kernel.shape;
-  const { q, scales } = quantizeWeight(
+  const { q, scales } = quantizeInt8(
     kernel.dataSync() as Float32Array,
     dims,
     3,
@@ -300,7 +300,7 @@ describe('ONNX dynamic int8 export: errors', () => {
     assert.equal(bad.status, 1);
     assert.match(
       bad.stderr,
-      /--format must be onnx, onnx-int8, onnx-int8-dynamic, tfjs, tfjs-uint8, tfjs-uint16 or rtz, got 'onnx-int9'/,
+      /--format must be onnx, onnx-int8, onnx-int8-dynamic, onnx-fp16, tfjs, tfjs-uint8, tfjs-uint16, tfjs-fp16 or rtz, got 'onnx-int9'/,
     );
     // Past the option checks: it fails on the missing run folder, not on --weights.
     const ok = run('--format', 'onnx-int8-dynamic', '--weights', 'per-tensor');

@@ -1,5 +1,6 @@
 /**
- * Sparsity schedules for gradual magnitude pruning, and the driver that follows one during training.
+ * Sparsity schedules for gradual magnitude pruning (the prune stage follows AGP between epochs,
+ * compress/stages/prune-magnitude.ts).
  * - one-shot: the final sparsity from step 0;
  * - constant: the final sparsity from step `start` (TF Model Optimization's ConstantSparsity);
  * - agp: the polynomial schedule of Zhu and Gupta, "To prune, or not to prune: exploring the efficacy
@@ -9,9 +10,6 @@
  *   weights are redundant and slowly near the end, where the network has fewer weights to recover.
  * `t` is whatever the caller counts in (optimizer steps, or epochs).
  */
-import type * as tfl from '@tensorflow/tfjs-layers';
-import { type MaskOptions, MaskSet, type PruneScope } from './magnitude.js';
-
 export type Schedule =
   | { kind: 'one-shot'; sparsity: number }
   | { kind: 'constant'; sparsity: number; start: number }
@@ -29,40 +27,6 @@ export type Schedule =
       every: number;
     };
 
-function inUnit(v: number, key: string): void {
-  if (!(v >= 0 && v < 1)) throw new Error(`prune schedule: ${key} must be in [0, 1), got ${v}`);
-}
-function count(v: number, key: string, min: number): void {
-  if (!(Number.isInteger(v) && v >= min))
-    throw new Error(`prune schedule: ${key} must be an integer >= ${min}, got ${v}`);
-}
-
-/** Throws, naming the key, when a schedule's values are out of range. */
-export function checkSchedule(s: Schedule): void {
-  switch (s.kind) {
-    case 'one-shot':
-      inUnit(s.sparsity, 'sparsity');
-      break;
-    case 'constant':
-      inUnit(s.sparsity, 'sparsity');
-      count(s.start, 'start', 0);
-      break;
-    case 'agp':
-      inUnit(s.initial, 'initial');
-      inUnit(s.final, 'final');
-      if (s.initial > s.final)
-        throw new Error(`prune schedule: initial (${s.initial}) must not exceed final (${s.final})`);
-      count(s.start, 'start', 0);
-      count(s.steps, 'steps', 1);
-      count(s.every, 'every', 1);
-      break;
-    default:
-      throw new Error(
-        `prune schedule: unknown kind '${(s as { kind: string }).kind}' (one-shot, constant, agp)`,
-      );
-  }
-}
-
 /** Target sparsity at step t under a schedule. */
 export function sparsityAt(s: Schedule, t: number): number {
   switch (s.kind) {
@@ -77,36 +41,5 @@ export function sparsityAt(s: Schedule, t: number): number {
       const tq = Math.min(span, Math.floor((t - s.start) / s.every) * s.every);
       return s.final + (s.initial - s.final) * (1 - tq / span) ** 3;
     }
-  }
-}
-
-/**
- * Gradual pruning: masks that follow a schedule. Call step(t) after the optimizer step t (0-based):
- * where the target changed it re-selects the smallest weights (pruned weights are 0, so they stay
- * pruned while the target rises), otherwise it re-applies the masks.
- */
-export class GradualPruner {
-  readonly masks: MaskSet;
-
-  constructor(
-    model: tfl.LayersModel,
-    readonly schedule: Schedule,
-    readonly scope: PruneScope,
-    opts: MaskOptions = {},
-  ) {
-    checkSchedule(schedule);
-    this.masks = MaskSet.prune(model, sparsityAt(schedule, 0), scope, opts);
-  }
-
-  /** Brings the masks to the target of step t and applies them; returns that target. */
-  step(t: number): number {
-    const target = sparsityAt(this.schedule, t);
-    if (target !== this.masks.current.sparsity) this.masks.update(target, this.scope);
-    else this.masks.apply();
-    return target;
-  }
-
-  dispose(): void {
-    this.masks.dispose();
   }
 }

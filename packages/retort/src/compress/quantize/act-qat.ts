@@ -27,7 +27,7 @@ import { actQuant } from '../../export/onnx/quant.js';
 import { int8QuantPoints, type QuantSpec } from '../../export/onnx.js';
 import type { TrainTask } from '../../train/trainer.js';
 import { fakeQuantAffine } from './fake-quant.js';
-import { Observer } from './observers.js';
+import { MovingAverageObserver } from './observers.js';
 
 type Layer = tfl.layers.Layer;
 type Call = Layer['call'];
@@ -39,7 +39,7 @@ export interface ActQatOptions {
 
 /** One activation's observer and uint8 fake quantization. */
 export class ActFakeQuant {
-  readonly observer: Observer;
+  readonly observer: MovingAverageObserver;
   private lastId = -1;
 
   /** `quantizes` false: observe only (the float stem's input, for `QuantSpec.input`). */
@@ -48,7 +48,7 @@ export class ActFakeQuant {
     momentum = 0.01,
     readonly quantizes = true,
   ) {
-    this.observer = new Observer({ kind: 'moving-average', momentum });
+    this.observer = new MovingAverageObserver(momentum);
   }
 
   /** The observed range, or undefined before the first training batch. */

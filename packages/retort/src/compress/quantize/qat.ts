@@ -17,12 +17,17 @@ import type { StepInput, TrainTask } from '../../train/trainer.js';
 import { prunableKernels } from '../prune/magnitude.js';
 
 /**
- * Per-output-channel symmetric int8 fake quantization of a kernel whose last axis is the output,
- * on the grid [-qmax, qmax] of the export target (export/onnx/target.ts: 63 portable, 127 vnni).
+ * Symmetric int8 fake quantization of a kernel whose last axis is the output, per output channel
+ * or with one scale for the whole kernel (`perTensor`), on the grid [-qmax, qmax] of the export
+ * target (export/onnx/target.ts: 63 portable, 127 vnni): the grid of the int8 files
+ * (qparams.ts quantizeInt8, scale max |w| / qmax), computed here in float32 tensor ops and rounded
+ * half to even, so a weight within a float32 rounding of a half step may take the other neighbour
+ * than in the files; weights this puts on a grid come back from quantizeInt8 at the same qmax and
+ * granularity as the same integers.
  */
-export function fakeQuantKernel(k: tf.Tensor, qmax = 127): tf.Tensor {
+export function fakeQuantKernel(k: tf.Tensor, qmax = 127, perTensor = false): tf.Tensor {
   return tf.tidy(() => {
-    const axes = Array.from({ length: k.rank - 1 }, (_, i) => i);
+    const axes = perTensor ? undefined : Array.from({ length: k.rank - 1 }, (_, i) => i);
     const scale = tf.maximum(tf.div(tf.max(tf.abs(k), axes), qmax), 1e-12);
     return tf.mul(tf.clipByValue(tf.round(tf.div(k, scale)), -qmax, qmax), scale);
   });

@@ -1,115 +1,39 @@
 /**
- * Affine quantization as ONNX QuantizeLinear/DequantizeLinear and PyTorch define it:
- * q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax), x' = (q - zero_point) * scale.
- * int8 [-128, 127] or uint8 [0, 255]; symmetric (zero point 0 for int8, 128 for uint8; the range
- * [-max|x|, max|x|]) or asymmetric (the observed [min, max], widened to contain 0 so that zero, the
- * padding value, is exactly representable); per tensor or per channel (one scale per slice of an
- * axis, e.g. a conv kernel's output channels).
+ * Int8 quantization parameters: the int8 / uint8 ranges, and the one quantizer of float weights to
+ * int8 values and scales, which every int8 file Retort writes stores (the static and dynamic int8
+ * ONNX exports, export/onnx/quant.ts and dynamic.ts, and the int8 of any ONNX file,
+ * export/onnx/ptq.ts).
+ *
+ * Weights are symmetric: q in [-qmax, qmax] with zero point 0, qmax the export target's (63
+ * portable, 127 vnni/arm64; export/onnx/target.ts), w ~ q * s. Training works on the same grid in
+ * float32 tensor ops (qat.ts fakeQuantKernel: weight QAT, mixed precision, the pipeline's int8
+ * kernels); weights it has put on the grid come back here as the same integers.
  */
 export type QDType = 'int8' | 'uint8';
 
-export interface QuantParams {
-  dtype: QDType;
-  /** One entry per tensor, or per channel along `axis`. */
-  scale: Float32Array;
-  zeroPoint: Int32Array;
-  /** Channel axis for per-channel parameters; undefined for per-tensor. */
-  axis?: number | undefined;
-}
-
 export const QRANGE: Record<QDType, [number, number]> = { int8: [-128, 127], uint8: [0, 255] };
 
-/** Round half to even, as ONNX and PyTorch's quantize do. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** Scale and zero point for the range [lo, hi]. */
-export function chooseParams(
-  lo: number,
-  hi: number,
-  dtype: QDType,
-  symmetric: boolean,
-): { scale: number; zeroPoint: number } {
-  if (!(Number.isFinite(lo) && Number.isFinite(hi)) || lo > hi)
-    throw new Error(`quantize: invalid range [${lo}, ${hi}]`);
-  const [qmin, qmax] = QRANGE[dtype];
-  if (symmetric) {
-    const m = Math.max(Math.abs(lo), Math.abs(hi));
-    const scale = m > 0 ? m / ((qmax - qmin) / 2) : 1;
-    return { scale, zeroPoint: dtype === 'int8' ? 0 : 128 };
-  }
-  const a = Math.min(lo, 0);
-  const b = Math.max(hi, 0);
-  const scale = b > a ? (b - a) / (qmax - qmin) : 1;
-  const zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - a / scale)));
-  return { scale, zeroPoint };
-}
-
-/** Parameters from per-tensor or per-channel ranges. */
-export function paramsFromRanges(
-  lo: ArrayLike<number>,
-  hi: ArrayLike<number>,
-  dtype: QDType,
-  symmetric: boolean,
-  axis?: number,
-): QuantParams {
-  const scale = new Float32Array(lo.length);
-  const zeroPoint = new Int32Array(lo.length);
-  for (let i = 0; i < lo.length; i++) {
-    const p = chooseParams(lo[i]!, hi[i]!, dtype, symmetric);
-    scale[i] = p.scale;
-    zeroPoint[i] = p.zeroPoint;
-  }
-  return { dtype, scale, zeroPoint, axis };
-}
-
-/** Index of the channel of flat element i for a row-major shape and axis. */
-function channelOf(shape: readonly number[], axis: number): (i: number) => number {
-  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const c = shape[axis]!;
-  return (i) => Math.floor(i / inner) % c;
-}
-
-/** Quantizes values of `shape` with p (per tensor, or per channel along p.axis). */
-export function quantize(x: Float32Array, shape: readonly number[], p: QuantParams): Int32Array {
-  const [qmin, qmax] = QRANGE[p.dtype];
-  const ch = p.axis === undefined ? () => 0 : channelOf(shape, p.axis);
-  if (p.axis !== undefined && shape[p.axis] !== p.scale.length)
-    throw new Error(`quantize: ${p.scale.length} scales for axis ${p.axis} of size ${shape[p.axis]}`);
-  const q = new Int32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const c = ch(i);
-    q[i] = Math.min(qmax, Math.max(qmin, roundHalfEven(x[i]! / p.scale[c]!) + p.zeroPoint[c]!));
-  }
-  return q;
-}
-
-export function dequantize(q: Int32Array, shape: readonly number[], p: QuantParams): Float32Array {
-  const ch = p.axis === undefined ? () => 0 : channelOf(shape, p.axis);
-  const x = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) {
-    const c = ch(i);
-    x[i] = (q[i]! - p.zeroPoint[c]!) * p.scale[c]!;
-  }
-  return x;
-}
-
-/** Per-channel [min, max] of x along `axis`. */
-export function channelRanges(
-  x: Float32Array,
-  shape: readonly number[],
+/**
+ * Symmetric int8 values of `data` (row-major, shape `dims`): one scale per channel along `axis`
+ * (`perChannel`), or one for the whole tensor. A scale is max |w| / qmax as float32 (1 for an
+ * all-zero slice); q = clamp(round(w / s), -qmax, qmax), the quotient in float64, rounded by
+ * Math.round (ties toward +infinity). `qmax`: an integer in [1, 127].
+ */
+export function quantizeInt8(
+  data: Float32Array,
+  dims: readonly number[],
   axis: number,
-): { lo: Float32Array; hi: Float32Array } {
-  const c = shape[axis]!;
-  const lo = new Float32Array(c).fill(Number.POSITIVE_INFINITY);
-  const hi = new Float32Array(c).fill(Number.NEGATIVE_INFINITY);
-  const ch = channelOf(shape, axis);
-  for (let i = 0; i < x.length; i++) {
-    const k = ch(i);
-    if (x[i]! < lo[k]!) lo[k] = x[i]!;
-    if (x[i]! > hi[k]!) hi[k] = x[i]!;
-  }
-  return { lo, hi };
+  perChannel: boolean,
+  qmax: number,
+): { q: Int8Array; scales: Float32Array } {
+  if (!(Number.isInteger(qmax) && qmax >= 1 && qmax <= 127))
+    throw new Error(`quantizeInt8: qmax must be an integer in [1, 127], got ${qmax}`);
+  const c = perChannel ? dims[axis]! : 1;
+  const inner = perChannel ? dims.slice(axis + 1).reduce((a, b) => a * b, 1) : data.length;
+  const chan = (i: number) => Math.floor(i / inner) % c;
+  const maxAbs = new Float32Array(c);
+  for (let i = 0; i < data.length; i++) maxAbs[chan(i)] = Math.max(maxAbs[chan(i)]!, Math.abs(data[i]!));
+  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / qmax : 1));
+  const q = Int8Array.from(data, (v, i) => Math.max(-qmax, Math.min(qmax, Math.round(v / scales[chan(i)]!))));
+  return { q, scales };
 }

@@ -30,8 +30,9 @@
  * of the AVX2 kernels (a Zen 3 gave 49% agreement with fp32 on 8-bit weights), 127 for `vnni`
  * and `arm64`.
  */
+import { quantizeInt8 } from '../../compress/quantize/qparams.js';
 import { F32, type GraphBuilder, I8 } from './graph.js';
-import { quantizeWeight, type WeightGranularity } from './quant.js';
+import type { WeightGranularity } from './quant.js';
 
 /** Options of the dynamic int8 export (`exportOnnx(model, { dynamic })`). */
 export interface DynamicQuantOptions {
@@ -106,7 +107,7 @@ export class DynamicQuantizer {
   ): string {
     const g = this.g;
     const [xq, xs, xz] = x;
-    const { q, scales } = quantizeWeight(kernel, dims, 1, this.weights === 'per-channel', this.qmax);
+    const { q, scales } = quantizeInt8(kernel, dims, 1, this.weights === 'per-channel', this.qmax);
     const w = g.bytes(`${base}.W.q`, I8, q, dims);
     const wz = g.bytes(`${base}.W.zp`, I8, Int8Array.of(0), []);
     const acc = g.node('MatMulInteger', [xq, w, xz, wz], `${base}.acc`);

@@ -5,14 +5,16 @@
  * Activations: uint8 asymmetric per tensor, zero point chosen so that 0.0 is exact (zero padding
  * and ReLU stay exact). Weights: int8 symmetric ([-qmax, qmax], zero point 0; qmax 63 for the
  * portable target, 127 for vnni/arm64, see target.ts), per output channel (default) or one scale
- * per tensor. Biases: int32 with scale = input scale x weight scale (per
- * channel or scalar like the weights), which is what onnxruntime's QLinearConv/QGemm fusions read.
+ * per tensor, from compress/quantize/qparams.ts quantizeInt8. Biases: int32 with scale = input
+ * scale x weight scale (per channel or scalar like the weights), which is what onnxruntime's
+ * QLinearConv/QGemm fusions read.
  * Equal activation parameters share their initializers, so that DQ -> Flatten/MaxPool -> Q pairs
  * that onnxruntime drops (it requires equal Q and DQ parameters) are recognisably equal.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { model as tflModel } from '@tensorflow/tfjs-layers';
+import { quantizeInt8 } from '../../compress/quantize/qparams.js';
 import { type ActQuant, type GraphBuilder, I8, I32, U8, type Value } from './graph.js';
 
 /** Calibrated ranges for `exportOnnx(model, { quant })` (see calibrateRanges). */
@@ -33,30 +35,6 @@ export function actQuant(range: readonly [number, number]): ActQuant {
   const hi = Math.max(range[1], 0);
   const scale = hi > lo ? (hi - lo) / 255 : 1;
   return { scale, zp: Math.min(255, Math.max(0, Math.round(-lo / scale))) };
-}
-
-/**
- * Symmetric int8 weights ([-qmax, qmax], zero point 0): one scale per channel along `axis` of
- * `dims` (`perChannel`), or one for the whole tensor. Scales are max |w| / qmax (1 for all-zero).
- * `qmax` is the target's (target.ts: 63 portable, 127 vnni/arm64).
- */
-export function quantizeWeight(
-  data: Float32Array,
-  dims: readonly number[],
-  axis: number,
-  perChannel: boolean,
-  qmax: number,
-): { q: Int8Array; scales: Float32Array } {
-  if (!(Number.isInteger(qmax) && qmax >= 1 && qmax <= 127))
-    throw new Error(`quantizeWeight: qmax must be an integer in [1, 127], got ${qmax}`);
-  const c = perChannel ? dims[axis]! : 1;
-  const inner = perChannel ? dims.slice(axis + 1).reduce((a, b) => a * b, 1) : data.length;
-  const chan = (i: number) => Math.floor(i / inner) % c;
-  const maxAbs = new Float32Array(c);
-  for (let i = 0; i < data.length; i++) maxAbs[chan(i)] = Math.max(maxAbs[chan(i)]!, Math.abs(data[i]!));
-  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / qmax : 1));
-  const q = Int8Array.from(data, (v, i) => Math.max(-qmax, Math.min(qmax, Math.round(v / scales[chan(i)]!))));
-  return { q, scales };
 }
 
 /** Writes the QDQ nodes and quantized initializers into one graph. */
@@ -103,7 +81,7 @@ export class Quantizer {
   ): { name: string; scales: Float32Array } {
     const perChannel = this.weights === 'per-channel';
     const c = perChannel ? dims[axis]! : 1;
-    const { q, scales } = quantizeWeight(data, dims, axis, perChannel, this.qmax);
+    const { q, scales } = quantizeInt8(data, dims, axis, perChannel, this.qmax);
     const g = this.g;
     const qName = g.bytes(`${base}.q`, I8, q, dims);
     const sDims = perChannel ? [c] : [];

@@ -5,10 +5,12 @@
  * W' = W * s (s = gamma / sqrt(var + eps), per output channel) and b' = (b - mean) * s + beta.
  * Quantization then sees one conv with a bias instead of a conv and an elementwise op.
  * Folding holds for inference only (running statistics); a folded model trains differently.
+ * Test code: no product path folds a tfjs model; the int8 ONNX exports fold batch norms as they
+ * write the graph (src/export/onnx/ops-conv.ts, ptq-graph.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { consumersOf, isModelOutput, rebuildModel, transferWeights } from '../graph.js';
+import { consumersOf, isModelOutput, rebuildModel, transferWeights } from '../../src/compress/graph.js';
 
 export interface BnParams {
   gamma: Float32Array;
