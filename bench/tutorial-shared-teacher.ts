@@ -6,8 +6,12 @@
  * teachers differ by more than the seed spread of one; this separates the distillation from that.
  *
  *   npm run bench:tutorial-shared-teacher -- [--seeds 42,1,2,3,4] [--rows kd,cosine,regressor]
- *       [--epochs 10] [--train-limit 10000] [--runs runs] [--report]
+ *       [--epochs 10] [--train-limit 10000] [--runs runs] [--report] [--same-init]
  *       [--out bench/results/tutorial-fashion-mnist-shared-teacher.md]
+ *
+ * --same-init also gives each PyTorch student Retort's initial weights of the same row and seed (the
+ * run's init.ckpt): the two sides then differ only in the training's random draws (shuffling,
+ * dropout); its results go to a file of their own (default ...-same-init.md).
  *
  * PyTorch (bench/tutorial_torch.py --teacher-weights --cache-teacher, Debian's python3-torch, 2
  * threads) computes the frozen teacher's outputs once per training image instead of on every batch:
@@ -22,7 +26,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment, loadRun, type RunResults, writeFileAtomic } from 'retort-kd';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { loadExperiment, loadModelWeights, loadRun, type RunResults, writeFileAtomic } from 'retort-kd';
 import { argOf, finishedRun, meanSd, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,7 +38,11 @@ const runs = argOf(args, 'runs', 'runs');
 const seeds = argOf(args, 'seeds', '42,1,2,3,4').split(',').map(Number);
 const rows = argOf(args, 'rows', 'kd,cosine,regressor').split(',');
 const report = args.includes('--report');
-const outFile = resolve(root, argOf(args, 'out', 'bench/results/tutorial-fashion-mnist-shared-teacher.md'));
+const sameInit = args.includes('--same-init');
+const outFile = resolve(
+  root,
+  argOf(args, 'out', `bench/results/tutorial-fashion-mnist-shared-teacher${sameInit ? '-same-init' : ''}.md`),
+);
 const torchFile = `${outFile.replace(/\.md$/, '')}-torch.jsonl`;
 for (const s of seeds)
   if (!Number.isInteger(s)) throw new Error(`--seeds: whole numbers, got '${argOf(args, 'seeds', '')}'`);
@@ -68,6 +77,19 @@ for (const row of rows)
     );
   }
 
+/** A model's weights in tfjs layouts, one flat file, in the model's weight order. */
+function writeWeights(dir: string, model: LayersModel): void {
+  mkdirSync(dir, { recursive: true });
+  const manifest: { name: string; shape: number[]; offset: number }[] = [];
+  const values: number[] = [];
+  for (const w of model.weights) {
+    manifest.push({ name: w.originalName, shape: [...w.shape] as number[], offset: values.length });
+    for (const v of w.read().dataSync()) values.push(v);
+  }
+  writeFileSync(join(dir, 'weights.bin'), Buffer.from(Float32Array.from(values).buffer));
+  writeFileSync(join(dir, 'weights.json'), JSON.stringify(manifest));
+}
+
 interface TorchLine {
   row: string;
   seed: number | null;
@@ -81,20 +103,23 @@ if (!report) {
   const dir = join(root, 'bench/out/shared-teacher');
   mkdirSync(dir, { recursive: true });
   const { model } = await loadRun(teacherRun, 'bench:tutorial-shared-teacher');
-  const manifest: { name: string; shape: number[]; offset: number }[] = [];
-  const values: number[] = [];
-  for (const w of model.weights) {
-    manifest.push({ name: w.originalName, shape: [...w.shape] as number[], offset: values.length });
-    for (const v of w.read().dataSync()) values.push(v);
-  }
-  writeFileSync(join(dir, 'weights.bin'), Buffer.from(Float32Array.from(values).buffer));
-  writeFileSync(join(dir, 'weights.json'), JSON.stringify(manifest));
+  writeWeights(dir, model);
+  const initDir = join(dir, 'init');
+  if (sameInit)
+    for (const row of rows)
+      for (const seed of seeds) {
+        const run = join(runs, retort.get(`${row}/${seed}`)!.name);
+        const student = (await loadRun(run, 'bench:tutorial-shared-teacher')).model;
+        loadModelWeights(join(run, 'init.ckpt'), student);
+        writeWeights(join(initDir, `${row}-s${seed}`), student);
+      }
   const py = spawnSync(
     '/usr/bin/python3',
     [
       join(root, 'bench/tutorial_torch.py'),
       ...['--epochs', String(epochs), '--train-limit', String(trainLimit), '--rows', rows.join(',')],
       ...['--seeds', seeds.join(','), '--teacher-weights', dir, '--cache-teacher', '--out', torchFile],
+      ...(sameInit ? ['--student-init', initDir] : []),
     ],
     { stdio: 'inherit', env: { ...process.env, OMP_NUM_THREADS: '2' } },
   );
@@ -141,14 +166,13 @@ for (const row of rows) {
   );
 }
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-const md = `# The tutorial's distillation rows over seeds, both sides distilling from one teacher
+const md = `# The tutorial's distillation rows over seeds, both sides distilling from one teacher${sameInit ? ', from one initialisation' : ''}
 
 Command: \`npm run bench:tutorial-shared-teacher -- --seeds ${seeds.join(',')} --rows ${rows.join(',')} --epochs ${epochs} --train-limit ${trainLimit}\`.
 The recipe of bench/results/tutorial-fashion-mnist.md (Adam lr 0.001, constant, batch 128, no
 augmentation, ${trainLimit > 0 ? `the first ${trainLimit}` : 'all 60,000'} training images, ${epochs} epochs), but **one teacher for both sides**:
 Retort's DeepNN of that table (run ${teacher.name}, test top-1 ${f2(teacher.testTop1)}), loaded into
-PyTorch's DeepNN (${torchTeacher ? `which scores it at ${f2(torchTeacher.test_top1)}` : 'not scored'}). Students start from each side's own
-initialisation of the seed. PyTorch ${torchLines[0]?.torch ?? 'not run'}, 2 threads, teacher outputs computed once
+PyTorch's DeepNN (${torchTeacher ? `which scores it at ${f2(torchTeacher.test_top1)}` : 'not scored'}). ${sameInit ? "**PyTorch's students start from Retort's initial weights** of the same row and seed (each run's init.ckpt), so the sides differ only in shuffling and dropout." : "Students start from each side's own\ninitialisation of the seed."} PyTorch ${torchLines[0]?.torch ?? 'not run'}, 2 threads, teacher outputs computed once
 (${torchLines.find((l) => l.teacher_cache_seconds !== undefined)?.teacher_cache_seconds ?? '?'} s), as Retort's cache does. CPU: ${cpu}, 2 cores.
 
 Each cell is Retort / PyTorch test top-1 (%); "Retort − PyTorch" is the mean of the per-seed

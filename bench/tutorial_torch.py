@@ -156,30 +156,30 @@ def train(model, data, epochs, extra=None, teacher=None, seed=42):
             opt.step()
 
 
-def load_retort_deepnn(folder):
-    """DeepNN with the weights of a trained Retort teacher (weights.json + weights.bin, tfjs layouts
-    in the model's weight order): conv kernels HWIO -> OIHW, dense kernels [in, out] transposed, and
-    the first linear layer's inputs reordered from Retort's (h, w, c) flatten to PyTorch's (c, h, w),
-    so the model is the tutorial's own, features and all."""
+def load_retort_weights(model, folder):
+    """Copies a Retort model's weights (weights.json + weights.bin, tfjs layouts in the model's weight
+    order) into the tutorial's `model` (DeepNN or LightNN): conv kernels HWIO -> OIHW, dense kernels
+    [in, out] transposed, and the first linear layer's inputs reordered from Retort's (h, w, c)
+    flatten to PyTorch's (c, h, w), so the model is the tutorial's own, features and all."""
     manifest = json.load(open(os.path.join(folder, "weights.json")))
     flat = np.fromfile(os.path.join(folder, "weights.bin"), dtype=np.float32)
-    model = DeepNN()
-    layers = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    layers += [m for m in model.classifier if isinstance(m, nn.Linear)]
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    layers = convs + [m for m in model.classifier if isinstance(m, nn.Linear)]
     if len(manifest) != 2 * len(layers):
-        raise SystemExit(f"{folder}: {len(manifest)} weight tensors for DeepNN's {len(layers)} layers (kernel and bias each)")
+        raise SystemExit(f"{folder}: {len(manifest)} weight tensors for {type(model).__name__}'s {len(layers)} layers (kernel and bias each)")
 
     def tensor(i):
         e = manifest[i]
         return flat[e["offset"]:e["offset"] + int(np.prod(e["shape"]))].reshape(e["shape"])
 
+    channels = convs[-1].out_channels
     with torch.no_grad():
         for i, layer in enumerate(layers):
             k = tensor(2 * i)
             if k.ndim == 4:
                 w = k.transpose(3, 2, 0, 1)
-            elif i == 4:  # the first linear layer, after the 32 x 7 x 7 features
-                w = k.reshape(7, 7, 32, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1)
+            elif i == len(convs):  # the first linear layer, after the channels x 7 x 7 features
+                w = k.reshape(7, 7, channels, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1)
             else:
                 w = k.T
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
@@ -215,6 +215,8 @@ def main():
     ap.add_argument("--seeds", default="", help="comma-separated seeds for the student rows (default: --seed)")
     ap.add_argument("--teacher-weights", default="",
                     help="a folder with a trained Retort DeepNN (weights.json + weights.bin) used as the teacher instead of training one")
+    ap.add_argument("--student-init", default="",
+                    help="a folder with <row>-s<seed>/ weights of Retort's initial LightNN per row and seed: each student starts from Retort's draw")
     ap.add_argument("--cache-teacher", action="store_true",
                     help="compute the frozen teacher's outputs once per training image instead of on every batch (same arithmetic)")
     args = ap.parse_args()
@@ -240,7 +242,7 @@ def main():
         lines.append(line)
 
     if args.teacher_weights:
-        teacher = load_retort_deepnn(args.teacher_weights)
+        teacher = load_retort_weights(DeepNN(), args.teacher_weights)
         record("teacher", teacher, 0.0, None, teacher_weights=args.teacher_weights)
     elif any(r in rows for r in ("teacher", "kd", "cosine", "regressor")):
         torch.manual_seed(args.seed)
@@ -262,9 +264,13 @@ def main():
                 continue
             torch.manual_seed(seed)
             student = LightNN()
+            if args.student_init:
+                # Retort's initial weights; the regressor (not part of Retort's model) keeps its own.
+                load_retort_weights(student, os.path.join(args.student_init, f"{row}-s{seed}"))
             t0 = time.perf_counter()
             train(student, train_data, args.epochs, term, teacher if term else None, seed=seed)
-            record(row, student, time.perf_counter() - t0, seed, **(tag if term else {}))
+            init = {"student_init": args.student_init} if args.student_init else {}
+            record(row, student, time.perf_counter() - t0, seed, **(tag if term else {}), **init)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".tmp", "w") as f:
         for line in lines:
