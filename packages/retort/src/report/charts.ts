@@ -175,6 +175,63 @@ export function paretoFront<T>(points: readonly T[], x: (p: T) => number, y: (p:
   return front;
 }
 
+/** One point of an accuracy-against-cost chart. */
+export interface FrontPoint {
+  label: string;
+  /** Cost (lower is better). */
+  x: number;
+  /** Accuracy (higher is better). */
+  y: number;
+  front: boolean;
+}
+
+/**
+ * The layers of an accuracy-against-cost chart (the compression report's trade-offs, the search's
+ * Pareto front): the front as a line, every point coloured by whether it is on it, and labels on
+ * every point or on the front's only. `encoding` is the x/y encoding, for layers a caller adds.
+ */
+export function frontLayers(
+  points: readonly FrontPoint[],
+  xTitle: string,
+  yTitle: string,
+  labels: 'all' | 'front',
+) {
+  const values = points.map((p) => ({
+    label: p.label,
+    x: p.x,
+    y: p.y,
+    group: p.front ? 'Pareto front' : 'dominated',
+  }));
+  const frontLine = values.filter((v) => v.group === 'Pareto front').sort((a, b) => a.x - b.x);
+  const encoding = {
+    x: { field: 'x', type: 'quantitative' as const, title: xTitle, scale: { zero: false } },
+    y: { field: 'y', type: 'quantitative' as const, title: yTitle, scale: { zero: false } },
+  };
+  const layers = [
+    { data: { values: frontLine }, mark: { type: 'line' as const, color: '#d62728' }, encoding },
+    {
+      data: { values },
+      mark: { type: 'point' as const, filled: true, size: 60 },
+      encoding: {
+        ...encoding,
+        color: {
+          field: 'group',
+          type: 'nominal' as const,
+          title: null,
+          scale: { domain: ['Pareto front', 'dominated'], range: ['#d62728', '#999'] },
+        },
+        tooltip: [{ field: 'label', type: 'nominal' as const }],
+      },
+    },
+    {
+      data: { values: labels === 'all' ? values : frontLine },
+      mark: { type: 'text' as const, dx: 6, dy: -6, align: 'left' as const, fontSize: 9 },
+      encoding: { ...encoding, text: { field: 'label', type: 'nominal' as const } },
+    },
+  ];
+  return { encoding, layers };
+}
+
 function tradeoff(
   title: string,
   xTitle: string,
@@ -182,42 +239,12 @@ function tradeoff(
   x: (s: CompressStage) => number,
 ) {
   const front = paretoFront(stages, x, stageTop1);
-  const values = stages.map((s) => ({
-    stage: s.stage,
-    x: x(s),
-    top1: stageTop1(s),
-    front: front.has(s) ? 'Pareto front' : 'dominated',
-  }));
-  const frontLine = values.filter((v) => v.front === 'Pareto front').sort((a, b) => a.x - b.x);
-  const enc = {
-    x: { field: 'x', type: 'quantitative' as const, title: xTitle, scale: { zero: false } },
-    y: { field: 'top1', type: 'quantitative' as const, title: 'test top-1 (%)', scale: { zero: false } },
-  };
+  const points = stages.map((s) => ({ label: s.stage, x: x(s), y: stageTop1(s), front: front.has(s) }));
   return {
     title,
     width: W,
     height: H + 20,
-    layer: [
-      { data: { values: frontLine }, mark: { type: 'line' as const, color: '#d62728' }, encoding: enc },
-      {
-        data: { values },
-        mark: { type: 'point' as const, filled: true, size: 60 },
-        encoding: {
-          ...enc,
-          color: {
-            field: 'front',
-            type: 'nominal' as const,
-            title: null,
-            scale: { domain: ['Pareto front', 'dominated'], range: ['#d62728', '#999'] },
-          },
-        },
-      },
-      {
-        data: { values },
-        mark: { type: 'text' as const, dx: 6, dy: -6, align: 'left' as const, fontSize: 9 },
-        encoding: { ...enc, text: { field: 'stage', type: 'nominal' as const } },
-      },
-    ],
+    layer: frontLayers(points, xTitle, 'test top-1 (%)', 'all').layers,
   };
 }
 

@@ -23,6 +23,19 @@ import {
   scheduleSchema,
 } from '../config/experiment.js';
 
+/** The export formats, of a pipeline and of `retort export` alike. */
+export const EXPORT_FORMATS = [
+  'onnx',
+  'onnx-int8',
+  'onnx-int8-dynamic',
+  'onnx-fp16',
+  'tfjs',
+  'tfjs-uint8',
+  'tfjs-uint16',
+  'tfjs-fp16',
+  'rtz',
+] as const;
+
 export const pipelineSchema = z
   .strictObject({
     name: runNameSchema,
@@ -85,21 +98,7 @@ export const pipelineSchema = z
      * bundle, every weight in its smallest exact encoding (k-means codebooks, sparse, int8), loaded
      * back by loadBundle into the identical model.
      */
-    export: z
-      .array(
-        z.enum([
-          'onnx',
-          'onnx-int8',
-          'onnx-int8-dynamic',
-          'onnx-fp16',
-          'tfjs',
-          'tfjs-uint8',
-          'tfjs-uint16',
-          'tfjs-fp16',
-          'rtz',
-        ]),
-      )
-      .default(['onnx-int8']),
+    export: z.array(z.enum(EXPORT_FORMATS)).default(['onnx-int8']),
     /**
      * Every ONNX export is run in onnxruntime on the test set against the exported tfjs model: an fp32
      * export whose logits differ by more than fp32MaxDiff, an fp16 one whose logits differ by more

@@ -6,7 +6,7 @@
  * Vega-Lite renderer).
  */
 import { join } from 'node:path';
-import { renderSvg } from '../report/charts.js';
+import { frontLayers, renderSvg } from '../report/charts.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { type LatencySetting, settingId } from './latency-table.js';
 import type { ResolvedStrategy } from './search-config.js';
@@ -165,27 +165,12 @@ export function paretoJson(s: SearchSummary): Record<string, unknown> {
 /** pareto.svg: accuracy against latency, the front as a line, the latency bound as a rule. */
 export async function paretoSvg(s: SearchSummary): Promise<string> {
   const rows = summaryRows(s).filter((r) => r.accuracy !== null);
-  const values = rows.map((r) => ({
-    key: r.key,
-    latency: r.latencyMs,
-    accuracy: r.accuracy,
-    group: r.front ? 'Pareto front' : 'dominated',
-  }));
-  const frontLine = values.filter((v) => v.group === 'Pareto front').sort((a, b) => a.latency - b.latency);
-  const enc = {
-    x: {
-      field: 'latency',
-      type: 'quantitative' as const,
-      title: `latency (ms, ${settingId(s.setting)})`,
-      scale: { zero: false },
-    },
-    y: {
-      field: 'accuracy',
-      type: 'quantitative' as const,
-      title: `proxy ${s.accuracySplit} top-1 (%)`,
-      scale: { zero: false },
-    },
-  };
+  const { encoding, layers } = frontLayers(
+    rows.map((r) => ({ label: r.key, x: r.latencyMs, y: r.accuracy!, front: r.front })),
+    `latency (ms, ${settingId(s.setting)})`,
+    `proxy ${s.accuracySplit} top-1 (%)`,
+    'front',
+  );
   const bound = s.constraints.maxLatencyMs;
   return renderSvg({
     title: `${s.name}: ${rows.length} candidates of ${s.space.name}`,
@@ -198,30 +183,11 @@ export async function paretoSvg(s: SearchSummary): Promise<string> {
             {
               data: { values: [{ bound }] },
               mark: { type: 'rule' as const, color: '#888', strokeDash: [4, 3] },
-              encoding: { x: { field: 'bound', type: 'quantitative' as const } },
+              encoding: { x: { ...encoding.x, field: 'bound' } },
             },
           ]
         : []),
-      { data: { values: frontLine }, mark: { type: 'line' as const, color: '#d62728' }, encoding: enc },
-      {
-        data: { values },
-        mark: { type: 'point' as const, filled: true, size: 60 },
-        encoding: {
-          ...enc,
-          color: {
-            field: 'group',
-            type: 'nominal' as const,
-            title: null,
-            scale: { domain: ['Pareto front', 'dominated'], range: ['#d62728', '#999'] },
-          },
-          tooltip: [{ field: 'key', type: 'nominal' as const }],
-        },
-      },
-      {
-        data: { values: frontLine },
-        mark: { type: 'text' as const, dx: 6, dy: -6, align: 'left' as const, fontSize: 9 },
-        encoding: { ...enc, text: { field: 'key', type: 'nominal' as const } },
-      },
+      ...layers,
     ],
   });
 }

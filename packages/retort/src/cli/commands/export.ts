@@ -39,23 +39,13 @@ import { exportTfjs, loadTfjs, WEIGHTS_FILE } from '../../export/tfjs.js';
 import { measureFiles } from '../../measure/files.js';
 import { type Latency, measureOrtLatencies } from '../../measure/latency.js';
 import { checkOnnx } from '../../measure/onnx-check.js';
-import { pipelineSchema } from '../../run/compress-config.js';
+import { EXPORT_FORMATS, pipelineSchema } from '../../run/compress-config.js';
 import { loadRun } from '../../run/load.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { helpText, type OptionSpec, parseOptions } from '../args.js';
 import { type Command, SUMMARIES } from '../command.js';
 
-const FORMATS = [
-  'onnx',
-  'onnx-int8',
-  'onnx-int8-dynamic',
-  'onnx-fp16',
-  'tfjs',
-  'tfjs-uint8',
-  'tfjs-uint16',
-  'tfjs-fp16',
-  'rtz',
-];
+const FORMATS: readonly string[] = EXPORT_FORMATS;
 /** tfjs's weight quantization of each quantized tfjs format. */
 const TFJS_QUANTIZE = { 'tfjs-uint8': 'uint8', 'tfjs-uint16': 'uint16', 'tfjs-fp16': 'float16' } as const;
 /** The compress pipeline's export checks and their defaults (check.fp16MaxRelDiff). */
