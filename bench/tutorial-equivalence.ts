@@ -25,6 +25,7 @@ import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { Adam, buildData, buildModel, crossEntropy, dataSchema, seedEverything } from 'retort-kd';
 import { argOf } from './lib/runs.js';
+import { writeWeights } from './lib/weights.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -49,14 +50,7 @@ const data = buildData(
 const net = buildModel(model, { inputShape: data.shape, numClasses: data.numClasses });
 
 // The initial weights, in tfjs layouts (HWIO kernels, [in, out] dense kernels), one flat file.
-const manifest: { name: string; shape: number[]; offset: number }[] = [];
-const values: number[] = [];
-for (const w of net.weights) {
-  manifest.push({ name: w.originalName, shape: [...w.shape] as number[], offset: values.length });
-  for (const v of w.read().dataSync()) values.push(v);
-}
-writeFileSync(join(out, 'weights.bin'), Buffer.from(Float32Array.from(values).buffer));
-writeFileSync(join(out, 'weights.json'), JSON.stringify(manifest));
+writeWeights(out, net);
 
 // trainPlain reads the split in file order, unshuffled, normalised as training is (its batches are
 // larger than 128); cut its images into the training batches.

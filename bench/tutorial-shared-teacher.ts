@@ -22,13 +22,13 @@
  */
 import 'retort-kd-native';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { loadExperiment, loadModelWeights, loadRun, type RunResults, writeFileAtomic } from 'retort-kd';
 import { argOf, finishedRun, meanSd, runOrReuse } from './lib/runs.js';
+import { writeWeights } from './lib/weights.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -76,19 +76,6 @@ for (const row of rows)
         : await runOrReuse(file(`${row}.yaml`), sets, runs),
     );
   }
-
-/** A model's weights in tfjs layouts, one flat file, in the model's weight order. */
-function writeWeights(dir: string, model: LayersModel): void {
-  mkdirSync(dir, { recursive: true });
-  const manifest: { name: string; shape: number[]; offset: number }[] = [];
-  const values: number[] = [];
-  for (const w of model.weights) {
-    manifest.push({ name: w.originalName, shape: [...w.shape] as number[], offset: values.length });
-    for (const v of w.read().dataSync()) values.push(v);
-  }
-  writeFileSync(join(dir, 'weights.bin'), Buffer.from(Float32Array.from(values).buffer));
-  writeFileSync(join(dir, 'weights.json'), JSON.stringify(manifest));
-}
 
 interface TorchLine {
   row: string;

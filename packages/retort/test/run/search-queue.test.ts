@@ -8,36 +8,15 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import 'retort-kd-native';
 import { search } from '../../src/run/search.js';
-import type { MachineFingerprint, MeasureFn } from '../../src/search/latency-table.js';
 import { startRedis } from './redis.js';
+import { bin, FP, fakeMeasure, TINY } from './search-fixtures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const TINY = resolve(here, '../../../../configs/fashion-mnist/search/tiny.yaml');
-const bin = join(here, '..', '..', 'bin', 'retort.js');
 const scratch = mkdtempSync(join(tmpdir(), 'retort-searchq-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-const fakeMeasure: MeasureFn = async ({ key, what }) =>
-  what === 'model' ? 1.5 : what === 'fixed' ? 0.05 : (key ?? '').length / 1000;
-const FP: MachineFingerprint = {
-  cpu: 'test cpu',
-  arch: 'x64',
-  cores: 2,
-  flags: [],
-  isa: null,
-  isaCap: null,
-  addon: null,
-  nativeThreads: 'default',
-  ortThreads: 2,
-  node: '20',
-  tfjs: '4.22.0',
-  onnxruntime: null,
-};
 
 describe('retort search --queue', () => {
   it('trains the candidates on a retort worker and finds what local workers find', async () => {

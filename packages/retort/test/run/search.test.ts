@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentSchema } from '../../src/config/experiment.js';
@@ -20,39 +19,13 @@ import { loadExperiment, readConfigFile } from '../../src/config/load.js';
 import { buildConfiguredModel } from '../../src/models/configured.js';
 import { runExperiment } from '../../src/run/experiment.js';
 import { search } from '../../src/run/search.js';
-import {
-  LatencyTable,
-  type MachineFingerprint,
-  type MeasureFn,
-  machineFingerprint,
-} from '../../src/search/latency-table.js';
+import { LatencyTable, machineFingerprint } from '../../src/search/latency-table.js';
 import type { HistoryEntry } from '../../src/search/search-history.js';
 import { searchSpace } from '../../src/search/space-config.js';
+import { bin, FP, fakeMeasure, TINY } from './search-fixtures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const TINY = resolve(here, '../../../../configs/fashion-mnist/search/tiny.yaml');
-const bin = join(here, '..', '..', 'bin', 'retort.js');
 const scratch = mkdtempSync(join(tmpdir(), 'retort-search-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-/** Deterministic fake timings: by the key's length (units), 0.05 ms for a call's fixed cost. */
-const fakeMeasure: MeasureFn = async ({ key, what }) =>
-  what === 'model' ? 1.5 : what === 'fixed' ? 0.05 : (key ?? '').length / 1000;
-
-const FP: MachineFingerprint = {
-  cpu: 'test cpu',
-  arch: 'x64',
-  cores: 2,
-  flags: [],
-  isa: null,
-  isaCap: null,
-  addon: null,
-  nativeThreads: 'default',
-  ortThreads: 2,
-  node: '20',
-  tfjs: '4.22.0',
-  onnxruntime: null,
-};
 
 /** What a history must agree on between two runs of the same search. */
 const essence = (h: readonly HistoryEntry[]) =>
