@@ -110,8 +110,8 @@ export class CandidateJobs {
     failed: Map<string, string>,
   ): Promise<void> {
     const o = this.o;
-    const { jobStates, submitJobs } = await import('./sweep-queue.js');
-    const queueName = o.queueName ?? 'retort';
+    const { DEFAULT_QUEUE, jobStates, submitJobs } = await import('./sweep-queue.js');
+    const queueName = o.queueName ?? DEFAULT_QUEUE;
     const r = await submitJobs(jobs, o.queue!, o.store.runsRoot, { queueName });
     o.log(
       `queue ${queueName}: ${r.added.length} job(s) added, ${r.existing.length} already there, ${r.retried.length} retried; waiting for retort worker --queue ${o.queue}`,
