@@ -21,8 +21,8 @@ import {
   loadExperiment,
   loadRun,
   measureOrtLatencies,
-  readConfigFile,
   type RunResults,
+  readConfigFile,
   search,
   writeFileAtomic,
 } from 'retort-kd';
@@ -34,7 +34,9 @@ const seeds = Number(argOf(args, 'seeds', '3'));
 const jobs = Number(argOf(args, 'jobs', '2'));
 const runs = argOf(args, 'runs', 'runs');
 const threads = Number(argOf(args, 'threads', '1'));
-const config = resolve(argOf(args, 'config', join(root, 'configs/fashion-mnist/search/resnet-under-resnet8.yaml')));
+const config = resolve(
+  argOf(args, 'config', join(root, 'configs/fashion-mnist/search/resnet-under-resnet8.yaml')),
+);
 const cfgDir = join(root, 'configs/fashion-mnist');
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -124,7 +126,7 @@ const lines = [
   '',
   `**Searched − ResNet-8, paired by seed: ${dm.m >= 0 ? '+' : ''}${f(dm.m)} pp (per seed ${diffs.map((d) => f(d)).join(', ')}; SE ${f(se)})**; latency at batch 1: ${f(w1!.medianMs / r1!.medianMs)}x ResNet-8's (onnxruntime, ${threads} intra-op thread(s), the two models interleaved: ${timing.rounds} rounds x ${timing.repeats} runs, medians).`,
   '',
-  'The Pareto plot: [search-fashion-mnist-pareto.svg](search-fashion-mnist-pareto.svg). The search\'s own table (`search/pareto.md`):',
+  "The Pareto plot: [search-fashion-mnist-pareto.svg](search-fashion-mnist-pareto.svg). The search's own table (`search/pareto.md`):",
   '',
   paretoMd,
 ];

@@ -196,6 +196,7 @@ export {
 export { candidateCost, modelCost } from './search/candidate-cost.js';
 export {
   type Evaluate,
+  type Evaluation,
   resumeSearch,
   runSearch,
   type SearchOptions,

@@ -369,15 +369,10 @@ export async function search(
       log(
         `search: ${opts.local} local workers but strategy.parallel ${strategy.parallel}: only ${strategy.parallel} candidate(s) train at once`,
       );
-    const errors = new Map<string, string>();
     const evaluate: Evaluate = async (cs, rung) => {
       const exps = cs.map((c) => candidateExperiment(c, rung));
       const out = await jobs.run(exps);
-      return out.map((o, i) => {
-        if (o.results) return proxyAccuracy(o.results);
-        errors.set(`${rung}:${space.key(cs[i]!)}`, o.error ?? 'failed');
-        return Number.NaN;
-      });
+      return out.map((o) => (o.results ? proxyAccuracy(o.results) : { error: o.error ?? 'failed' }));
     };
 
     const before = saved?.retort.seconds ?? 0;
@@ -392,7 +387,7 @@ export async function search(
       const left = Math.max(0, total - index - 1);
       const acc =
         e.accuracy === null
-          ? `failed (${errors.get(`${e.rung}:${e.key}`) ?? e.error ?? '?'})`
+          ? `failed (${e.error ?? '?'})`
           : `${accuracySplit} top-1 ${e.accuracy.toFixed(2)}%`;
       log(
         `search: candidate ${index + 1} of ${total} ${e.key}${e.rung > 0 ? ` (rung ${e.rung})` : ''}: ${fmtCost(e.cost)}; ${acc}; elapsed ${formatDuration(elapsed())}${left > 0 ? `, ETA ${formatDuration(per * left)}` : ''}`,

@@ -41,7 +41,9 @@ export { best, paretoFront, violations } from './search-history.js';
  * (always 0 for evolution; the caller maps rung r to budget b * eta^r). Called with a batch so the
  * caller can run the jobs in parallel. NaN marks one candidate failed; a throw fails the batch.
  */
-export type Evaluate = (cs: readonly Candidate[], rung: number) => Promise<readonly number[]>;
+/** A candidate's accuracy, or why it has none (its run failed): recorded as the history entry's error. */
+export type Evaluation = number | { error: string };
+export type Evaluate = (cs: readonly Candidate[], rung: number) => Promise<readonly Evaluation[]>;
 
 export interface SearchOptions {
   readonly space: SearchSpace;
@@ -434,7 +436,7 @@ class Searcher {
     parents?: readonly string[],
   ): Promise<void> {
     if (batch.length === 0) return;
-    let accs: readonly number[] = [];
+    let accs: readonly Evaluation[] = [];
     let batchError: string | undefined;
     try {
       accs = await this.o.evaluate(
@@ -448,8 +450,11 @@ class Searcher {
     }
     const s = this.s;
     for (const [i, p] of batch.entries()) {
-      const acc = accs[i];
+      const v = accs[i];
+      const acc = typeof v === 'number' ? v : undefined;
       const ok = batchError === undefined && acc !== undefined && Number.isFinite(acc);
+      const why =
+        batchError ?? (typeof v === 'object' ? v.error : `evaluate returned ${v} (not a finite number)`);
       const parent = parents?.[i];
       const entry: HistoryEntry = {
         order: s.history.length,
@@ -457,7 +462,7 @@ class Searcher {
         candidate: p.candidate,
         cost: p.cost,
         accuracy: ok ? acc : null,
-        ...(ok ? {} : { error: batchError ?? `evaluate returned ${acc} (not a finite number)` }),
+        ...(ok ? {} : { error: why }),
         rung,
         ...(parent === undefined ? {} : { parent }),
       };

@@ -194,7 +194,13 @@ describe('regularized evolution', () => {
         cycles: 40,
         evaluate: async (cs) => {
           if (cs.some((c) => genesOf(c)[1] === 4)) throw new Error('job crashed');
-          return cs.map((c) => (genesOf(c)[0] === 0 ? Number.NaN : accuracyOf(c)));
+          return cs.map((c) =>
+            genesOf(c)[0] === 0
+              ? Number.NaN
+              : genesOf(c)[1] === 3
+                ? { error: `run of ${space.key(c)} failed: out of memory` }
+                : accuracyOf(c),
+          );
         },
         onCheckpoint: (s) => {
           states.push(s);
@@ -204,7 +210,12 @@ describe('regularized evolution', () => {
     const failed = r.history.filter((e) => e.accuracy === null);
     assert.ok(failed.some((e) => e.error === 'job crashed'));
     assert.ok(failed.some((e) => /NaN/.test(e.error ?? '')));
-    for (const e of failed) assert.ok(genesOf(e.candidate)[0] === 0 || genesOf(e.candidate)[1] === 4);
+    // A candidate the evaluator reports as failed keeps its own reason.
+    const oom = failed.filter((e) => genesOf(e.candidate)[0] !== 0 && genesOf(e.candidate)[1] === 3);
+    assert.ok(oom.length > 0);
+    for (const e of oom) assert.equal(e.error, `run of ${e.key} failed: out of memory`);
+    for (const e of failed)
+      assert.ok([0].includes(genesOf(e.candidate)[0]!) || [3, 4].includes(genesOf(e.candidate)[1]!));
     const failedKeys = new Set(failed.map((e) => e.key));
     for (const s of states) for (const k of s.population) assert.ok(!failedKeys.has(k), k);
     assert.equal(r.history.length, 16 + 40);
