@@ -68,7 +68,9 @@ function disposeBuilt(layer: Layer): void {
     // own tensors (a hashed layer's tables).
     layer.dispose();
   } catch {
-    // Built but never counted (its apply failed after build): free the weights directly.
+    // Built but never counted (its apply failed after build): free the weights directly, and a
+    // custom layer's own tensors through its hook.
+    (layer as { disposeOwnTensors?: () => void }).disposeOwnTensors?.();
     for (const w of layer.weights)
       try {
         w.dispose();

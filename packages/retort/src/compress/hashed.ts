@@ -181,11 +181,19 @@ export abstract class HashedLayer extends tfl.layers.Layer {
 
   override dispose(): ReturnType<tfl.layers.Layer['dispose']> {
     const r = super.dispose();
-    if (r.refCountAfterDispose === 0 && this.tables !== null) {
-      tf.dispose([this.tables.index, this.tables.sign]);
-      this.tables = null;
-    }
+    if (r.refCountAfterDispose === 0) this.disposeOwnTensors();
     return r;
+  }
+
+  /**
+   * Frees the hash tables, which are the layer's own tensors, not weights. For a layer that was
+   * built but whose first apply failed: tfjs then never counted it, so `dispose` refuses it and
+   * whoever frees its weights one by one calls this too (compress/graph.ts).
+   */
+  disposeOwnTensors(): void {
+    if (this.tables === null) return;
+    tf.dispose([this.tables.index, this.tables.sign]);
+    this.tables = null;
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -15,6 +15,7 @@ import { after, describe, it } from 'node:test';
 import 'retort-kd-native';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { rebuildModel } from '../../src/compress/graph.js';
 import {
   HashedConv2D,
   HashedDense,
@@ -336,6 +337,31 @@ describe('hashModel and unhashModel', () => {
       assert.equal(tf.memory().numTensors, before, `${what}: tensors after the failure`);
       model.dispose();
     }
+  });
+
+  it('a hashed layer whose first apply fails after its build leaves no tensor behind in a rebuild', async () => {
+    await tf.setBackend('native');
+    // Built (buckets, bias and the two hash tables made), then the apply throws: tfjs never counts
+    // the layer, so its dispose refuses it and the rebuild frees its tensors one by one.
+    class FailsAfterBuild extends HashedDense {
+      override computeOutputShape(): tfl.Shape {
+        throw new Error('output shape refused');
+      }
+    }
+    const x = tfl.input({ shape: [20] });
+    const model = tfl.model({
+      inputs: x,
+      outputs: tfl.layers.dense({ units: 30, name: 'fc1' }).apply(x) as tfl.SymbolicTensor,
+    });
+    const layer = new FailsAfterBuild({ units: 30, buckets: 75, seed: 3, name: 'fc1h' });
+    const before = tf.memory().numTensors;
+    assert.throws(
+      () => rebuildModel(model, (l) => (l.name === 'fc1' ? { kind: 'replace', layers: [layer] } : undefined)),
+      /output shape refused/,
+    );
+    assert.ok(layer.built, 'the failure came after the build');
+    assert.equal(tf.memory().numTensors, before, 'tensors after the failed rebuild');
+    model.dispose();
   });
 
   it('a hashed model saves and loads as the registered classes, storing only the buckets', async () => {
