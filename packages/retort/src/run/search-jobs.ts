@@ -110,14 +110,25 @@ export class CandidateJobs {
     failed: Map<string, string>,
   ): Promise<void> {
     const o = this.o;
-    const { DEFAULT_QUEUE, jobStates, submitJobs } = await import('./sweep-queue.js');
+    const { DEFAULT_QUEUE, jobStates, submitJobs, withdrawJobs } = await import('./sweep-queue.js');
     const queueName = o.queueName ?? DEFAULT_QUEUE;
     const r = await submitJobs(jobs, o.queue!, o.store.runsRoot, { queueName });
     o.log(
       `queue ${queueName}: ${r.added.length} job(s) added, ${r.existing.length} already there, ${r.retried.length} retried; waiting for retort worker --queue ${o.queue}`,
     );
     for (;;) {
-      if (o.signal?.aborted) return;
+      if (o.signal?.aborted) {
+        // Stopped: the batch's jobs that no worker took leave the queue; running ones finish.
+        const w = await withdrawJobs(
+          o.queue!,
+          jobs.map((j) => j.id),
+          queueName,
+        );
+        o.log(
+          `queue ${queueName}: stopped; ${w.removed.length} waiting job(s) withdrawn, ${w.running.length} running one(s) left to finish (--resume reuses their runs)`,
+        );
+        return;
+      }
       const left = exps.filter((e) => o.store.finished(e) === null && !failed.has(e.name));
       if (left.length === 0) return;
       const states = await jobStates(

@@ -270,3 +270,39 @@ export async function jobStates(
   }
   return out;
 }
+
+/**
+ * Takes back those of `ids` that no worker has started (waiting, prioritized or delayed): a stopped
+ * search withdraws its batch, so workers do not go on training candidates nobody waits for. Jobs a
+ * worker is running are left to finish (their runs land in the store, where a resumed search reuses
+ * them). Returns the ids removed and the ids left running.
+ */
+export async function withdrawJobs(
+  url: string,
+  ids: readonly string[],
+  queueName = DEFAULT_QUEUE,
+): Promise<{ removed: string[]; running: string[] }> {
+  const { Queue } = await bull();
+  const queue = new Queue(queueName, { connection: connection(url) });
+  const removed: string[] = [];
+  const running: string[] = [];
+  try {
+    for (const id of ids) {
+      const job = await queue.getJob(id);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state === 'waiting' || state === 'prioritized' || state === 'delayed') {
+        try {
+          await job.remove();
+          removed.push(id);
+        } catch {
+          // Taken by a worker between the two calls: it is running now.
+          running.push(id);
+        }
+      } else if (state === 'active') running.push(id);
+    }
+  } finally {
+    await queue.close();
+  }
+  return { removed, running };
+}

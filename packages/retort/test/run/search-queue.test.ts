@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import 'retort-kd-native';
 import { search } from '../../src/run/search.js';
+import { queueStatus } from '../../src/run/sweep-queue.js';
 import { startRedis } from './redis.js';
 import { bin, FP, fakeMeasure, TINY } from './search-fixtures.js';
 
@@ -43,6 +44,37 @@ describe('retort search --queue', () => {
     assert.deepEqual(
       l.history.map((e) => [e.key, e.accuracy]),
       q.history.map((e) => [e.key, e.accuracy]),
+    );
+  });
+
+  it('a stopped search withdraws the jobs of its batch that no worker took', async () => {
+    const redis = await startRedis(mkdtempSync(join(scratch, 'stop-')));
+    after(() => redis.stop());
+    const queueName = 'retort-stop';
+    const stop = new AbortController();
+    const lines: string[] = [];
+    // No worker: the first batch waits in the queue until the search is stopped.
+    const r = await search(TINY, {
+      runsRoot: join(scratch, 'runs-stop'),
+      measure: fakeMeasure,
+      fingerprint: FP,
+      queue: redis.url,
+      queueName,
+      signal: stop.signal,
+      log: (l) => {
+        lines.push(l);
+        if (/waiting for retort worker/.test(l)) stop.abort();
+      },
+    });
+    assert.equal(r.done, false);
+    const withdrawn = lines.find((l) => /stopped; \d+ waiting job\(s\) withdrawn/.test(l));
+    assert.ok(withdrawn, lines.join('\n'));
+    assert.ok(!/stopped; 0 waiting/.test(withdrawn), withdrawn);
+    const st = await queueStatus(redis.url, queueName);
+    assert.equal(
+      st.counts['waiting']! + st.counts['prioritized']! + st.counts['delayed']!,
+      0,
+      JSON.stringify(st.counts),
     );
   });
 });
