@@ -76,31 +76,3 @@ export function factorize(
   for (let k = r; k < d.s.length; k++) dropped += d.s[k]! ** 2;
   return { a, b, error: Math.sqrt(dropped) };
 }
-
-/** A conv kernel [k, k, Cin, Cout] as a k x k conv [k, k, Cin, r] then a 1 x 1 conv [1, 1, r, Cout]. */
-export function factorizeConv(
-  kernel: Float32Array,
-  shape: [number, number, number, number],
-  rule: RankRule,
-): {
-  first: Float32Array;
-  firstShape: [number, number, number, number];
-  second: Float32Array;
-  secondShape: [number, number, number, number];
-  rank: number;
-  error: number;
-} {
-  const [kh, kw, cin, cout] = shape;
-  const rows = kh * kw * cin;
-  const d = svd(kernel, rows, cout);
-  const r = chooseRank(d, rule);
-  const f = factorize(kernel, d, r);
-  return {
-    first: f.a,
-    firstShape: [kh, kw, cin, r],
-    second: f.b,
-    secondShape: [1, 1, r, cout],
-    rank: r,
-    error: f.error,
-  };
-}

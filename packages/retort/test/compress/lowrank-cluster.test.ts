@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { centroidGradients, decode, kmeans } from '../../src/compress/cluster.js';
-import { chooseRank, factorize, factorizeConv, svd } from '../../src/compress/lowrank.js';
+import { chooseRank, factorize, svd } from '../../src/compress/lowrank.js';
 
 function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   let s = seed >>> 0;
@@ -64,14 +64,24 @@ describe('low-rank factorization', () => {
   });
 
   it('conv kernels factorize into k x k with r filters then 1 x 1', () => {
-    const shape: [number, number, number, number] = [3, 3, 4, 5];
-    const k = rand(3 * 3 * 4 * 5, 4);
-    const f = factorizeConv(k, shape, { energy: 1 });
-    assert.deepEqual(f.firstShape, [3, 3, 4, 5]);
-    assert.deepEqual(f.secondShape, [1, 1, 5, 5]);
-    assert.ok(f.error < 1e-5);
-    const g = factorizeConv(k, shape, { sizeFraction: 0.6 });
-    assert.ok(g.rank < 5 && g.error > 0);
+    // A [k, k, Cin, Cout] kernel read as a (k*k*Cin) x Cout matrix: A is the k x k conv with r
+    // filters, B the 1 x 1 conv from r to Cout; at full rank their product is the kernel.
+    const [kh, kw, cin, cout] = [3, 3, 4, 5];
+    const rows = kh * kw * cin;
+    const k = rand(rows * cout, 4);
+    const d = svd(k, rows, cout);
+    const full = factorize(k, d, chooseRank(d, { energy: 1 }));
+    assert.equal(full.a.length, rows * 5);
+    assert.equal(full.b.length, 5 * cout);
+    assert.ok(full.error < 1e-5);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < cout; j++) {
+        let s = 0;
+        for (let r = 0; r < 5; r++) s += full.a[i * 5 + r]! * full.b[r * cout + j]!;
+        assert.ok(Math.abs(s - k[i * cout + j]!) < 1e-4, `(${i}, ${j})`);
+      }
+    const r = chooseRank(d, { sizeFraction: 0.6 });
+    assert.ok(r < 5 && factorize(k, d, r).error > 0);
   });
 });
 
