@@ -1,6 +1,6 @@
 /**
  * `npm run bench:search`: the student search issue's end-to-end check on Fashion-MNIST. Runs
- * `retort search` on configs/fashion-mnist/search/resnet-under-resnet8.yaml (ResNet space, no
+ * `retort search` on configs/fashion-mnist/search/plain-cnn-under-resnet8.yaml (plain-CNN space, no
  * slower than ResNet-8 in onnxruntime at batch 1, KD proxy from the ResNet-20 teacher), then trains
  * the chosen candidate in full (its best.yaml: the KD recipe of kd/resnet8-from-resnet20.yaml) and
  * ResNet-8 with that same recipe, over the same seeds, and times both exports side by side in
@@ -35,7 +35,7 @@ const jobs = Number(argOf(args, 'jobs', '2'));
 const runs = argOf(args, 'runs', 'runs');
 const threads = Number(argOf(args, 'threads', '1'));
 const config = resolve(
-  argOf(args, 'config', join(root, 'configs/fashion-mnist/search/resnet-under-resnet8.yaml')),
+  argOf(args, 'config', join(root, 'configs/fashion-mnist/search/plain-cnn-under-resnet8.yaml')),
 );
 const cfgDir = join(root, 'configs/fashion-mnist');
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -45,7 +45,12 @@ const teacher = await runOrReuse(join(cfgDir, 'baseline/resnet20.yaml'), [], run
 const teacherSet = `teacher.run=${join(runs, teacher.name)}`;
 
 // The search: resumed when a state exists (a finished one only rewrites its files), candidate runs reused.
-const searchName = String((readConfigFile(config) as { name?: unknown }).name);
+const raw = readConfigFile(config) as {
+  name?: unknown;
+  search?: { proxy?: { epochs?: number; trainLimit?: number; valFraction?: number } };
+};
+const searchName = String(raw.name);
+const proxy = raw.search?.proxy ?? {};
 const stateFile = join(runs, searchName, 'search', 'state.json');
 const tSearch = performance.now();
 const found = await search(config, {
@@ -113,7 +118,7 @@ const lines = [
   '',
   `Command: \`npm run bench:search -- --seeds ${seeds} --jobs ${jobs}\` on ${cpuLine()}; wall time of this invocation ${f(wall / 60, 1)} min (finished runs it reused count as 0).`,
   '',
-  `Search: \`retort search ${config.slice(root.length + 1)}\` (space ${found.spaceSize.toLocaleString('en-US')} candidates; ${evaluated} evaluated, ${failed} failed; ${f(found.seconds / 60, 1)} min of search wall time over all its invocations, ${f(searchWall / 60, 1)} min in this one). Each candidate: the KD recipe below for ${'the proxy'} (1 epoch on the first 10,000 training images, scored on 1,000 of them held out); its latency predicted by the per-layer latency table of this machine. Constraint: ${found.reference ? `no slower than ${found.reference.model} at onnxruntime batch ${found.setting.batch} as the table predicts it (${f(found.reference.predictedMs, 3)} ms; measured whole ${f(found.reference.measuredMs, 3)} ms)` : JSON.stringify(found.constraints)}.`,
+  `Search: \`retort search ${config.slice(root.length + 1)}\` (space ${found.spaceSize.toLocaleString('en-US')} candidates; ${evaluated} evaluated, ${failed} failed; ${f(found.seconds / 60, 1)} min of search wall time over all its invocations, ${f(searchWall / 60, 1)} min in this one). Each candidate: the KD recipe below for ${proxy.epochs ?? 1} epoch(s) on ${proxy.trainLimit ? `the first ${fmtInt(proxy.trainLimit)}` : 'all'} training images${proxy.valFraction ? `, scored on the ${100 * proxy.valFraction}% of them held out` : ', scored on the test images'}; its latency predicted by the per-layer latency table of this machine. Constraint: ${found.reference ? `no slower than ${found.reference.model} at onnxruntime batch ${found.setting.batch} as the table predicts it (${f(found.reference.predictedMs, 3)} ms; measured whole ${f(found.reference.measuredMs, 3)} ms)` : JSON.stringify(found.constraints)}.`,
   '',
   `Chosen: \`${best.key}\` (${fmtInt(best.cost.params)} parameters, ${fmtInt(best.cost.macs)} MACs, predicted ${f(best.cost.latencyMs, 3)} ms), written as ${bestYaml} and trained in full with that file.`,
   '',
