@@ -84,8 +84,10 @@ describe('latency', () => {
     assert.equal(l.repeats, 5);
     assert.ok(l.medianMs > 0 && l.minMs <= l.medianMs);
     // Against the clock outside: all 5 timed runs fit in the call's wall time (runs not made would
-    // break this), and the images per second agree, within a factor 3 (a shared machine), with a
-    // median timed here by hand (a unit slip is a factor 1000).
+    // break this), throughput is exactly batch / median, and the fastest run agrees with runs timed
+    // here by hand within a factor 100, which a unit slip (a factor 1000) breaks. Not closer: with
+    // the 2 cores shared by 3 trainings, the medians of the two timings differed 4x and the fastest
+    // runs 23x (each hand-timed run waited for the sleeping OpenMP threads to be scheduled).
     assert.ok(5 * l.minMs <= wallMs, `5 x ${l.minMs} ms in ${wallMs} ms`);
     const own: number[] = [];
     const x = tf.zeros([4, ...(m.inputs[0]!.shape.slice(1) as number[])]);
@@ -95,10 +97,11 @@ describe('latency', () => {
       own.push(performance.now() - t1);
     }
     x.dispose();
-    const byHand = 4 / (median(own) / 1000);
+    assert.ok(Math.abs(l.throughput - 4 / (l.medianMs / 1000)) <= 1e-9 * l.throughput);
+    const fastest = Math.min(...own);
     assert.ok(
-      l.throughput > byHand / 3 && l.throughput < byHand * 3,
-      `${l.throughput} img/s vs ${byHand} timed here`,
+      l.minMs > fastest / 100 && l.minMs < fastest * 100,
+      `fastest run ${l.minMs} ms vs ${fastest} ms timed here`,
     );
   });
 });
