@@ -6,7 +6,7 @@
  * ResNet-8 with that same recipe, over the same seeds, and times both exports side by side in
  * onnxruntime. Writes bench/results/search-fashion-mnist.md and copies the Pareto plot beside it.
  *
- *   npm run bench:search -- [--seeds 3] [--jobs 2] [--runs runs] [--config file] [--threads 1]
+ *   npm run bench:search -- [--seeds 3] [--jobs 2] [--runs runs] [--config file] [--threads 2]
  *
  * Finished runs are reused (the teacher, the search's candidates, the full runs), so a second
  * invocation only re-times the exports and rewrites the table. The teacher is trained first when
