@@ -115,7 +115,17 @@ export interface StudentSearchResult {
 
 /** state.json: the search state plus what this command needs to resume it. */
 interface SavedState extends SearchState {
-  retort: { identity: string; seconds: number };
+  retort: {
+    identity: string;
+    seconds: number;
+    /**
+     * The bounds the search started with. A latencyOf bound is a prediction of the table as it was
+     * then; a resumed search keeps it, so that every candidate is judged by one bound even when
+     * the table was re-timed or fitted in between.
+     */
+    constraints?: Constraints;
+    reference?: StudentSearchResult['reference'];
+  };
 }
 
 /** A config path (with overrides) or an object as mapping, with relative paths resolved. */
@@ -278,7 +288,7 @@ export async function search(
       m.dispose();
     }
   }
-  const constraints: Constraints = {
+  let constraints: Constraints = {
     ...(maxLatencyMs !== undefined ? { maxLatencyMs } : {}),
     ...(cfg.constraints.params !== undefined ? { maxParams: cfg.constraints.params } : {}),
     ...(cfg.constraints.macs !== undefined ? { maxMacs: cfg.constraints.macs } : {}),
@@ -287,15 +297,16 @@ export async function search(
     `constraints: ${constraintsText(constraints)}${reference ? ` (${reference.model}: ${reference.predictedMs.toFixed(4)} ms predicted, ${reference.measuredMs.toFixed(4)} ms measured as a whole model)` : ''}`,
   );
 
-  const base = {
-    name,
-    dir,
-    spaceSize: space.size,
-    setting,
-    constraints,
-    ...(reference ? { reference } : {}),
-    accuracySplit,
-  } as const;
+  const base = () =>
+    ({
+      name,
+      dir,
+      spaceSize: space.size,
+      setting,
+      constraints,
+      ...(reference ? { reference } : {}),
+      accuracySplit,
+    }) as const;
   const searchOptions = (evaluate: Evaluate, extra: Partial<SearchOptions>): SearchOptions => ({
     space,
     seed: strategy.seed,
@@ -319,7 +330,7 @@ export async function search(
     stop.abort();
     const r = await runSearch(searchOptions(async () => [], { signal: stop.signal }));
     return {
-      ...base,
+      ...base(),
       done: false,
       history: [],
       front: [],
@@ -351,6 +362,15 @@ export async function search(
             `${statePath}: the search was started with another config (space, strategy, constraints, proxy or recipe changed); --force starts it again`,
             { file: statePath },
           );
+        const kept = saved.retort.constraints;
+        if (kept !== undefined) {
+          if (JSON.stringify(kept) !== JSON.stringify(constraints))
+            log(
+              `search ${name}: the bounds are now ${constraintsText(constraints)}; the resumed search keeps those it started with (${statePath}): ${constraintsText(kept)}`,
+            );
+          constraints = kept;
+          reference = saved.retort.reference;
+        }
       }
     } else if (opts.resume) log(`${statePath}: nothing to resume, starting the search`);
 
@@ -398,7 +418,10 @@ export async function search(
       // An aborted batch was cut short: its entries are not results. The last state stays, and
       // --resume runs the batch again (its runs that finished are reused).
       if (opts.signal?.aborted) return;
-      const s: SavedState = { ...state, retort: { identity, seconds: elapsed() } };
+      const s: SavedState = {
+        ...state,
+        retort: { identity, seconds: elapsed(), constraints, ...(reference ? { reference } : {}) },
+      };
       writeFileAtomic(statePath, `${JSON.stringify(s)}\n`);
       lastSaved = state.history;
     };
@@ -412,7 +435,7 @@ export async function search(
     // Stopped: what state.json holds (without the batch that was cut short).
     const history = r.done ? r.history : lastSaved;
     const result: StudentSearchResult = {
-      ...base,
+      ...base(),
       done: r.done,
       history,
       front: searchFront(history, constraints),

@@ -145,6 +145,46 @@ describe('retort search', () => {
     assert.match(again.stderr, /state\.json exists: --resume continues that search, --force starts it again/);
   });
 
+  it('a resumed search keeps the latency bound it started with when the table changed in between', async () => {
+    const runs = join(scratch, 'bound-runs');
+    const raw = loadRaw();
+    const cfg = {
+      ...raw,
+      name: 'kept-bound',
+      search: { ...(raw['search'] as object), constraints: { params: 1200, latencyOf: 'resnet8' } },
+    };
+    const stop = new AbortController();
+    const common = { runsRoot: runs, local: 2, fingerprint: FP };
+    const first = await search(cfg, {
+      ...common,
+      measure: fakeMeasure,
+      signal: stop.signal,
+      log: (l) => {
+        if (/^search: candidate 3 of 5 /.test(l)) stop.abort();
+      },
+    });
+    assert.equal(first.done, false);
+    const bound = first.constraints.maxLatencyMs!;
+    assert.ok(bound > 0);
+    const statePath = join(runs, 'kept-bound', 'search', 'state.json');
+    const saved = JSON.parse(readFileSync(statePath, 'utf8')) as { retort: { constraints: unknown } };
+    assert.deepEqual(saved.retort.constraints, { maxLatencyMs: bound, maxParams: 1200 });
+    // The table is timed again, twice as slow: resnet8's prediction, the bound, doubles.
+    rmSync(join(runs, '.cache', 'search', 'latency-table.json'));
+    const slower: typeof fakeMeasure = async (a) => 2 * (await fakeMeasure(a));
+    const lines: string[] = [];
+    const r = await search(cfg, { ...common, measure: slower, resume: true, log: (l) => lines.push(l) });
+    assert.equal(r.done, true, lines.join('\n'));
+    assert.equal(r.constraints.maxLatencyMs, bound, 'the bound of the first invocation');
+    assert.equal(r.reference?.predictedMs, bound);
+    assert.match(
+      lines.join('\n'),
+      /the bounds are now latency <= [\d.]+ ms, params <= 1,200; the resumed search keeps those it started with .*latency <= [\d.]+ ms/,
+    );
+    const after = JSON.parse(readFileSync(statePath, 'utf8')) as { retort: { constraints: unknown } };
+    assert.deepEqual(after.retort.constraints, { maxLatencyMs: bound, maxParams: 1200 });
+  });
+
   it('refuses an unknown key of the search section, and constraints no candidate meets', async () => {
     const base = loadRaw();
     // Training the search file itself would share <runs>/<name>/ with the search's files.
