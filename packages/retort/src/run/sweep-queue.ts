@@ -16,6 +16,7 @@
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { Queue } from 'bullmq';
 import { RetortError } from '../util/errors.js';
 import {
   cachePath,
@@ -39,6 +40,17 @@ async function bull() {
     throw new RetortError(
       `--queue needs the npm packages bullmq and ioredis beside retort-kd (npm install bullmq ioredis): ${(e as Error).message}`,
     );
+  }
+}
+
+/** Opens the queue `name` at `url` for `fn`, and closes it whatever `fn` does. */
+async function withQueue<T>(url: string, name: string, fn: (queue: Queue) => Promise<T>): Promise<T> {
+  const { Queue } = await bull();
+  const queue = new Queue(name, { connection: connection(url) });
+  try {
+    return await fn(queue);
+  } finally {
+    await queue.close();
   }
 }
 
@@ -226,9 +238,7 @@ export interface QueueStatus {
 
 /** The queue's job counts, its active jobs with their progress, and its failed jobs' reasons. */
 export async function queueStatus(url: string, queueName = DEFAULT_QUEUE): Promise<QueueStatus> {
-  const { Queue } = await bull();
-  const queue = new Queue(queueName, { connection: connection(url) });
-  try {
+  return withQueue(url, queueName, async (queue) => {
     const counts = await queue.getJobCounts(
       'waiting',
       'prioritized',
@@ -241,9 +251,7 @@ export async function queueStatus(url: string, queueName = DEFAULT_QUEUE): Promi
     const active = (await queue.getActive()).map((j) => ({ id: j.id ?? '?', progress: j.progress }));
     const failed = (await queue.getFailed()).map((j) => ({ id: j.id ?? '?', reason: j.failedReason }));
     return { counts, active, failed };
-  } finally {
-    await queue.close();
-  }
+  });
 }
 
 /** Where each of `ids` is in the queue: BullMQ's state ('completed', 'failed', 'active', ..., 'unknown' when absent) and, for a failed one, why. */
@@ -252,10 +260,8 @@ export async function jobStates(
   ids: readonly string[],
   queueName = DEFAULT_QUEUE,
 ): Promise<Map<string, { state: string; reason?: string }>> {
-  const { Queue } = await bull();
-  const queue = new Queue(queueName, { connection: connection(url) });
-  const out = new Map<string, { state: string; reason?: string }>();
-  try {
+  return withQueue(url, queueName, async (queue) => {
+    const out = new Map<string, { state: string; reason?: string }>();
     for (const id of ids) {
       const job = await queue.getJob(id);
       if (!job) {
@@ -265,10 +271,8 @@ export async function jobStates(
       const state = await job.getState();
       out.set(id, state === 'failed' ? { state, reason: job.failedReason } : { state });
     }
-  } finally {
-    await queue.close();
-  }
-  return out;
+    return out;
+  });
 }
 
 /**
@@ -282,11 +286,9 @@ export async function withdrawJobs(
   ids: readonly string[],
   queueName = DEFAULT_QUEUE,
 ): Promise<{ removed: string[]; running: string[] }> {
-  const { Queue } = await bull();
-  const queue = new Queue(queueName, { connection: connection(url) });
-  const removed: string[] = [];
-  const running: string[] = [];
-  try {
+  return withQueue(url, queueName, async (queue) => {
+    const removed: string[] = [];
+    const running: string[] = [];
     for (const id of ids) {
       const job = await queue.getJob(id);
       if (!job) continue;
@@ -301,8 +303,6 @@ export async function withdrawJobs(
         }
       } else if (state === 'active') running.push(id);
     }
-  } finally {
-    await queue.close();
-  }
-  return { removed, running };
+    return { removed, running };
+  });
 }
