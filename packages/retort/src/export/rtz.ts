@@ -22,8 +22,9 @@ import { existsSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-// The zoo's custom layer classes (RetortChannelSlice) must be registered before a topology that
-// uses them is deserialized.
+// The custom layer classes (the zoo's RetortChannelSlice, the hashed layers) must be registered
+// before a topology that uses them is deserialized.
+import { hashedLayers, unhashModel } from '../compress/hashed-model.js';
 import '../models/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { messageOf, RetortError } from '../util/errors.js';
@@ -308,8 +309,9 @@ export async function loadBundle(
       throw new RetortError(`rtz bundle ${file}: tensor '${w.name}': ${messageOf(e)}`, { file, cause: e });
     }
   }
+  let model: tfl.LayersModel;
   try {
-    return await tfl.loadLayersModel(
+    model = await tfl.loadLayersModel(
       tf.io.fromMemory({
         modelTopology: manifest.modelTopology,
         weightSpecs: manifest.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype })),
@@ -318,5 +320,15 @@ export async function loadBundle(
     );
   } catch (e) {
     throw new RetortError(`rtz bundle ${file}: ${messageOf(e)}`, { file, cause: e });
+  }
+  if (hashedLayers(model).length === 0) return model;
+  // A HashedNets bundle stores buckets and seeds; it loads as the plain model they expand to, the
+  // model the compression handed to its exporters (same kernels, bit for bit).
+  try {
+    return unhashModel(model);
+  } catch (e) {
+    throw new RetortError(`rtz bundle ${file}: ${messageOf(e)}`, { file, cause: e });
+  } finally {
+    model.dispose();
   }
 }

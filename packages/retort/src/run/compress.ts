@@ -232,10 +232,15 @@ export async function runPipeline(
     if (notice.warning) log(`warning: ${notice.warning}`);
   };
   const env: StageEnv = { cfg, teacher, data, runDir, log };
+  // The smaller form of the model that the .rtz stores (StageOutcome.bundle), while it still holds.
+  let bundle: tfl.LayersModel | null = null;
   for (const { stage, config } of plan) {
     // Announced before the stage that quantizes (QAT trains on the target's grid), else before the exports.
     if (stage.int8) announce();
+    bundle?.dispose();
+    bundle = null;
     const out = await stage.run(serve(stage, env, model, masks), config);
+    bundle = out.bundle ?? null;
     model = out.model ?? model;
     masks = out.masks ?? masks;
     clusters = out.clusters ?? clusters;
@@ -273,9 +278,14 @@ export async function runPipeline(
       continue;
     }
     if (format === 'rtz') {
-      const r = await withInt8Kernels(model, int8, () =>
-        writeBundle(model, join(runDir, 'export', 'model.rtz'), { overwrite: true }),
-      );
+      // With int8 settings the bundle stores the model's kernels snapped to int8; a stage's smaller
+      // form (out.bundle) only without them.
+      const r =
+        bundle && !int8
+          ? await writeBundle(bundle, join(runDir, 'export', 'model.rtz'), { overwrite: true })
+          : await withInt8Kernels(model, int8, () =>
+              writeBundle(model, join(runDir, 'export', 'model.rtz'), { overwrite: true }),
+            );
       const by = new Map<string, number>();
       for (const t of r.tensors) by.set(t.encoding, (by.get(t.encoding) ?? 0) + 1);
       log(`rtz: ${[...by].map(([e, n]) => `${n} ${e}`).join(', ')} tensors`);
@@ -310,6 +320,7 @@ export async function runPipeline(
       report: await report(`export-${format}`, model, data, runDir, original, clusters),
     });
   }
+  bundle?.dispose();
   // Largest |tfjs logit| over the test set: the scale of the fp16 check.
   let logitScale = 0;
   if (onnxOut.length > 0) {

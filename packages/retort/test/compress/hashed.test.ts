@@ -8,7 +8,7 @@
  * tensor; and the stage end to end in runPipeline.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -31,6 +31,8 @@ import { planStages } from '../../src/compress/stages/registry.js';
 import type { StageContext } from '../../src/compress/stages/types.js';
 import { dataSchema } from '../../src/config/experiment.js';
 import { buildData } from '../../src/data/build.js';
+import { loadBundle } from '../../src/export/rtz.js';
+import { loadTfjs } from '../../src/export/tfjs.js';
 import { buildModel } from '../../src/models/index.js';
 import { pipelineSchema, runPipeline } from '../../src/run/compress.js';
 
@@ -454,7 +456,7 @@ describe('the hash stage', () => {
     x.dispose();
   });
 
-  it('runs in runPipeline: fine-tunes the buckets, hands on plain Dense kernels that the ONNX fp32 check passes', async () => {
+  it('runs in runPipeline: fine-tunes the buckets, hands on plain Dense kernels that the ONNX fp32 check passes; the .rtz stores the buckets', async () => {
     await tf.setBackend('native');
     const data = buildData(
       dataSchema.parse({ dataset: 'fashion-mnist', batchSize: 32, trainLimit: 64, testLimit: 64 }),
@@ -468,7 +470,7 @@ describe('the hash stage', () => {
       student: { run: 'unused' },
       finetune: { epochs: 1 },
       hash: { factor: 8 },
-      export: ['onnx'],
+      export: ['onnx', 'tfjs', 'rtz'],
     });
     const logs: string[] = [];
     const reports = await runPipeline(cfg, { model, teacher: make(), data }, join(scratch, 'h1'), (l) =>
@@ -478,6 +480,28 @@ describe('the hash stage', () => {
       reports.map((r) => r.stage),
       ['baseline', 'hash', 'export-onnx'],
     );
+    // The bundle holds the 6,528 buckets, not the 52,224 weights of the dense kernels (209 KB as fp32).
+    const dir = join(scratch, 'h1', 'export');
+    const rtzBytes = statSync(join(dir, 'model.rtz')).size;
+    assert.ok(rtzBytes < 50_000, `model.rtz ${rtzBytes} B`);
+    // It loads as the plain model handed to the exporters: the tfjs export's kernels, bit for bit.
+    const back = await loadBundle(join(dir, 'model.rtz'));
+    const dense = await loadTfjs(join(dir, 'tfjs'));
+    assert.equal(hashedLayers(back).length, 0);
+    assert.deepEqual(
+      back.weights.map((w) => w.originalName),
+      dense.weights.map((w) => w.originalName),
+    );
+    const a = back.getWeights();
+    const b = dense.getWeights();
+    for (const [i, t] of a.entries())
+      assert.deepEqual(
+        new Uint32Array(t.dataSync().slice().buffer),
+        new Uint32Array(b[i]!.dataSync().slice().buffer),
+        back.weights[i]!.originalName,
+      );
+    back.dispose();
+    dense.dispose();
     // fc1 784 x 64 and fc2 64 x 32 are hashed; the 32 x 10 classifier is below minWeights.
     const line = logs.find((l) => l.startsWith('hash: '));
     assert.match(

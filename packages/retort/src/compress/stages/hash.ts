@@ -68,9 +68,9 @@ export const hash: StageDescriptor<HashConfig> = {
     );
     await ctx.finetune(r.model);
     // What the hashed model stores: its buckets and every weight left unhashed (biases, other layers).
+    // The exporters read plain layers; the .rtz bundle keeps the hashed form (buckets and seeds).
     const storedWeights = r.model.countParams();
     const model = unhashModel(r.model);
-    r.model.dispose();
-    return { model, storedWeights };
+    return { model, storedWeights, bundle: r.model };
   },
 };

@@ -105,6 +105,13 @@ export interface StageOutcome {
    */
   readonly storedWeights?: number;
   /**
+   * The model the .rtz bundle stores in place of `model`, computing the same function in a smaller
+   * form (HashedNets: the hashed layers, whose buckets and seeds loadBundle expands back to
+   * `model`'s kernels). It holds for the stage that made it only: any later stage may change the
+   * weights, so the runner drops it when another stage runs.
+   */
+  readonly bundle?: tfl.LayersModel;
+  /**
    * Bits per kernel weight the stage chose (mixed precision): by layer, with the kernels' packed
    * bytes at those bits and at 8 bits; the stage's report row carries it.
    */
