@@ -73,7 +73,19 @@ const bestName = loadExperiment(bestYaml, []).name;
 // Full training, the winner and ResNet-8 with the same recipe and seeds (ResNet-8's runs are
 // bench:accuracy's KD runs, so either bench reuses the other's).
 const r8file = join(cfgDir, 'kd/resnet8-from-resnet20.yaml');
-const r8name = loadExperiment(r8file, []).name;
+const r8exp = loadExperiment(r8file, []);
+const r8name = r8exp.name;
+// The full-training recipe as the file gives it, for the results text.
+const recipeText = (() => {
+  const e = r8exp;
+  const losses = e.losses
+    .map((l) => `${l.name.toUpperCase()} ${l.weight}${'T' in l ? ` (T ${String(l['T'])})` : ''}`)
+    .join(' + ');
+  const o = e.optimizer;
+  const opt = `${o.name} ${o.lr}${'nesterov' in o && o.nesterov ? ' nesterov' : ''}`;
+  const images = e.data.trainLimit ? `the first ${e.data.trainLimit.toLocaleString('en-US')}` : 'all 60,000';
+  return `${losses}, ${opt}, ${e.schedule.kind} schedule, ${e.epochs} epochs on ${images} images`;
+})();
 const seedList = Array.from({ length: seeds }, (_, i) => i + 1);
 const tasks = seedList.flatMap((s) => [
   { file: bestYaml, sets: [`seed=${s}`, `name=${bestName}-s${s}`, teacherSet] },
@@ -128,7 +140,7 @@ const lines = [
   '',
   `Chosen: \`${best.key}\` (${fmtInt(best.cost.params)} parameters, ${fmtInt(best.cost.macs)} MACs, predicted ${f(best.cost.latencyMs, 3)} ms), written as ${bestYaml} and trained in full with that file.`,
   '',
-  `Full training: ${r8file.slice(root.length + 1)}'s recipe for both (KD T 4, weights CE 0.1 / KD 0.9, SGD 0.1 nesterov, cosine, 15 epochs on 60,000 images, teacher ${teacher.name} at ${f(teacher.testTop1)}%), seeds ${seedList.join(', ')}; ${f(fullWall / 60, 1)} min in this invocation (${jobs} runs at a time).`,
+  `Full training: ${r8file.slice(root.length + 1)}'s recipe for both (${recipeText}, teacher ${teacher.name} at ${f(teacher.testTop1)}%), seeds ${seedList.join(', ')}; ${f(fullWall / 60, 1)} min in this invocation (${jobs} runs at a time).`,
   '',
   '| student | params | MACs | ORT b1 ms (measured) | ORT b64 ms | test top-1 per seed | mean ± sd |',
   '| --- | ---: | ---: | ---: | ---: | --- | ---: |',
