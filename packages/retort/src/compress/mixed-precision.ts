@@ -136,7 +136,8 @@ function gcd(a: number, b: number): number {
  * `budgetBits`: a multiple-choice knapsack solved exactly by dynamic programming over the budget in
  * units of the gcd of all costs. When layers x units exceeds MAX_CELLS the unit is made coarser and
  * every cost rounded up to it (the budget still holds; the optimum is then over slightly inflated
- * costs). Among equal drops the wider bits win. Throws when even the narrowest bits exceed the budget.
+ * costs; a budget so close to the narrowest choice that the rounding loses it gets the narrowest
+ * choice). Among equal drops the wider bits win. Throws when even the narrowest bits exceed the budget.
  */
 export function chooseBits(layers: readonly BitsChoiceInput[], budgetBits: number): Map<string, number> {
   const opts = layers.map((l) => [...l.drop].sort((a, b) => b[0] - a[0]));
@@ -166,8 +167,10 @@ export function chooseBits(layers: readonly BitsChoiceInput[], budgetBits: numbe
     }
     best = next;
   }
-  if (!Number.isFinite(best[cap]!))
-    throw new Error(`mixed-precision: no choice fits ${budgetBits} bits at a ${unit}-bit unit`);
+  // Only with a coarsened unit: the rounded-up costs of even the narrowest widths overrun the cap,
+  // though their exact sum fits (checked above). Every layer at its narrowest width is then the
+  // one choice known to fit, and the budget is that close to it that little else could.
+  if (!Number.isFinite(best[cap]!)) return new Map(layers.map((l, i) => [l.layer, opts[i]!.at(-1)![0]]));
   const chosen = new Map<string, number>();
   let c = cap;
   for (let l = layers.length - 1; l >= 0; l--) {

@@ -185,6 +185,21 @@ describe('mixed precision: grids and choice', () => {
     );
     assert.deepEqual(chooseBits(one, 800), new Map([['x', 8]]));
   });
+
+  it('a budget at the narrowest choice fits when the knapsack had to coarsen its unit', () => {
+    // 3 x 120 M bits / 4-bit units exceeds the table's cells: the unit grows to 19 bits and every
+    // cost rounds up, so the exact fit at 4 bits is lost to the rounding.
+    const layers = [10_000_019, 10_000_079, 10_000_103].map((weights, i) => ({
+      layer: `l${i}`,
+      weights,
+      drop: new Map([
+        [8, 0],
+        [4, 1],
+      ]),
+    }));
+    const least = layers.reduce((s, l) => s + 4 * l.weights, 0);
+    assert.deepEqual([...chooseBits(layers, least).values()], [4, 4, 4]);
+  });
 });
 
 describe('mixed precision: the stage and the int8 export', () => {
