@@ -203,15 +203,14 @@ export {
   type SearchResult,
   type SearchState,
 } from './search/evolution.js';
+export { checkTable, summarizeErrors } from './search/latency-check.js';
 export {
-  checkTable,
   DEFAULT_LATENCY_SETTINGS,
   fitConstantPerUnit,
   fixedKey,
   LatencyTable,
   type MeasureFn,
   settingId,
-  summarizeErrors,
 } from './search/latency-table.js';
 export { parseSearchConfig, type SearchConfig, searchConfigSchema } from './search/search-config.js';
 export {

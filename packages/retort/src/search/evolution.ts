@@ -16,9 +16,8 @@
  * evaluated at most once per rung, and an evaluation that throws or returns NaN is recorded as failed
  * instead of ending the search. After every batch the whole state (Rng words included) is plain JSON,
  * so `resumeSearch` continues an interrupted search with exactly the candidates the uninterrupted
- * one would have drawn.
+ * one would have drawn. The state and its schema: search-state.ts.
  */
-import { z } from 'zod';
 import { RetortError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import {
@@ -31,10 +30,12 @@ import {
   type ScoredEntry,
   violations,
 } from './search-history.js';
+import { type Pending, type SearchState, searchStateSchema } from './search-state.js';
 import type { Candidate, SearchSpace } from './space-config.js';
 
 export type { Constraints, Cost, HistoryEntry, ScoredEntry } from './search-history.js';
 export { best, paretoFront, violations } from './search-history.js';
+export { type SearchState, searchStateSchema } from './search-state.js';
 
 /**
  * Proxy accuracies of `cs` (higher is better), one per candidate, trained at budget rung `rung`
@@ -76,64 +77,6 @@ export interface SearchOptions {
   onCheckpoint?(state: SearchState): void | Promise<void>;
   /** Checked after each batch: when aborted the search returns with `done: false`. */
   readonly signal?: AbortSignal;
-}
-
-const candidateJson = z.record(z.string(), z.unknown());
-const costJson = z.object({ latencyMs: z.number(), params: z.number(), macs: z.number() });
-const pendingJson = z.object({ key: z.string(), candidate: candidateJson, cost: costJson });
-
-/** The shape of a saved search state (see `SearchState`), checked by `resumeSearch`. */
-export const searchStateSchema = z.object({
-  version: z.literal(1),
-  strategy: z.enum(['evolution', 'halving']),
-  space: z.string(),
-  rng: z.array(z.int().min(0)).length(4),
-  cycle: z.int().min(0),
-  rung: z.int().min(0),
-  rungKeys: z.array(z.string()),
-  queue: z.array(pendingJson),
-  population: z.array(z.string()),
-  history: z.array(
-    z.object({
-      order: z.int().min(0),
-      key: z.string(),
-      candidate: candidateJson,
-      cost: costJson,
-      accuracy: z.number().nullable(),
-      error: z.string().optional(),
-      rung: z.int().min(0),
-      parent: z.string().optional(),
-    }),
-  ),
-  done: z.boolean(),
-});
-
-/** A candidate drawn and costed, waiting for its evaluation. */
-interface Pending {
-  readonly key: string;
-  readonly candidate: Candidate;
-  readonly cost: Cost;
-}
-
-/** The state of a search between two batches: plain JSON, to save and give to `resumeSearch`. */
-export interface SearchState {
-  readonly version: 1;
-  readonly strategy: 'evolution' | 'halving';
-  readonly space: string;
-  /** The Rng's four state words. */
-  rng: number[];
-  /** Evolution: children made so far. */
-  cycle: number;
-  /** Halving: the rung being evaluated. */
-  rung: number;
-  /** Halving: keys entering the current rung. */
-  rungKeys: string[];
-  /** Candidates drawn but not evaluated yet (the rest of the initial population or of a rung). */
-  queue: Pending[];
-  /** Evolution: keys of the population, oldest first. */
-  population: string[];
-  history: HistoryEntry[];
-  done: boolean;
 }
 
 export interface SearchResult {

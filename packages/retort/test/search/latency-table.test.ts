@@ -9,8 +9,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as ort from 'onnxruntime-node';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { buildModel } from '../../src/models/index.js';
+import { checkTable, summarizeErrors } from '../../src/search/latency-check.js';
 import {
-  checkTable,
   decompose,
   defaultTablePath,
   fitConstant,
@@ -23,7 +23,6 @@ import {
   type MeasureFn,
   nchwBoundary,
   ownKernelMs,
-  summarizeErrors,
   unitModel,
 } from '../../src/search/latency-table.js';
 import { RetortError } from '../../src/util/errors.js';
