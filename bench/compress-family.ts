@@ -82,7 +82,8 @@ Each row is \`retort compress <config>\` (the configs named in bench/compress-fa
 baseline is the model before the stage, the stage row after its fine-tuning (CE + KD from the
 baseline, the config's epochs), both on the 10,000 test images; ONNX is onnxruntime's top-1 on the
 exported model. Stored weights: the parameters the compressed form keeps (HashedNets: its buckets
-and the unhashed weights; the export holds the dense kernels they expand to). MACs: per image.
+and the unhashed weights, as its .rtz bundle stores them; the ONNX and tfjs exports hold the dense
+kernels they expand to). MACs: per image.
 
 | stage | what | baseline top-1 | after | Δ (pp) | ONNX top-1 | stored weights | MACs | time |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
