@@ -354,4 +354,15 @@ describe('example grids (configs/fashion-mnist/sweeps/)', () => {
       if (r.label !== 'vanilla') assert.equal(r.experiment.teacher?.run, 'fmnist-resnet20');
     }
   });
+
+  it("zoo-18: the table's first 18 rows, the same runs as zoo.yaml's (so either sweep reuses the other's)", () => {
+    const all = new Map(expandGrid(join(sweeps, 'zoo.yaml')).map((r) => [r.name, r]));
+    const runs = expandGrid(join(sweeps, 'zoo-18.yaml'));
+    assert.equal(runs.length, 54);
+    for (const r of runs) {
+      const same = all.get(r.name);
+      assert.ok(same, `${r.name} is not a run of zoo.yaml`);
+      assert.deepEqual(r.experiment, same.experiment, r.name);
+    }
+  });
 });
