@@ -365,3 +365,55 @@ export function gridTable(runs: readonly SweepRun[]): string {
     )
     .join('\n');
 }
+
+/**
+ * `--only`: the runs a comma-separated filter keeps. A term is an experiment label (`kd`), a run
+ * name, or `key=value` on an axis key or `seed` (`seed=1`, `optimizer.lr=0.05`). Terms of one kind
+ * (all labels and names; each key) widen the choice, kinds narrow it, so `kd,dkd,seed=1` is KD and
+ * DKD at seed 1. A term that matches no run of the grid is an error naming it (a typo must not
+ * quietly shrink a table), as is a filter that keeps nothing.
+ */
+export function filterRuns(runs: readonly SweepRun[], only: string, where = '--only'): SweepRun[] {
+  const terms = only
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (terms.length === 0) throw new Error(`${where}: give labels, run names or key=value terms`);
+  const keyOf = (r: SweepRun, key: string): string | undefined =>
+    key === SEED ? String(r.seed) : key in r.values ? show(r.values[key]) : undefined;
+  const names = new Set<string>();
+  const byKey = new Map<string, Set<string>>();
+  for (const t of terms) {
+    const eq = t.indexOf('=');
+    if (eq < 0) {
+      if (!runs.some((r) => r.label === t || r.name === t)) {
+        const labels = [...new Set(runs.map((r) => r.label))].join(', ');
+        throw new Error(
+          `${where}: '${t}' is no experiment label or run name of this grid (labels: ${labels})`,
+        );
+      }
+      names.add(t);
+      continue;
+    }
+    const key = t.slice(0, eq);
+    const value = t.slice(eq + 1);
+    const seen = [...new Set(runs.map((r) => keyOf(r, key)).filter((v) => v !== undefined))];
+    if (seen.length === 0) {
+      const keys = [SEED, ...new Set(runs.flatMap((r) => Object.keys(r.values)))];
+      throw new Error(
+        `${where}: '${key}' is no axis key of this grid (keys: ${[...new Set(keys)].join(', ')})`,
+      );
+    }
+    if (!seen.includes(value))
+      throw new Error(`${where}: no run has ${key}=${value} (values: ${seen.join(', ')})`);
+    if (!byKey.has(key)) byKey.set(key, new Set());
+    byKey.get(key)!.add(value);
+  }
+  const kept = runs.filter(
+    (r) =>
+      (names.size === 0 || names.has(r.label) || names.has(r.name)) &&
+      [...byKey].every(([key, values]) => values.has(keyOf(r, key) ?? '')),
+  );
+  if (kept.length === 0) throw new Error(`${where}: '${only}' keeps no run of this grid`);
+  return kept;
+}

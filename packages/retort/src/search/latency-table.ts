@@ -40,19 +40,7 @@ import {
 } from './latency-measure.js';
 import { decompose, unitModel, type ZeroCostLayer } from './latency-units.js';
 
-export {
-  fingerprintId,
-  type LatencyRuntime,
-  type LatencySetting,
-  latencyMeasurer,
-  type MachineFingerprint,
-  type MeasureFn,
-  type MeasureOptions,
-  type MeasureRequest,
-  machineFingerprint,
-  nchwBoundary,
-  ownKernelMs,
-} from './latency-measure.js';
+export * from './latency-measure.js';
 export { decompose, type LayerUnit, unitModel, type ZeroCostLayer } from './latency-units.js';
 
 export const DEFAULT_LATENCY_SETTINGS: readonly LatencySetting[] = [

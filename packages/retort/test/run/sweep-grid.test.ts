@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { expandGrid, gridTable, loadGrid, type SweepGrid } from '../../src/run/sweep-grid.js';
+import { expandGrid, filterRuns, gridTable, loadGrid, type SweepGrid } from '../../src/run/sweep-grid.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 const scratch = mkdtempSync(join(tmpdir(), 'retort-sweep-grid-'));
@@ -218,6 +218,38 @@ describe('sweep grid: files and paths', () => {
   it('an object grid resolves against baseDir', () => {
     const [run] = expandGrid({ name: 'obj', experiment: 'ce.yaml' }, { baseDir: expDir });
     assert.equal(run!.file, join(expDir, 'ce.yaml'));
+  });
+});
+
+describe('sweep grid: --only', () => {
+  const runs = () =>
+    expand({
+      name: 'g',
+      experiments: { ce: 'exp/ce.yaml', kd: 'exp/kd.yaml' },
+      axes: { seed: [1, 2], 'optimizer.lr': [0.1, 0.05] },
+    });
+  const names = (only: string) => filterRuns(runs(), only).map((r) => r.name);
+
+  it('labels and names widen, each key=value narrows: kd at seed 1 over both rates', () => {
+    assert.deepEqual(names('kd,seed=1'), ['g-kd-lr0.1-s1', 'g-kd-lr0.05-s1']);
+    assert.deepEqual(names('optimizer.lr=0.05, seed=2'), ['g-ce-lr0.05-s2', 'g-kd-lr0.05-s2']);
+    assert.deepEqual(names('g-ce-lr0.1-s2,kd,seed=2,seed=1,optimizer.lr=0.1'), [
+      'g-kd-lr0.1-s1',
+      'g-ce-lr0.1-s2',
+      'g-kd-lr0.1-s2',
+    ]);
+    assert.equal(names('ce,kd').length, 8, 'every label: the whole grid, in grid order');
+  });
+
+  it('a term that matches nothing, or a filter that keeps nothing, is an error naming it', () => {
+    assert.throws(
+      () => filterRuns(runs(), 'kdd'),
+      /'kdd' is no experiment label or run name .*labels: ce, kd/,
+    );
+    assert.throws(() => filterRuns(runs(), 'seed=3'), /no run has seed=3 \(values: 1, 2\)/);
+    assert.throws(() => filterRuns(runs(), 'lr=0.1'), /'lr' is no axis key .*keys: seed, optimizer\.lr/);
+    assert.throws(() => filterRuns(runs(), 'g-ce-lr0.1-s1,seed=2'), /keeps no run/);
+    assert.throws(() => filterRuns(runs(), ' , '), /give labels, run names or key=value terms/);
   });
 });
 

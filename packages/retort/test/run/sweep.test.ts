@@ -66,6 +66,12 @@ describe('retort sweep --local', () => {
     const status = retort('sweep', 'status', 'grid.yaml');
     assert.equal(status.status, 0, status.stderr);
     assert.match(status.stdout, /4 runs in .*: 4 done, 0 running/);
+    const part = retort('sweep', 'status', 'grid.yaml', '--only', 'seed=2');
+    assert.equal(part.status, 0, part.stderr);
+    assert.match(part.stdout, /2 runs in .*: 2 done, 0 running/, '--only narrows status too');
+    const typo = retort('sweep', 'grid.yaml', '--only', 'seed=7', '--dry-run');
+    assert.notEqual(typo.status, 0);
+    assert.match(typo.stderr, /--only \(grid\.yaml\): no run has seed=7 \(values: 1, 2\)/);
     const report = retort('sweep', 'report', 'grid.yaml', '--out', 'report.md');
     assert.equal(report.status, 0, report.stderr);
     const md = readFileSync(join(scratch, 'report.md'), 'utf8');

@@ -21,6 +21,11 @@ const common: readonly OptionSpec[] = [
     help: 'Redis address (redis://host:port): enqueue on BullMQ instead of running here',
   },
   { name: 'queue-name', kind: 'string', help: 'BullMQ queue name', default: 'retort' },
+  {
+    name: 'only',
+    kind: 'string',
+    help: 'a part of the grid: labels or run names, and key=value on an axis or seed (kd,dkd,seed=1)',
+  },
   { name: 'help', kind: 'flag', help: 'show this help' },
 ];
 
@@ -62,13 +67,17 @@ export const sweepCommand: Command = {
     const o = parseOptions(rest, specs, `sweep${sub === 'run' ? '' : ` ${sub}`}`, files);
     if (o['help'] === true) {
       console.log(
-        `usage: retort sweep <grid.yaml> [options]\n       retort sweep status <grid.yaml> [--store] [--queue]\n       retort sweep report <grid.yaml> [--store] [--out] [--baseline]\n\n${helpText(`sweep${sub === 'run' ? '' : ` ${sub}`}`, SUMMARIES.sweep, specs)}`,
+        `usage: retort sweep <grid.yaml> [options]\n       retort sweep status <grid.yaml> [--store] [--queue] [--only]\n       retort sweep report <grid.yaml> [--store] [--out] [--baseline] [--only]\n\n${helpText(`sweep${sub === 'run' ? '' : ` ${sub}`}`, SUMMARIES.sweep, specs)}`,
       );
       return;
     }
     if (files.length !== 1)
       throw new Error(`retort sweep: give one grid file (got ${files.length}); see --help`);
-    const runs = await expand(files[0]!);
+    let runs = await expand(files[0]!);
+    if (typeof o['only'] === 'string') {
+      const { filterRuns } = await import('../../run/sweep-grid.js');
+      runs = filterRuns(runs, o['only'], `retort sweep --only (${files[0]})`);
+    }
     const { openStore } = await import('../../run/sweep-store.js');
     const store = openStore(String(o['store']));
     const queue = typeof o['queue'] === 'string' ? o['queue'] : undefined;
