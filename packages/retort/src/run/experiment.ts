@@ -23,7 +23,7 @@ import type { Teacher } from '../teachers/types.js';
 import { saveModelWeights } from '../train/checkpoint.js';
 import { confusionMatrix } from '../train/metrics.js';
 import { prepareRunDir, releaseRunLock, writeResults } from '../train/run-dir.js';
-import { type EpochRecord, evaluate } from '../train/trainer.js';
+import { type EpochRecord, evaluate, takeRestoredSeconds } from '../train/trainer.js';
 import { RetortError } from '../util/errors.js';
 import { seedEverything } from '../util/rng.js';
 
@@ -61,6 +61,10 @@ export interface RunResults {
   classNames?: string[];
   /** % of test images where the model's top-1 class is the teacher's (runs with a teacher). */
   teacherAgreement?: number;
+  /**
+   * Wall seconds from the start of training to its end; a resumed run adds what its earlier
+   * processes trained up to the checkpoint it resumed from.
+   */
   trainSeconds: number;
   epochs: EpochRecord[];
   /** The scheme, when the experiment names one (offline otherwise). */
@@ -158,6 +162,7 @@ export async function runExperiment(
     const initPath = join(runDir, 'init.ckpt');
     if (!existsSync(initPath))
       saveModelWeights(initPath, student, { kind: 'init', model: exp.model, initOf: exp.name });
+    takeRestoredSeconds(runDir); // nothing left over from an earlier attempt in this process
     const t0 = performance.now();
     const dataInfo: DataInfo = {
       // Dataset indices run over the whole split (a validation part included); a stream has none.
@@ -185,7 +190,8 @@ export async function runExperiment(
     });
     const results = done.stages;
     const records = done.records;
-    const trainSeconds = (performance.now() - t0) / 1000;
+    // A resumed run: the epochs its earlier processes trained count too.
+    const trainSeconds = (performance.now() - t0) / 1000 + takeRestoredSeconds(runDir);
     const test = await evaluate(student, data.test, { predictions: true });
     saveModelWeights(join(runDir, 'model.ckpt'), student, { model: exp.model, experiment: exp.name });
     const predicted = test.predicted!;

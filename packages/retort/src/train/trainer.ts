@@ -5,7 +5,7 @@
  * loss stops the run naming the step and the loss terms that went bad.
  */
 import { appendFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Loader } from '../data/loader.js';
@@ -162,6 +162,26 @@ export async function evaluate(
   return { ...out, predicted: cat(preds), labels: cat(labels) };
 }
 
+/**
+ * Training time spent by earlier processes, by training folder: what fit() read from the checkpoint it
+ * resumed from. A run's wall time in a process that resumed it misses the epochs done before the
+ * interruption; runExperiment adds these back (takeRestoredSeconds), so a resumed run reports the
+ * time of all its epochs. The part of an epoch lost to the interruption is not counted.
+ */
+const restoredSeconds = new Map<string, number>();
+
+/** The restored seconds of `runDir` and of the folders under it (stages), removed from the ledger. */
+export function takeRestoredSeconds(runDir: string): number {
+  const root = resolve(runDir);
+  let total = 0;
+  for (const [dir, s] of restoredSeconds)
+    if (dir === root || dir.startsWith(root + sep)) {
+      total += s;
+      restoredSeconds.delete(dir);
+    }
+  return total;
+}
+
 /** Trains `task` for `opts.epochs` epochs; returns the per-epoch records (including resumed ones). */
 export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecord[]> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -171,11 +191,18 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
   const records: EpochRecord[] = [];
   let startEpoch = 0;
   let globalStep = 0;
+  const fitStart = performance.now();
+  // Seconds of this fit spent before the checkpoint resumed from (0 on a fresh start).
+  let before = 0;
   if (opts.resume) {
     if (!ckptDir) throw new Error('resume needs a run folder');
     const { path, ck } = latestGoodCheckpoint(ckptDir, log);
     ({ startEpoch, globalStep } = await restore(path, ck, task, opts));
     records.push(...((ck.header.meta['records'] as EpochRecord[] | undefined) ?? []));
+    const elapsed = ck.header.meta['elapsedSeconds'];
+    // Checkpoints written before elapsedSeconds existed: the epochs' own seconds (no evaluation).
+    before = typeof elapsed === 'number' ? elapsed : records.reduce((a, r) => a + r.seconds, 0);
+    restoredSeconds.set(resolve(opts.runDir!), before);
     // metrics.jsonl may hold epochs past the checkpoint resumed from (a damaged last one): it
     // restarts from the checkpoint's own records, so no epoch is listed twice.
     if (opts.runDir) {
@@ -313,7 +340,8 @@ export async function fit(task: TrainTask, opts: FitOptions): Promise<EpochRecor
       // damaged or half-written last.ckpt always has a fallback.
       const last = join(ckptDir, 'last.ckpt');
       if (existsSync(last)) renameSync(last, join(ckptDir, 'previous.ckpt'));
-      await checkpoint(last, task, opts, epoch + 1, globalStep, records);
+      const elapsed = before + (performance.now() - fitStart) / 1000;
+      await checkpoint(last, task, opts, epoch + 1, globalStep, records, elapsed);
     }
     opts.onEpoch?.(rec);
   }
@@ -367,6 +395,7 @@ async function checkpoint(
   epoch: number,
   globalStep: number,
   records: EpochRecord[],
+  elapsedSeconds: number,
 ): Promise<void> {
   const vars = trainableVariables(task);
   const byVar = new Map(vars.map((v, i) => [v.name, i]));
@@ -391,6 +420,7 @@ async function checkpoint(
         trainRng: opts.train.rng?.getState() ?? null,
         optimizer: opts.optimizer.getClassName(),
         records,
+        elapsedSeconds,
       },
     },
     [...allWeights(task), ...optTensors],

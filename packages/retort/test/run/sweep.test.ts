@@ -111,6 +111,14 @@ describe('retort sweep --local', () => {
       lines.some((l) => l.startsWith(`[${killed}] ${killed}: resuming (2 of 4 epochs done)`)),
       lines.join('\n'),
     );
+    // The resumed run's time counts its first process's epochs too: at least every epoch's own time.
+    const resumed = store.finished(runs.find((r) => r.name === killed)!.experiment)!;
+    const epochSeconds = resumed.epochs.reduce((a, e) => a + e.seconds, 0);
+    assert.equal(resumed.epochs.length, 4);
+    assert.ok(
+      resumed.trainSeconds >= epochSeconds,
+      `trainSeconds ${resumed.trainSeconds} < the 4 epochs' ${epochSeconds}`,
+    );
     for (const r of runs) {
       const a = store.finished(r.experiment)!;
       const b = reference.finished(r.experiment)!;
