@@ -26,7 +26,7 @@ import 'retort-kd-native';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadExperiment, type RunResults, writeFileAtomic } from 'retort-kd';
+import { type Experiment, loadExperiment, type RunResults, writeFileAtomic } from 'retort-kd';
 import { argOf, finishedRun, meanSd, type RunTask, runMany, runOrReuse } from './lib/runs.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -61,8 +61,7 @@ const noAug = ['data.cropPadding=0', 'data.hflip=false'];
  * get `epochs`. Both are set so that the resolved config equals configs/fashion-mnist/sweeps/zoo.yaml's
  * (its grid sets `epochs`, each staged method its last stage's), and the two share finished runs.
  */
-function budget(file: string): string[] {
-  const exp = loadExperiment(file);
+function budget(exp: Experiment): string[] {
   const last = exp.stages ? [`stages[${exp.stages.length - 1}].epochs=${epochs}`] : [];
   return [
     ...(trainLimit > 0 ? [`data.trainLimit=${trainLimit}`] : []),
@@ -94,7 +93,7 @@ for (let s = 1; s <= seeds; s++)
   for (const method of labels) {
     const file = method === 'vanilla' ? join(cfgDir, 'baseline/resnet8.yaml') : join(cfgDir, method, PAIR);
     const base = loadExperiment(file);
-    const sets = [...budget(file), `seed=${s}`, `name=zoo-${budgetTag}-${method}-s${s}`];
+    const sets = [...budget(base), `seed=${s}`, `name=zoo-${budgetTag}-${method}-s${s}`];
     // A bare run name, resolved under the run store (as the sweep file writes it).
     if (base.teacher) sets.push(`teacher.run=${teacher.name}`);
     tasks.push({ file, sets });

@@ -399,10 +399,8 @@ export function filterRuns(runs: readonly SweepRun[], only: string, where = '--o
     const value = t.slice(eq + 1);
     const seen = [...new Set(runs.map((r) => keyOf(r, key)).filter((v) => v !== undefined))];
     if (seen.length === 0) {
-      const keys = [SEED, ...new Set(runs.flatMap((r) => Object.keys(r.values)))];
-      throw new Error(
-        `${where}: '${key}' is no axis key of this grid (keys: ${[...new Set(keys)].join(', ')})`,
-      );
+      const keys = new Set([SEED, ...runs.flatMap((r) => Object.keys(r.values))]);
+      throw new Error(`${where}: '${key}' is no axis key of this grid (keys: ${[...keys].join(', ')})`);
     }
     if (!seen.includes(value))
       throw new Error(`${where}: no run has ${key}=${value} (values: ${seen.join(', ')})`);
